@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startServer runs `visitflow serve` in-process with env and returns its
+// base URL; the server stops when t ends and must exit cleanly.
+func startServer(t *testing.T, env map[string]string) string {
+	t.Helper()
+	t.Chdir(t.TempDir()) // no config.yaml here: defaults + env only
+	getenv := func(k string) string { return env[k] }
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, getenv, pw, io.Discard)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run() after shutdown = %v; want nil", err)
+		}
+	})
+	lines := bufio.NewScanner(pr)
+	addr := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			if a, ok := strings.CutPrefix(lines.Text(), "visitflow listening on "); ok {
+				addr <- a
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case err := <-done:
+		t.Fatalf("run() exited early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start within 30s")
+	}
+	return ""
+}
+
+func TestEmbeddedRedisStartServesHealthz(t *testing.T) {
+	base := startServer(t, map[string]string{"VISITFLOW_HTTP_ADDR": "127.0.0.1:0"})
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /healthz = %d; want 200", resp.StatusCode)
+	}
+	// Readiness needs the workers to have registered with Redis: await it.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("GET /readyz never answered 200")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestInvalidConfigFailsNamingTheKey(t *testing.T) {
+	t.Chdir(t.TempDir())
+	env := map[string]string{"VISITFLOW_VISITS_NO_SHOW_AFTER": "15x"}
+	err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "visits.no_show_after") {
+		t.Fatalf("run() with a bad duration = %v; want an error naming visits.no_show_after", err)
+	}
+}
+
+func TestUnknownRoleIsRefused(t *testing.T) {
+	err := run(context.Background(), []string{"serve", "--role", "cook"}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--role") {
+		t.Fatalf("run(--role cook) = %v; want an error about --role", err)
+	}
+}

@@ -1,0 +1,178 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/visitflow/visitflow/internal/store"
+	"github.com/visitflow/visitflow/internal/visit"
+	"github.com/visitflow/visitflow/workflows"
+)
+
+// VisitView is the visit resource of contract §4.
+type VisitView struct {
+	ID           string                  `json:"id"`
+	State        visit.State             `json:"state"`
+	ScheduledAt  time.Time               `json:"scheduled_at"`
+	Timezone     string                  `json:"timezone"`
+	Provider     visit.Person            `json:"provider"`
+	Patient      visit.Person            `json:"patient"`
+	Room         visit.Room              `json:"room"`
+	DialIn       visit.DialIn            `json:"dial_in"`
+	Participants []visit.ParticipantView `json:"participants"`
+	Interpreter  *visit.InterpreterLeg   `json:"interpreter"`
+	Timeline     []visit.Entry           `json:"timeline,omitempty"`
+	CreatedAt    time.Time               `json:"created_at"`
+	UpdatedAt    time.Time               `json:"updated_at"`
+}
+
+// ViewOf renders a visit (and its timeline, when given) as the API shows it.
+func ViewOf(v *visit.Visit, timeline []visit.Entry) VisitView {
+	return VisitView{
+		ID: v.ID, State: v.State(), ScheduledAt: v.ScheduledAt, Timezone: v.Timezone,
+		Provider: v.Provider, Patient: v.Patient, Room: v.Room, DialIn: v.DialIn,
+		Participants: v.ParticipantList(), Interpreter: v.Interpreter, Timeline: timeline,
+		CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt,
+	}
+}
+
+// decodeJSON reads the (already size-limited) body into dst; unknown fields
+// are errors so typos are not silently ignored.
+func decodeJSON(r *http.Request, dst any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return &workflows.InputError{Field: typeErr.Field, Message: "has the wrong type"}
+		}
+		return &workflows.InputError{Field: "body", Message: "is not valid JSON: " + err.Error()}
+	}
+	return nil
+}
+
+// apiFailure translates an engine error to the contract's JSON error.
+func (d Deps) apiFailure(w http.ResponseWriter, r *http.Request, err error) {
+	var in *workflows.InputError
+	switch {
+	case errors.As(err, &in):
+		writeError(w, http.StatusBadRequest, "invalid", in.Message, in.Field)
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no visit with that id", "")
+	case errors.Is(err, workflows.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", "a visit with this id exists with different details", "id")
+	case errors.Is(err, visit.ErrInvalidChange):
+		writeError(w, http.StatusUnprocessableEntity, "invalid_state", err.Error(), "")
+	case errors.Is(err, store.ErrBadCursor):
+		writeError(w, http.StatusBadRequest, "invalid", "cursor is not one this server made", "cursor")
+	default:
+		d.Log.Error("api request failed", zap.String("path", r.URL.Path), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the service is temporarily unavailable", "")
+	}
+}
+
+func handleCreateVisit(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in workflows.CreateInput
+		if err := decodeJSON(r, &in); err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		v, created, err := d.Engine.CreateVisit(r.Context(), in)
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+			w.Header().Set("Location", "/v1/visits/"+v.ID)
+		}
+		writeJSON(w, status, ViewOf(v, nil))
+	})
+}
+
+func handleGetVisit(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := mux.Vars(r)["id"]
+		if !visit.ValidID(id) {
+			d.apiFailure(w, r, store.ErrNotFound)
+			return
+		}
+		v, tl, err := d.Engine.Visit(r.Context(), id)
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ViewOf(v, tl))
+	})
+}
+
+// listPage is GET /v1/visits' answer.
+type listPage struct {
+	Visits     []VisitView `json:"visits"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+func handleListVisits(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		lq := store.ListQuery{Cursor: q.Get("cursor"), Limit: 50}
+		if s := q.Get("state"); s != "" {
+			st, ok := visit.ParseState(s)
+			if !ok {
+				d.apiFailure(w, r, &workflows.InputError{Field: "state", Message: "is not a visit state"})
+				return
+			}
+			lq.State = st
+		}
+		for _, p := range []struct {
+			name string
+			dst  *time.Time
+		}{{"from", &lq.From}, {"to", &lq.To}} {
+			if s := q.Get(p.name); s != "" {
+				t, err := time.Parse(time.RFC3339, s)
+				if err != nil {
+					d.apiFailure(w, r, &workflows.InputError{Field: p.name, Message: "must be an RFC 3339 time"})
+					return
+				}
+				*p.dst = t
+			}
+		}
+		if s := q.Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > 500 {
+				d.apiFailure(w, r, &workflows.InputError{Field: "limit", Message: "must be 1 to 500"})
+				return
+			}
+			lq.Limit = n
+		}
+		visits, next, err := d.Engine.ListVisits(r.Context(), lq)
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		page := listPage{Visits: make([]VisitView, 0, len(visits)), NextCursor: next}
+		for _, v := range visits {
+			page.Visits = append(page.Visits, ViewOf(v, nil))
+		}
+		writeJSON(w, http.StatusOK, page)
+	})
+}
+
+func handleCancelVisit(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := d.Engine.CancelVisit(r.Context(), mux.Vars(r)["id"])
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ViewOf(v, nil))
+	})
+}

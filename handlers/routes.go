@@ -1,0 +1,38 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+)
+
+// addRoutes maps the whole API surface (contract §4).
+func addRoutes(r *mux.Router, d Deps) {
+	twilio := r.PathPrefix("/twilio").Subrouter()
+	twilio.Use(limitBody(d.Config.HTTP.MaxBodyBytes, d.Metrics), verifyTwilio(d))
+	twilio.Handle("/video/status", handleVideoStatus(d)).Methods(http.MethodPost)
+	twilio.Handle("/voice/status", handleVoiceStatus(d)).Methods(http.MethodPost)
+
+	api := r.PathPrefix("/v1").Subrouter()
+	api.Use(limitBody(apiMaxBody, d.Metrics), requireBearer(d.Config.API.Token))
+	api.Handle("/visits", handleCreateVisit(d)).Methods(http.MethodPost)
+	api.Handle("/visits", handleListVisits(d)).Methods(http.MethodGet)
+	api.Handle("/visits/{id}", handleGetVisit(d)).Methods(http.MethodGet)
+	api.Handle("/visits/{id}/cancel", handleCancelVisit(d)).Methods(http.MethodPost)
+
+	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet)
+	r.Handle("/readyz", handleReadyz(d)).Methods(http.MethodGet)
+	r.Handle("/metrics", d.Metrics.Handler()).Methods(http.MethodGet)
+
+	admin := r.PathPrefix("/admin").Subrouter()
+	admin.Use(requireBasic(d.Config.Admin.Username, d.Config.Admin.Password))
+	if d.Dashboard != nil {
+		admin.PathPrefix("/queues").Handler(d.Dashboard)
+	}
+	if d.Board != nil {
+		admin.PathPrefix("/visits").Handler(d.Board)
+	}
+	if d.Sandbox != nil {
+		r.PathPrefix("/sandbox/").Handler(http.StripPrefix("/sandbox", d.Sandbox))
+	}
+}

@@ -1,0 +1,343 @@
+// Package config owns visitflow's configuration (contract §3): the Config
+// type with its defaults, Load, which reads config.yaml and applies
+// environment overrides, Validate, and String, which prints the effective
+// configuration with every secret masked.
+//
+// Every key can be overridden by an environment variable named VISITFLOW_
+// followed by the key path upper-cased with "." replaced by "_"
+// (visits.followup_after → VISITFLOW_VISITS_FOLLOWUP_AFTER). The names are
+// derived from the yaml tags by reflection, so a new field gets its variable
+// without further code. List values are comma-separated
+// (VISITFLOW_VISITS_REMINDER_OFFSETS=24h,1h). Interpreter lines are a map:
+// the fields of a line that exists in the file can be overridden with
+// VISITFLOW_INTERPRETER_LINES_<NAME>_PHONE (…_IVR, …_LANGUAGES), NAME being
+// the line's key upper-cased with "-" replaced by "_"; a line cannot be
+// created from the environment alone. An empty variable counts as unset, so
+// the environment cannot clear a value the file sets. The standard
+// TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_API_KEY and TWILIO_API_SECRET
+// apply too; the VISITFLOW_ variable wins when both are set.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. Start from Default (or Load) rather than
+// the zero value: several fields have non-zero defaults.
+type Config struct {
+	HTTP        HTTP        `yaml:"http"`
+	Redis       Redis       `yaml:"redis"`
+	Twilio      Twilio      `yaml:"twilio"`
+	API         API         `yaml:"api"`
+	Admin       Admin       `yaml:"admin"`
+	Visits      Visits      `yaml:"visits"`
+	Interpreter Interpreter `yaml:"interpreter"`
+	Log         Log         `yaml:"log"`
+	Worker      Worker      `yaml:"worker"`
+}
+
+// HTTP configures the listener that serves webhooks, the API and the admin pages.
+type HTTP struct {
+	// Addr is the listen address. Optional, default ":8080".
+	Addr string `yaml:"addr"`
+	// PublicBaseURL is the absolute http(s) URL, without a trailing slash,
+	// under which Twilio reaches us. Twilio signatures are validated against
+	// it (never against the request's Host) and callback URLs are built from
+	// it. Optional, default "http://localhost:8080".
+	PublicBaseURL string `yaml:"public_base_url"`
+	// MaxBodyBytes is the largest request body accepted; larger ones get 413.
+	// Optional, default 65536.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ShutdownTimeout bounds the graceful shutdown: in-flight requests and
+	// jobs get this long to finish. Optional, default 15s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Redis says where state and queues live.
+type Redis struct {
+	// URL is redis://[user:pass@]host:port/db, rediss://…,
+	// redis-cluster://h1:p1,h2:p2 or redis-sentinel://[pass@]h1:p1,h2:p2/master/db.
+	// Optional, default empty: an embedded in-memory Redis, for development
+	// only (everything is lost when the process exits).
+	URL string `yaml:"url" secret:"url"`
+}
+
+// Twilio holds the credentials and endpoints for Twilio's REST API. Without
+// AccountSID or AuthToken visitflow runs in sandbox mode (contract §8).
+type Twilio struct {
+	// AccountSID is the account (AC…). Optional; empty means sandbox mode.
+	AccountSID string `yaml:"account_sid"`
+	// AuthToken signs webhooks and authenticates REST calls. Optional;
+	// empty means sandbox mode.
+	AuthToken string `yaml:"auth_token" secret:"true"`
+	// APIKey (SK…) and APISecret sign Video access tokens. Optional; set both or neither.
+	APIKey    string `yaml:"api_key"`
+	APISecret string `yaml:"api_secret" secret:"true"`
+	// FromNumber is the E.164 caller ID and SMS sender. Optional, default
+	// "+15005550006" (Twilio's magic test number).
+	FromNumber string `yaml:"from_number"`
+	// MessagingServiceSID (MG…), when set, sends SMS through that
+	// Messaging Service instead of FromNumber. Optional.
+	MessagingServiceSID string `yaml:"messaging_service_sid"`
+	// APIURL, when set, replaces https://*.twilio.com as the base URL of
+	// every REST request (the original Host header is kept): for the
+	// sandbox emulator, tests and proxies. Optional, absolute http(s) URL.
+	APIURL string `yaml:"api_url"`
+	// RequestTimeout bounds one REST request. Optional, default 10s.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+}
+
+// API configures the /v1 scheduling API.
+type API struct {
+	// Token is the bearer token for /v1. Required outside sandbox mode; in
+	// sandbox mode an empty token is replaced by a random one at start.
+	Token string `yaml:"token" secret:"true"`
+}
+
+// Admin configures basic auth and behaviour of /admin.
+type Admin struct {
+	// Username for /admin basic auth. Optional, default "admin".
+	Username string `yaml:"username"`
+	// Password for /admin basic auth. Required outside sandbox mode; in
+	// sandbox mode an empty password is replaced by a random one at start.
+	Password string `yaml:"password" secret:"true"`
+	// ReadOnly makes the Asynq dashboard read-only. Optional, default true.
+	ReadOnly bool `yaml:"read_only"`
+}
+
+// Visits holds the timing rules and message texts of a visit.
+type Visits struct {
+	// ReminderOffsets: an SMS reminder is sent this long before
+	// scheduled_at, once per offset; past offsets are skipped. Optional,
+	// default [24h, 1h, 10m]; an empty list sends no reminders.
+	ReminderOffsets []time.Duration `yaml:"reminder_offsets"`
+	// NoShowAfter: a patient who has not joined this long after
+	// scheduled_at is a no-show. Optional, default 15m.
+	NoShowAfter time.Duration `yaml:"no_show_after"`
+	// ProviderLateAfter: a patient waiting this long past
+	// max(joined, scheduled_at) without the provider triggers provider-late
+	// handling. Optional, default 5m.
+	ProviderLateAfter time.Duration `yaml:"provider_late_after"`
+	// FollowupAfter: the follow-up SMS goes this long after completion.
+	// Optional, default 10m.
+	FollowupAfter time.Duration `yaml:"followup_after"`
+	// QuietHours is a local-time window ("21:00-08:00") in which no reminder
+	// SMS is sent; a reminder due inside it moves earlier. Optional, default
+	// "21:00-08:00"; "" disables it.
+	QuietHours QuietHours `yaml:"quiet_hours"`
+	// JoinURL is the link template sent to patients and guests; "{token}"
+	// is replaced by the invite token. Optional, default
+	// "http://localhost:8080/join/{token}"; must contain "{token}".
+	JoinURL string `yaml:"join_url"`
+	// RoomLead: the visit's Group Room is created this long before
+	// scheduled_at. Optional, default 30m.
+	RoomLead time.Duration `yaml:"room_lead"`
+	// EmptyRoomTimeout: Twilio closes a room this long after the last
+	// participant left. Optional, default 5m; whole minutes from 1m to 60m.
+	EmptyRoomTimeout time.Duration `yaml:"empty_room_timeout"`
+	// UnusedRoomTimeout: Twilio closes a room nobody joined this long after
+	// its creation. Optional, default 5m; whole minutes from 1m to 60m.
+	UnusedRoomTimeout time.Duration `yaml:"unused_room_timeout"`
+	// Retention: finished visits (completed, no-show, cancelled) are purged
+	// this long after they finished. Optional, default 720h (30 days).
+	Retention time.Duration `yaml:"retention"`
+	// Templates are the SMS texts.
+	Templates Templates `yaml:"templates"`
+}
+
+// Templates are the SMS texts, as text/template strings. The default texts
+// use these fields of the data they are executed with: .Provider and
+// .Patient (display names), .When (the visit's local time, formatted),
+// .JoinURL, .Line (interpreter line name) and .Attempts. Every template is
+// Optional, defaulting to the text in Default, and must parse.
+type Templates struct {
+	// Reminder is sent to the patient at each reminder offset.
+	Reminder string `yaml:"reminder"`
+	// StartingSoon is sent to the patient shortly before the visit (the
+	// last reminder before scheduled_at).
+	StartingSoon string `yaml:"starting_soon"`
+	// ProviderLate is sent to the provider when the patient has waited
+	// longer than provider_late_after.
+	ProviderLate string `yaml:"provider_late"`
+	// PatientLate is sent to the waiting patient at the same moment: the
+	// provider is running late.
+	PatientLate string `yaml:"patient_late"`
+	// Followup is sent to the patient followup_after completion.
+	Followup string `yaml:"followup"`
+	// Cancelled is sent to the patient when the visit is cancelled.
+	Cancelled string `yaml:"cancelled"`
+	// Invite is sent to a guest or interpreter invited to the visit.
+	Invite string `yaml:"invite"`
+	// InterpreterFailed is sent to the provider when the interpreter line
+	// could not be reached after max_attempts.
+	InterpreterFailed string `yaml:"interpreter_failed"`
+}
+
+// Interpreter configures the interpreter lines visitflow dials and bridges
+// into visits.
+type Interpreter struct {
+	// Lines maps a line name (lower-case letters, digits, "-" and "_"; used
+	// in the API as {"line": name}) to its phone number and phone tree.
+	// Optional, default none.
+	Lines map[string]InterpreterLine `yaml:"lines"`
+	// MaxAttempts is how often a busy, unanswered or failed line is dialled
+	// before the provider is told. Optional, default 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryBackoff is the wait before the second attempt; later waits may
+	// grow from it. Optional, default 30s.
+	RetryBackoff time.Duration `yaml:"retry_backoff"`
+	// RingTimeout is how long one attempt rings before it counts as
+	// no-answer. Optional, default 30s; 5s to 600s (Twilio's limits).
+	RingTimeout time.Duration `yaml:"ring_timeout"`
+}
+
+// InterpreterLine is one interpreter service's phone line.
+type InterpreterLine struct {
+	// Phone is the E.164 number to dial. Required.
+	Phone string `yaml:"phone"`
+	// IVR is the DTMF path through the line's phone tree, played once the
+	// call is answered: digits, "*", "#", "w" (0.5 s pause), "W" (1 s
+	// pause); at most 32 characters. Optional.
+	IVR string `yaml:"ivr"`
+	// Languages the line serves, as BCP 47 tags ("es", "pt-BR"). Optional.
+	Languages []string `yaml:"languages"`
+}
+
+// Log configures the process log.
+type Log struct {
+	// Level is debug, info, warn or error. Optional, default "info".
+	Level string `yaml:"level"`
+	// Format is "console" (human-readable) or "json". Optional, default "console".
+	Format string `yaml:"format"`
+}
+
+// Worker configures the Asynq job workers.
+type Worker struct {
+	// Concurrency is the number of jobs one worker process runs at once.
+	// Optional, default 10.
+	Concurrency int `yaml:"concurrency"`
+}
+
+// Default returns the configuration used when no file and no environment
+// variable say otherwise. config.yaml at the repository root documents
+// exactly these values (a test keeps them equal).
+func Default() Config {
+	return Config{
+		HTTP: HTTP{
+			Addr:            ":8080",
+			PublicBaseURL:   "http://localhost:8080",
+			MaxBodyBytes:    65536,
+			ShutdownTimeout: 15 * time.Second,
+		},
+		Twilio: Twilio{
+			FromNumber:     "+15005550006",
+			RequestTimeout: 10 * time.Second,
+		},
+		Admin: Admin{Username: "admin", ReadOnly: true},
+		Visits: Visits{
+			ReminderOffsets:   []time.Duration{24 * time.Hour, time.Hour, 10 * time.Minute},
+			NoShowAfter:       15 * time.Minute,
+			ProviderLateAfter: 5 * time.Minute,
+			FollowupAfter:     10 * time.Minute,
+			QuietHours:        QuietHours{Start: 21 * time.Hour, End: 8 * time.Hour, Set: true},
+			JoinURL:           "http://localhost:8080/join/{token}",
+			RoomLead:          30 * time.Minute,
+			EmptyRoomTimeout:  5 * time.Minute,
+			UnusedRoomTimeout: 5 * time.Minute,
+			Retention:         720 * time.Hour,
+			Templates: Templates{
+				Reminder:          "Reminder: your visit with {{.Provider}} is on {{.When}}. Join: {{.JoinURL}}",
+				StartingSoon:      "Your visit with {{.Provider}} starts soon. Join: {{.JoinURL}}",
+				ProviderLate:      "{{.Patient}} is waiting for your video visit. Join: {{.JoinURL}}",
+				PatientLate:       "{{.Provider}} is running a few minutes late. Please stay in the waiting room: {{.JoinURL}}",
+				Followup:          "Thank you for your visit with {{.Provider}}. Reply to this message if you have questions.",
+				Cancelled:         "Your visit with {{.Provider}} on {{.When}} has been cancelled.",
+				Invite:            "You are invited to a video visit with {{.Provider}} on {{.When}}. Join: {{.JoinURL}}",
+				InterpreterFailed: "The {{.Line}} interpreter line could not be reached after {{.Attempts}} attempts.",
+			},
+		},
+		Interpreter: Interpreter{
+			Lines:        map[string]InterpreterLine{},
+			MaxAttempts:  3,
+			RetryBackoff: 30 * time.Second,
+			RingTimeout:  30 * time.Second,
+		},
+		Log:    Log{Level: "info", Format: "console"},
+		Worker: Worker{Concurrency: 10},
+	}
+}
+
+// Sandbox reports whether visitflow runs against its built-in Twilio
+// emulator: true when twilio.account_sid or twilio.auth_token is empty.
+func (c Config) Sandbox() bool {
+	return c.Twilio.AccountSID == "" || c.Twilio.AuthToken == ""
+}
+
+// Load returns the effective configuration: Default, overlaid with the YAML
+// file at path, then with the environment (read through getenv; nil means
+// an empty environment), then validated. An empty path means
+// getenv("VISITFLOW_CONFIG"), else ./config.yaml when it exists, else no
+// file. Keys missing from the file keep their defaults; a key set to null
+// (or nothing) is cleared.
+//
+// Load fails with one line naming the key, and where it came from, for an
+// unknown key, a value that does not parse (`config: visits.no_show_after:
+// invalid duration "15x" (config.yaml:42)`) or one that Validate rejects;
+// and when an explicitly named file cannot be read.
+func Load(path string, getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	cfg := Default()
+	if path == "" {
+		path = getenv("VISITFLOW_CONFIG")
+	}
+	if path == "" {
+		if _, err := os.Stat("config.yaml"); err == nil {
+			path = "config.yaml"
+		}
+	}
+	if path != "" {
+		if err := loadFile(&cfg, path); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := applyEnv(&cfg, getenv); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func loadFile(cfg *Config, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("config: read %s: file does not exist", path)
+		}
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	var doc yaml.Node
+	switch err := dec.Decode(&doc); {
+	case errors.Is(err, io.EOF):
+		return nil // an empty file: all defaults
+	case err != nil:
+		return fmt.Errorf("config: parse %s: %w", path, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: parse %s: want one YAML document", path)
+	}
+	return decodeNode(&doc, cfg, path)
+}

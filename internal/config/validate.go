@@ -1,0 +1,271 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"text/template"
+	"time"
+)
+
+var (
+	e164       = regexp.MustCompile(`^\+[1-9]\d{1,14}$`)
+	ivrDigits  = regexp.MustCompile(`^[0-9*#wW]*$`)
+	lineName   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	languageRe = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$`)
+)
+
+// Validate checks every key and returns the first problem as one line naming
+// the key (`config: visits.join_url: must contain "{token}"`). Outside
+// sandbox mode api.token and admin.password are required.
+func (c Config) Validate() error {
+	v, t := c.Visits, c.Visits.Templates
+	checks := []struct {
+		key string
+		err error
+	}{
+		{"http.addr", listenAddr(c.HTTP.Addr)},
+		{"http.public_base_url", baseURL(c.HTTP.PublicBaseURL)},
+		{"http.max_body_bytes", positiveInt(c.HTTP.MaxBodyBytes)},
+		{"http.shutdown_timeout", positive(c.HTTP.ShutdownTimeout)},
+		{"redis.url", redisURL(c.Redis.URL)},
+		{"twilio.account_sid", sid(c.Twilio.AccountSID, "AC")},
+		{"twilio.api_key", sid(c.Twilio.APIKey, "SK")},
+		{"twilio.api_secret", pair(c.Twilio.APISecret, c.Twilio.APIKey, "twilio.api_key")},
+		{"twilio.api_key", pair(c.Twilio.APIKey, c.Twilio.APISecret, "twilio.api_secret")},
+		{"twilio.from_number", phone(c.Twilio.FromNumber)},
+		{"twilio.messaging_service_sid", sid(c.Twilio.MessagingServiceSID, "MG")},
+		{"twilio.api_url", optional(c.Twilio.APIURL, absHTTPURL)},
+		{"twilio.request_timeout", positive(c.Twilio.RequestTimeout)},
+		{"api.token", requiredOutsideSandbox(c.API.Token, c.Sandbox())},
+		{"admin.username", required(c.Admin.Username)},
+		{"admin.password", requiredOutsideSandbox(c.Admin.Password, c.Sandbox())},
+		{"visits.reminder_offsets", offsets(v.ReminderOffsets)},
+		{"visits.no_show_after", positive(v.NoShowAfter)},
+		{"visits.provider_late_after", positive(v.ProviderLateAfter)},
+		{"visits.followup_after", positive(v.FollowupAfter)},
+		{"visits.join_url", joinURL(v.JoinURL)},
+		{"visits.room_lead", positive(v.RoomLead)},
+		{"visits.empty_room_timeout", wholeMinutes(v.EmptyRoomTimeout, 1, 60)},
+		{"visits.unused_room_timeout", wholeMinutes(v.UnusedRoomTimeout, 1, 60)},
+		{"visits.retention", positive(v.Retention)},
+		{"visits.templates.reminder", tmpl(t.Reminder)},
+		{"visits.templates.starting_soon", tmpl(t.StartingSoon)},
+		{"visits.templates.provider_late", tmpl(t.ProviderLate)},
+		{"visits.templates.patient_late", tmpl(t.PatientLate)},
+		{"visits.templates.followup", tmpl(t.Followup)},
+		{"visits.templates.cancelled", tmpl(t.Cancelled)},
+		{"visits.templates.invite", tmpl(t.Invite)},
+		{"visits.templates.interpreter_failed", tmpl(t.InterpreterFailed)},
+		{"interpreter.max_attempts", positiveInt(int64(c.Interpreter.MaxAttempts))},
+		{"interpreter.retry_backoff", positive(c.Interpreter.RetryBackoff)},
+		{"interpreter.ring_timeout", between(c.Interpreter.RingTimeout, 5*time.Second, 600*time.Second)},
+		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
+		{"log.format", oneOf(c.Log.Format, "console", "json")},
+		{"worker.concurrency", positiveInt(int64(c.Worker.Concurrency))},
+	}
+	for _, ch := range checks {
+		if ch.err != nil {
+			return fmt.Errorf("config: %s: %w", ch.key, ch.err)
+		}
+	}
+	return c.Interpreter.validateLines()
+}
+
+func (in Interpreter) validateLines() error {
+	names := make([]string, 0, len(in.Lines))
+	for name := range in.Lines {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	byEnv := map[string]string{}
+	for _, name := range names {
+		key := "interpreter.lines." + name
+		if !lineName.MatchString(name) {
+			return fmt.Errorf("config: %s: invalid line name (want lower-case letters, digits, \"-\" and \"_\", at most 64)", key)
+		}
+		// "voyce-es" and "voyce_es" would share one environment variable.
+		if other, ok := byEnv[envName(key)]; ok {
+			return fmt.Errorf("config: %s: clashes with interpreter.lines.%s (both are %s_…)", key, other, envName(key))
+		}
+		byEnv[envName(key)] = name
+		l := in.Lines[name]
+		if err := phone(l.Phone); err != nil {
+			return fmt.Errorf("config: %s.phone: %w", key, err)
+		}
+		if len(l.IVR) > 32 || !ivrDigits.MatchString(l.IVR) {
+			return fmt.Errorf("config: %s.ivr: invalid DTMF path %q (want at most 32 of 0-9 * # w W)", key, l.IVR)
+		}
+		for _, lang := range l.Languages {
+			if !languageRe.MatchString(lang) {
+				return fmt.Errorf("config: %s.languages: invalid language tag %q (want e.g. \"es\" or \"pt-BR\")", key, lang)
+			}
+		}
+	}
+	return nil
+}
+
+func required(s string) error {
+	if s == "" {
+		return fmt.Errorf("required")
+	}
+	return nil
+}
+
+func requiredOutsideSandbox(s string, sandbox bool) error {
+	if s == "" && !sandbox {
+		return fmt.Errorf("required outside sandbox mode (twilio.account_sid and twilio.auth_token are set)")
+	}
+	return nil
+}
+
+func optional(s string, check func(string) error) error {
+	if s == "" {
+		return nil
+	}
+	return check(s)
+}
+
+func pair(s, other, otherKey string) error {
+	if s == "" && other != "" {
+		return fmt.Errorf("required when %s is set", otherKey)
+	}
+	return nil
+}
+
+func positive(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("must be greater than 0, got %s", formatDuration(d))
+	}
+	return nil
+}
+
+func positiveInt(n int64) error {
+	if n <= 0 {
+		return fmt.Errorf("must be greater than 0, got %d", n)
+	}
+	return nil
+}
+
+func between(d, lo, hi time.Duration) error {
+	if d < lo || d > hi {
+		return fmt.Errorf("must be between %s and %s, got %s", formatDuration(lo), formatDuration(hi), formatDuration(d))
+	}
+	return nil
+}
+
+// wholeMinutes checks a Twilio room timeout, which Twilio takes in minutes.
+func wholeMinutes(d time.Duration, lo, hi int) error {
+	if d%time.Minute != 0 || d < time.Duration(lo)*time.Minute || d > time.Duration(hi)*time.Minute {
+		return fmt.Errorf("must be whole minutes from %dm to %dm, got %s", lo, hi, formatDuration(d))
+	}
+	return nil
+}
+
+func offsets(ds []time.Duration) error {
+	seen := map[time.Duration]bool{}
+	for _, d := range ds {
+		if d <= 0 {
+			return fmt.Errorf("offsets must be greater than 0, got %s", formatDuration(d))
+		}
+		if seen[d] {
+			return fmt.Errorf("offset %s listed twice", formatDuration(d))
+		}
+		seen[d] = true
+	}
+	return nil
+}
+
+func oneOf(s string, allowed ...string) error {
+	for _, a := range allowed {
+		if s == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("invalid value %q (want one of %s)", s, strings.Join(allowed, ", "))
+}
+
+func phone(s string) error {
+	if !e164.MatchString(s) {
+		return fmt.Errorf("invalid phone number %q (want E.164, e.g. +15551230001)", s)
+	}
+	return nil
+}
+
+func sid(s, prefix string) error {
+	if s != "" && !strings.HasPrefix(s, prefix) {
+		return fmt.Errorf("must start with %q", prefix)
+	}
+	return nil
+}
+
+func listenAddr(s string) error {
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		return fmt.Errorf("invalid listen address %q (want host:port or :port)", s)
+	}
+	return nil
+}
+
+func absHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("invalid URL %q (want an absolute http:// or https:// URL)", s)
+	}
+	if u.Fragment != "" {
+		return fmt.Errorf("invalid URL %q: no fragment allowed", s)
+	}
+	return nil
+}
+
+// baseURL is an absolute URL that paths are appended to; a trailing slash
+// would double the slash and break Twilio signature validation.
+func baseURL(s string) error {
+	if err := absHTTPURL(s); err != nil {
+		return err
+	}
+	if strings.HasSuffix(s, "/") || strings.ContainsAny(s, "?#") {
+		return fmt.Errorf("invalid base URL %q (want no trailing slash, query or fragment)", s)
+	}
+	return nil
+}
+
+func joinURL(s string) error {
+	if err := absHTTPURL(strings.ReplaceAll(s, "{token}", "t")); err != nil {
+		return err
+	}
+	if !strings.Contains(s, "{token}") {
+		return fmt.Errorf("must contain \"{token}\", got %q", s)
+	}
+	return nil
+}
+
+// redisURL checks the form only; redisx.Connect parses the rest when it
+// connects. Secrets never appear in the message.
+func redisURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	scheme, rest, ok := strings.Cut(s, "://")
+	switch {
+	case !ok:
+		return fmt.Errorf("invalid Redis URL %s (want redis://, rediss://, redis-cluster:// or redis-sentinel://)", maskURL(s))
+	case scheme != "redis" && scheme != "rediss" && scheme != "redis-cluster" && scheme != "redis-sentinel":
+		return fmt.Errorf("unsupported scheme %q (want redis, rediss, redis-cluster or redis-sentinel)", scheme)
+	case scheme != "redis" && scheme != "rediss" && strings.Trim(rest, "/") == "":
+		return fmt.Errorf("invalid Redis URL %s: no hosts", maskURL(s))
+	}
+	return nil
+}
+
+func tmpl(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return fmt.Errorf("required (an SMS text)")
+	}
+	if _, err := template.New("").Parse(s); err != nil {
+		return fmt.Errorf("invalid template: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+// Package metrics owns visitflow's Prometheus metrics. Labels carry routes,
+// outcomes, states and task types only: never ids, phones or names.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the set of collectors, registered on its own registry so tests
+// can make as many as they like.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	WebhookRequests     *prometheus.CounterVec   // route, outcome
+	SignatureRejections *prometheus.CounterVec   // route, reason
+	CallbackLatency     *prometheus.HistogramVec // route: request received → committed
+	Transitions         *prometheus.CounterVec   // from, to
+	Jobs                *prometheus.CounterVec   // type, outcome
+	APIRequests         *prometheus.CounterVec   // route, code
+}
+
+// New registers every collector.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		WebhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "visitflow_webhook_requests_total",
+			Help: "Twilio webhook requests by route and outcome (applied, duplicate, unmatched, invalid, forbidden, too_large, unavailable).",
+		}, []string{"route", "outcome"}),
+		SignatureRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "visitflow_signature_rejections_total",
+			Help: "Webhook requests refused for a missing or invalid X-Twilio-Signature.",
+		}, []string{"route", "reason"}),
+		CallbackLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "visitflow_callback_commit_seconds",
+			Help:    "Time from receiving a callback to committing it in Redis.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"route"}),
+		Transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "visitflow_state_transitions_total",
+			Help: "Visit state changes.",
+		}, []string{"from", "to"}),
+		Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "visitflow_jobs_total",
+			Help: "Asynq jobs processed by type and outcome (ok, error, skipped).",
+		}, []string{"type", "outcome"}),
+		APIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "visitflow_api_requests_total",
+			Help: "Scheduling API requests by route and status code.",
+		}, []string{"route", "code"}),
+	}
+	r.MustRegister(m.WebhookRequests, m.SignatureRejections, m.CallbackLatency, m.Transitions, m.Jobs, m.APIRequests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

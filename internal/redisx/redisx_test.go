@@ -1,0 +1,252 @@
+package redisx
+
+import (
+	"context"
+	"crypto/tls"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestMain(m *testing.M) { os.Exit(MainWithRedis(m)) }
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		url  string
+		want asynq.RedisConnOpt
+		tls  string // expected TLS server name, "" for none
+	}{
+		{"redis://localhost:6379/0", asynq.RedisClientOpt{Addr: "localhost:6379"}, ""},
+		{"redis://10.0.0.5", asynq.RedisClientOpt{Addr: "10.0.0.5:6379"}, ""},
+		{"redis:///3", asynq.RedisClientOpt{Addr: "localhost:6379", DB: 3}, ""},
+		{"redis://:pw@h:1/2", asynq.RedisClientOpt{Addr: "h:1", Password: "pw", DB: 2}, ""},
+		{"redis://u:p%40ss:w@h:1/", asynq.RedisClientOpt{Addr: "h:1", Username: "u", Password: "p@ss:w"}, ""},
+		{"redis://u:p@ss/w@h:1/4", asynq.RedisClientOpt{Addr: "h:1", Username: "u", Password: "p@ss/w", DB: 4}, ""},
+		{"redis://[::1]:7000/1", asynq.RedisClientOpt{Addr: "[::1]:7000", DB: 1}, ""},
+		{"redis://[::1]/1", asynq.RedisClientOpt{Addr: "[::1]:6379", DB: 1}, ""},
+		{"rediss://u:p@cache.example.com:6380/1", asynq.RedisClientOpt{Addr: "cache.example.com:6380", Username: "u", Password: "p", DB: 1}, "cache.example.com"},
+		{"redis-cluster://h1:7000,h2:7001,h3", asynq.RedisClusterClientOpt{Addrs: []string{"h1:7000", "h2:7001", "h3:6379"}}, ""},
+		{"redis-cluster://u:p@h1:7000,h2:7001/", asynq.RedisClusterClientOpt{Addrs: []string{"h1:7000", "h2:7001"}, Username: "u", Password: "p"}, ""},
+		{"redis-cluster://h1:7000/0", asynq.RedisClusterClientOpt{Addrs: []string{"h1:7000"}}, ""},
+		{"redis-sentinel://s1:26379,s2:26380/mymaster/2", asynq.RedisFailoverClientOpt{MasterName: "mymaster", SentinelAddrs: []string{"s1:26379", "s2:26380"}, DB: 2}, ""},
+		{"redis-sentinel://secret@s1,s2/mymaster", asynq.RedisFailoverClientOpt{MasterName: "mymaster", SentinelAddrs: []string{"s1:26379", "s2:26379"}, Password: "secret"}, ""},
+		{"redis-sentinel://u:secret@s1/m/1", asynq.RedisFailoverClientOpt{MasterName: "m", SentinelAddrs: []string{"s1:26379"}, Username: "u", Password: "secret", DB: 1}, ""},
+	}
+	for _, tt := range tests {
+		tg, err := parseURL(tt.url)
+		if err != nil {
+			t.Errorf("parseURL(%q) error: %v", tt.url, err)
+			continue
+		}
+		got := tg.asynqOpt()
+		var gotTLS *tls.Config
+		switch o := got.(type) {
+		case asynq.RedisClientOpt:
+			gotTLS, o.TLSConfig = o.TLSConfig, nil
+			got = o
+		case asynq.RedisClusterClientOpt:
+			gotTLS, o.TLSConfig = o.TLSConfig, nil
+			got = o
+		case asynq.RedisFailoverClientOpt:
+			gotTLS, o.TLSConfig = o.TLSConfig, nil
+			got = o
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseURL(%q).asynqOpt() = %#v; want %#v", tt.url, got, tt.want)
+		}
+		switch {
+		case tt.tls == "" && gotTLS != nil:
+			t.Errorf("parseURL(%q): TLS config set; want none", tt.url)
+		case tt.tls != "" && (gotTLS == nil || gotTLS.ServerName != tt.tls):
+			t.Errorf("parseURL(%q): TLS config %+v; want ServerName %q", tt.url, gotTLS, tt.tls)
+		}
+		// The go-redis client must be the matching kind.
+		c := tg.client()
+		var ok bool
+		switch tt.want.(type) {
+		case asynq.RedisClusterClientOpt:
+			_, ok = c.(*redis.ClusterClient)
+		default:
+			_, ok = c.(*redis.Client)
+		}
+		if !ok {
+			t.Errorf("parseURL(%q).client() is a %T; want the kind matching %T", tt.url, c, tt.want)
+		}
+		c.Close()
+	}
+}
+
+func TestParseURLErrors(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"localhost:6379", "missing scheme"},
+		{"http://h:1", "unsupported scheme"},
+		{"redis://h1:1,h2:2", "several hosts"},
+		{"redis://h:1/x", `invalid db "x"`},
+		{"redis://h:1/-1", `invalid db "-1"`},
+		{"redis://h:1/0/1", "want /db"},
+		{"redis://h:99999", "invalid port"},
+		{"redis://h:1/0?dial_timeout=1s", "query parameters"},
+		{"redis-cluster://h1:1,,h2:2", "empty host"},
+		{"redis-cluster://h1:1/3", "only db 0"},
+		{"redis-sentinel://s1:1", "want /master"},
+		{"redis-sentinel://s1:1/m/x", `invalid db "x"`},
+		{"redis-sentinel://s1:1/m/1/2", "want /master"},
+		{"redis://u:%zz@h:1", "invalid password escape"},
+	}
+	for _, tt := range tests {
+		_, err := parseURL(tt.url)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("parseURL(%q) error = %v; want it to mention %q", tt.url, err, tt.want)
+		}
+	}
+}
+
+func TestMaskURL(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"", ""},
+		{"redis://localhost:6379/0", "redis://localhost:6379/0"},
+		{"redis://:s3cret@h:1/0", "redis://:****@h:1/0"},
+		{"redis://user:s3cret@h:1/0", "redis://user:****@h:1/0"},
+		{"redis://user@h:1/0", "redis://user@h:1/0"},
+		{"rediss://u:s3cret@h:1", "rediss://u:****@h:1"},
+		{"redis://u:s3/c@ret@h:1/2", "redis://u:****@h:1/2"},
+		{"redis://u:s3?cr#et@h:1/2", "redis://u:****@h:1/2"},
+		{"redis-cluster://u:s3cret@h1:1,h2:2", "redis-cluster://u:****@h1:1,h2:2"},
+		{"redis-sentinel://s3cret@s1:1,s2:2/m/0", "redis-sentinel://****@s1:1,s2:2/m/0"},
+		{"redis-sentinel://u:s3cret@s1:1/m", "redis-sentinel://u:****@s1:1/m"},
+		{"unknown://s3cret@h", "unknown://****@h"},
+		{"s3cret@h:1", "****@h:1"},
+	}
+	for _, tt := range tests {
+		if got := MaskURL(tt.url); got != tt.want {
+			t.Errorf("MaskURL(%q) = %q; want %q", tt.url, got, tt.want)
+		}
+	}
+}
+
+// FuzzMaskURL checks that exactly the password is replaced, whatever it
+// contains, in every URL form.
+func FuzzMaskURL(f *testing.F) {
+	for _, s := range []string{"s3cret", "p@ss", "a/b?c#d", "with:colon", "%41%42", "x,y@z", "****"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, pass string) {
+		forms := [][2]string{
+			{"redis://user:", "@host:6379/1"},
+			{"rediss://:", "@host:6379"},
+			{"redis-cluster://u:", "@h1:1,h2:2"},
+			{"redis-sentinel://u:", "@s1:1,s2:2/master/0"},
+		}
+		if !strings.Contains(pass, ":") {
+			// With a colon the bare sentinel form reads as user:pass.
+			forms = append(forms, [2]string{"redis-sentinel://", "@s1:1,s2:2/master/0"})
+		}
+		for _, f := range forms {
+			raw := f[0] + pass + f[1]
+			if got, want := MaskURL(raw), f[0]+"****"+f[1]; got != want {
+				t.Errorf("MaskURL(%q) = %q; want %q", raw, got, want)
+			}
+		}
+	})
+}
+
+func TestConnect(t *testing.T) {
+	ctx := context.Background()
+	secured := StartServer(t, "--requirepass", "s3cret")
+	securedURL := strings.Replace(secured.URL(), "redis://", "redis://:s3cret@", 1)
+	tests := []struct {
+		name     string
+		url      string
+		embedded bool
+	}{
+		{"embedded", "", true},
+		{"ForTest", ForTest(t), false},
+		{"password", securedURL, false},
+		{"user and password", strings.Replace(secured.URL(), "redis://", "redis://default:s3cret@", 1), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Connect(ctx, tt.url)
+			if err != nil {
+				t.Fatalf("Connect(%q): %v", MaskURL(tt.url), err)
+			}
+			defer c.Close()
+			if c.Embedded != tt.embedded {
+				t.Errorf("Connect(%q).Embedded = %v; want %v", MaskURL(tt.url), c.Embedded, tt.embedded)
+			}
+			if strings.Contains(c.Addr, "s3cret") {
+				t.Errorf("Connect(%q).Addr = %q; leaks the password", MaskURL(tt.url), c.Addr)
+			}
+			if err := c.Client.Set(ctx, "k", "v", 0).Err(); err != nil {
+				t.Fatalf("SET: %v", err)
+			}
+			// The Asynq option must reach the same database.
+			other := redis.NewUniversalClient(universalOptions(t, c.Asynq))
+			defer other.Close()
+			if got, err := other.Get(ctx, "k").Result(); err != nil || got != "v" {
+				t.Errorf("GET k through the Asynq option = %q, %v; want \"v\"", got, err)
+			}
+		})
+	}
+
+	t.Run("wrong password", func(t *testing.T) {
+		bad := strings.Replace(secured.URL(), "redis://", "redis://:wr0ngpass@", 1)
+		_, err := Connect(ctx, bad)
+		if err == nil {
+			t.Fatalf("Connect(%q) succeeded; want an auth error", MaskURL(bad))
+		}
+		if strings.Contains(err.Error(), "wr0ngpass") || !strings.Contains(err.Error(), secured.Addr()) {
+			t.Errorf("Connect error %q; want the masked URL and no password", err)
+		}
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := Connect(ctx, "redis://127.0.0.1:1/0"); err == nil {
+			t.Error("Connect(redis://127.0.0.1:1/0) succeeded; want an error")
+		}
+	})
+	t.Run("bad url", func(t *testing.T) {
+		_, err := Connect(ctx, "redis://:s3cret@h:1/x")
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "invalid db") {
+			t.Errorf("Connect(bad url) error = %v; want invalid db without the password", err)
+		}
+	})
+}
+
+// universalOptions turns an Asynq option back into go-redis options, so a
+// test can check that it points at the same place as Conn.Client.
+func universalOptions(t *testing.T, opt asynq.RedisConnOpt) *redis.UniversalOptions {
+	t.Helper()
+	switch o := opt.(type) {
+	case asynq.RedisClientOpt:
+		return &redis.UniversalOptions{Addrs: []string{o.Addr}, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig}
+	case asynq.RedisClusterClientOpt:
+		return &redis.UniversalOptions{Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig, IsClusterMode: true}
+	case asynq.RedisFailoverClientOpt:
+		return &redis.UniversalOptions{Addrs: o.SentinelAddrs, MasterName: o.MasterName, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig}
+	}
+	t.Fatalf("unexpected Asynq option %T", opt)
+	return nil
+}
+
+func TestEmbeddedExpiresKeys(t *testing.T) {
+	ctx := context.Background()
+	c, err := Connect(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Client.Set(ctx, "short", "x", 100*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n, err := c.Client.Exists(ctx, "short").Result(); err != nil || n != 0 {
+		t.Errorf("EXISTS short after its TTL = %d, %v; want 0 (embedded Redis must expire keys by the clock)", n, err)
+	}
+}

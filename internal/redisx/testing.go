@@ -1,0 +1,304 @@
+package redisx
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestURLEnv names the variable that points the test harness at an existing
+// Redis (any form Connect accepts). The value "embedded" forces the
+// in-memory miniredis even when redis-server is installed, to check that the
+// suite passes on a machine that has only Go.
+const TestURLEnv = "VISITFLOW_TEST_REDIS_URL"
+
+// ForTest returns the URL of a Redis database for t, flushed and reserved for
+// t until t ends. The Redis is, in this order (contract §9):
+//
+//  1. the one named by VISITFLOW_TEST_REDIS_URL;
+//  2. a redis-server on a free loopback port, started at the first call and
+//     shared by the whole test binary (go test runs packages as separate
+//     binaries, in parallel, so each package gets its own server);
+//  3. an embedded miniredis, with a one-line notice on stderr.
+//
+// Isolation: each call reserves one of the logical databases 1–15 with a
+// lease key in database 0, flushes it and returns a URL selecting it; the
+// lease is released by t.Cleanup. Parallel tests and, against a shared
+// VISITFLOW_TEST_REDIS_URL, parallel test binaries therefore never share a
+// database. Limitations: at most 15 databases are in use at once per server
+// (further calls wait up to 2 minutes, then fail t); a Redis Cluster has only
+// database 0, so against one every call waits for the single lease and
+// deletes all keys, serialising those tests; and the harness owns databases
+// 0–15 of the server it is given: never point it at data you care about.
+//
+// Call MainWithRedis from TestMain so the started server stops with the test
+// binary; without it the server still dies when the binary exits.
+func ForTest(t testing.TB) string {
+	t.Helper()
+	h, err := sharedHarness()
+	if err != nil {
+		t.Fatalf("redisx.ForTest: %v", err)
+	}
+	url, release, err := h.lease(context.Background())
+	if err != nil {
+		t.Fatalf("redisx.ForTest: %v", err)
+	}
+	t.Cleanup(release)
+	return url
+}
+
+// MainWithRedis runs the tests and then stops the Redis that ForTest started
+// for this test binary, returning m.Run's exit code. Use it as
+//
+//	func TestMain(m *testing.M) { os.Exit(redisx.MainWithRedis(m)) }
+func MainWithRedis(m *testing.M) int {
+	code := m.Run()
+	harnessMu.Lock()
+	h := harness
+	harness = nil
+	harnessMu.Unlock()
+	if h != nil {
+		h.close()
+	}
+	return code
+}
+
+// StartServer starts a dedicated redis-server for a test that needs to stop,
+// kill or restart Redis (fault tests), and stops it when t ends. Extra args go
+// to redis-server: a config file first if any (a Sentinel needs one), then
+// options ("--requirepass", "pw"; "--cluster-enabled", "yes" makes a cluster
+// node with its own bus port). t fails when redis-server is not installed:
+// such tests cannot run on miniredis.
+func StartServer(t testing.TB, args ...string) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redisx.StartServer: redis-server is not on PATH; install it (e.g. apt-get install redis-server)")
+	}
+	s, err := newServer(t.TempDir(), false, args...)
+	if err != nil {
+		t.Fatalf("redisx.StartServer: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("redisx.StartServer cleanup: %v", err)
+		}
+	})
+	return s
+}
+
+// The harness is package state on purpose: there is one per test binary, it
+// must outlive the tests that use it, and MainWithRedis needs to find it.
+var (
+	harnessMu sync.Mutex
+	harness   *testHarness
+)
+
+type testHarness struct {
+	base   string // the server, as a URL that Connect accepts
+	target target
+	admin  redis.UniversalClient // database 0: lease keys
+	server *Server               // when the harness started redis-server
+	mini   *miniredis.Miniredis  // when it fell back to miniredis
+	slots  []int                 // databases handed out
+	next   int                   // where the next search for a free slot starts
+}
+
+const (
+	leasePrefix = "visitflow:test:lease:"
+	leaseTTL    = 2 * time.Minute // a crashed binary's leases expire after this
+	leaseWait   = 2 * time.Minute
+)
+
+func sharedHarness() (*testHarness, error) {
+	harnessMu.Lock()
+	defer harnessMu.Unlock()
+	if harness != nil {
+		return harness, nil
+	}
+	h, err := newHarness()
+	if err != nil {
+		return nil, err
+	}
+	harness = h
+	return h, nil
+}
+
+func newHarness() (*testHarness, error) {
+	h := &testHarness{}
+	switch env := os.Getenv(TestURLEnv); {
+	case env != "" && env != "embedded":
+		h.base = env
+	case env == "" && hasRedisServer():
+		dir, err := os.MkdirTemp("", "visitflow-redis-")
+		if err != nil {
+			return nil, fmt.Errorf("start redis-server: %w", err)
+		}
+		if h.server, err = newServer(dir, true); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		h.base = h.server.URL()
+	default:
+		m, err := startEmbedded()
+		if err != nil {
+			return nil, err
+		}
+		if env == "" {
+			fmt.Fprintf(os.Stderr, "redisx: no redis-server on PATH and %s unset: tests use the embedded miniredis\n", TestURLEnv)
+		}
+		h.mini = m
+		h.base = "redis://" + m.Addr() + "/0"
+	}
+	tg, err := parseURL(h.base)
+	if err != nil {
+		h.close()
+		return nil, fmt.Errorf("%s=%s: %w", TestURLEnv, MaskURL(h.base), err)
+	}
+	tg.db = 0
+	h.target = tg
+	h.admin = tg.client()
+	if err := ping(context.Background(), h.admin); err != nil {
+		h.close()
+		return nil, fmt.Errorf("connect %s: %w", MaskURL(h.base), err)
+	}
+	h.slots = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	if tg.kind == kindCluster {
+		h.slots = []int{0}
+	}
+	return h, nil
+}
+
+func hasRedisServer() bool {
+	_, err := exec.LookPath("redis-server")
+	return err == nil
+}
+
+func (h *testHarness) close() {
+	if h.admin != nil {
+		h.admin.Close()
+	}
+	if h.server != nil {
+		h.server.Stop()
+		os.RemoveAll(h.server.dir)
+	}
+	if h.mini != nil {
+		h.mini.Close()
+	}
+}
+
+// Lua: KEYS[1] lease key; ARGV[1] owner token; ARGV[2] new TTL in ms, or 0
+// to delete. Touches the lease only while the caller still owns it, so a
+// lease that expired and was taken by another binary is left alone.
+var leaseScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == "0" then return redis.call("DEL", KEYS[1]) end
+return redis.call("PEXPIRE", KEYS[1], ARGV[2])`)
+
+// lease reserves a free database, flushes it and returns its URL and the
+// function that gives it back.
+func (h *testHarness) lease(ctx context.Context) (string, func(), error) {
+	tok := make([]byte, 8)
+	rand.Read(tok)
+	token := strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(tok)
+	deadline := time.Now().Add(leaseWait)
+	for {
+		harnessMu.Lock()
+		start := h.next
+		h.next = (h.next + 1) % len(h.slots)
+		harnessMu.Unlock()
+		for i := range h.slots {
+			db := h.slots[(start+i)%len(h.slots)]
+			key := leasePrefix + strconv.Itoa(db)
+			ok, err := h.admin.SetNX(ctx, key, token, leaseTTL).Result()
+			if err != nil {
+				return "", nil, fmt.Errorf("lease a test database on %s: %w", MaskURL(h.base), err)
+			}
+			if !ok {
+				continue
+			}
+			if err := h.flush(ctx, db); err != nil {
+				leaseScript.Run(ctx, h.admin, []string{key}, token, 0)
+				return "", nil, fmt.Errorf("flush test database %d on %s: %w", db, MaskURL(h.base), err)
+			}
+			return h.urlFor(db), h.keepAlive(key, token), nil
+		}
+		if time.Now().After(deadline) {
+			return "", nil, fmt.Errorf("all %d test databases on %s stayed leased for %v (too many tests holding ForTest at once?)",
+				len(h.slots), MaskURL(h.base), leaseWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// keepAlive renews the lease while the test runs and returns its release.
+func (h *testHarness) keepAlive(key, token string) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(leaseTTL / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				leaseScript.Run(context.Background(), h.admin, []string{key}, token, leaseTTL.Milliseconds())
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		leaseScript.Run(ctx, h.admin, []string{key}, token, 0)
+	}
+}
+
+func (h *testHarness) flush(ctx context.Context, db int) error {
+	if h.target.kind == kindCluster {
+		// FLUSHALL would drop the lease keys too; delete everything else.
+		return h.admin.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			iter := m.Scan(ctx, 0, "*", 1000).Iterator()
+			for iter.Next(ctx) {
+				if k := iter.Val(); !strings.HasPrefix(k, leasePrefix) {
+					if err := m.Del(ctx, k).Err(); err != nil {
+						return err
+					}
+				}
+			}
+			return iter.Err()
+		})
+	}
+	tg := h.target
+	tg.db = db
+	c := tg.client()
+	defer c.Close()
+	return c.FlushDB(ctx).Err()
+}
+
+// urlFor rewrites the base URL to select db, keeping credentials as given.
+func (h *testHarness) urlFor(db int) string {
+	scheme, rest, _ := strings.Cut(h.base, "://")
+	authority, _ := splitAuthority(rest)
+	switch h.target.kind {
+	case kindCluster:
+		return h.base
+	case kindSentinel:
+		return fmt.Sprintf("%s://%s/%s/%d", scheme, authority, h.target.master, db)
+	default:
+		return fmt.Sprintf("%s://%s/%d", scheme, authority, db)
+	}
+}

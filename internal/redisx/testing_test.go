@@ -1,0 +1,269 @@
+package redisx
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func dbOf(t *testing.T, url string) int {
+	t.Helper()
+	tg, err := parseURL(url)
+	if err != nil {
+		t.Fatalf("ForTest returned %q: %v", url, err)
+	}
+	return tg.db
+}
+
+// TestForTestIsolation runs more parallel tests than there are databases and
+// checks that no two hold the same database at the same time and that each
+// starts empty.
+func TestForTestIsolation(t *testing.T) {
+	var mu sync.Mutex
+	held := map[int]string{}
+	t.Run("group", func(t *testing.T) {
+		for i := 0; i < 25; i++ {
+			name := fmt.Sprintf("t%d", i)
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				url := ForTest(t)
+				db := dbOf(t, url)
+				if db < 1 || db > 15 {
+					t.Errorf("ForTest() = %q; want a database in 1..15", url)
+				}
+				mu.Lock()
+				if other, ok := held[db]; ok {
+					t.Errorf("ForTest() gave database %d to %s while %s holds it", db, name, other)
+				}
+				held[db] = name
+				mu.Unlock()
+
+				c := redis.NewClient(mustOptions(t, url))
+				defer c.Close()
+				if n, err := c.DBSize(ctx).Result(); err != nil || n != 0 {
+					t.Errorf("DBSIZE of a fresh test database = %d, %v; want 0", n, err)
+				}
+				c.Set(ctx, "left-behind", name, 0)
+				time.Sleep(30 * time.Millisecond)
+
+				mu.Lock()
+				delete(held, db)
+				mu.Unlock()
+			})
+		}
+	})
+}
+
+func mustOptions(t *testing.T, url string) *redis.Options {
+	t.Helper()
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("redis.ParseURL(%q): %v", url, err)
+	}
+	return o
+}
+
+func TestStartServerRestart(t *testing.T) {
+	ctx := context.Background()
+	s := StartServer(t)
+	c, err := Connect(ctx, s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Client.Set(ctx, "k", "v", 0)
+
+	for _, stop := range []struct {
+		name string
+		fn   func() error
+	}{{"Kill", s.Kill}, {"Stop", s.Stop}} {
+		if err := stop.fn(); err != nil {
+			t.Fatalf("%s: %v", stop.name, err)
+		}
+		if pingAddr(s.Addr()) == nil {
+			t.Errorf("PING after %s succeeded; want an error", stop.name)
+		}
+		if err := s.Start(); err != nil {
+			t.Fatalf("Start after %s: %v", stop.name, err)
+		}
+		// The same client reconnects to the same port; the data is gone.
+		if err := c.Client.Ping(ctx).Err(); err != nil {
+			t.Errorf("PING after %s and Start: %v", stop.name, err)
+		}
+		if n, _ := c.Client.Exists(ctx, "k").Result(); n != 0 {
+			t.Errorf("key k survived %s and Start; want an empty server", stop.name)
+		}
+	}
+	if err := s.Start(); err == nil {
+		t.Error("Start of a running server succeeded; want an error")
+	}
+}
+
+// helperEnv makes the test binary, started again by a test below, act as a
+// separate test binary instead of running tests.
+const helperEnv = "REDISX_TEST_HELPER"
+
+// TestHelperProcess is not a real test: the tests below run the test binary
+// with helperEnv set to see what ForTest does in a fresh process.
+func TestHelperProcess(t *testing.T) {
+	switch os.Getenv(helperEnv) {
+	case "":
+		t.Skip("helper for other tests")
+	case "url":
+		fmt.Println(ForTest(t))
+	case "exit-without-stop":
+		fmt.Println(ForTest(t))
+		os.Exit(0) // skips MainWithRedis: the watchdog must stop the server
+	}
+}
+
+func runHelper(t *testing.T, mode string, env ...string) (stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=" + mode}, env...)...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helper %s: %v\nstdout: %s\nstderr: %s", mode, err, out.String(), errOut.String())
+	}
+	return out.String(), errOut.String()
+}
+
+func TestForTestFallsBackToMiniredis(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		env    []string
+		notice bool
+	}{
+		{"no redis-server", []string{"PATH=" + t.TempDir(), TestURLEnv + "="}, true},
+		{"forced", []string{TestURLEnv + "=embedded"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr := runHelper(t, "url", tt.env...)
+			if notice := strings.Contains(stderr, "tests use the embedded miniredis"); notice != tt.notice {
+				t.Errorf("notice on stderr = %v; want %v (stderr %q)", notice, tt.notice, stderr)
+			}
+			if !strings.Contains(stdout, "redis://127.0.0.1:") {
+				t.Errorf("helper printed %q; want a loopback redis URL", stdout)
+			}
+		})
+	}
+}
+
+func TestForTestUsesEnvURL(t *testing.T) {
+	s := StartServer(t)
+	stdout, _ := runHelper(t, "url", TestURLEnv+"="+s.URL())
+	if !strings.Contains(stdout, "redis://"+s.Addr()+"/") {
+		t.Errorf("helper with %s=%s printed %q; want a database on that server", TestURLEnv, s.URL(), stdout)
+	}
+}
+
+func TestServerDiesWithTestBinary(t *testing.T) {
+	if !hasRedisServer() {
+		t.Skip("redis-server not on PATH")
+	}
+	stdout, _ := runHelper(t, "exit-without-stop", TestURLEnv+"=")
+	line, _ := bufio.NewReader(strings.NewReader(stdout)).ReadString('\n')
+	tg, err := parseURL(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("helper printed %q: %v", stdout, err)
+	}
+	addr := tg.addrs[0]
+	deadline := time.Now().Add(5 * time.Second)
+	for pingAddr(addr) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server at %s still answers 5s after its test binary exited", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestConnectCluster builds a three-master Redis Cluster from real
+// redis-server processes and checks Connect and Asynq against it.
+func TestConnectCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skip("redis-cli not on PATH")
+	}
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		addrs = append(addrs, StartServer(t, "--cluster-enabled", "yes").Addr())
+	}
+	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...),
+		"--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	url := "redis-cluster://" + strings.Join(addrs, ",")
+	ctx := context.Background()
+	// The nodes need a moment to agree on the slot map.
+	var c *Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err = Connect(ctx, url)
+		if err == nil {
+			if info, _ := c.Client.ClusterInfo(ctx).Result(); strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Connect(%q): cluster not ready after 10s: %v", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer c.Close()
+	for i := 0; i < 20; i++ {
+		k := "k" + strconv.Itoa(i)
+		if err := c.Client.Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("SET %s on the cluster: %v", k, err)
+		}
+	}
+	exerciseAsynq(t, c.Asynq)
+}
+
+// TestConnectSentinel starts a master and a Sentinel monitoring it and
+// connects through the Sentinel.
+func TestConnectSentinel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a sentinel")
+	}
+	master := StartServer(t, "--requirepass", "s3cret")
+	dir := t.TempDir()
+	conf := dir + "/sentinel.conf"
+	_, port, _ := strings.Cut(master.Addr(), ":")
+	body := fmt.Sprintf("sentinel monitor vfmaster 127.0.0.1 %s 1\nsentinel auth-pass vfmaster s3cret\n", port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sentinel := StartServer(t, conf, "--sentinel")
+	url := "redis-sentinel://s3cret@" + sentinel.Addr() + "/vfmaster/2"
+	c, err := Connect(context.Background(), url)
+	if err != nil {
+		t.Fatalf("Connect(%q): %v", MaskURL(url), err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Client.Set(ctx, "through-sentinel", "yes", 0).Err(); err != nil {
+		t.Fatalf("SET through sentinel: %v", err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: master.Addr(), Password: "s3cret", DB: 2})
+	defer direct.Close()
+	if got, err := direct.Get(ctx, "through-sentinel").Result(); err != nil || got != "yes" {
+		t.Errorf("GET on the master's db 2 = %q, %v; want \"yes\"", got, err)
+	}
+	exerciseAsynq(t, c.Asynq)
+}

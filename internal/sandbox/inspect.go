@@ -1,0 +1,191 @@
+package sandbox
+
+import (
+	"net/http"
+	"net/url"
+	"sort"
+	"time"
+)
+
+// The inspection API shows everything unmasked: it is sandbox test data and
+// exists only in sandbox mode.
+
+type callView struct {
+	SID                  string     `json:"sid"`
+	Direction            string     `json:"direction"`
+	From                 string     `json:"from"`
+	To                   string     `json:"to"`
+	Status               string     `json:"status"`
+	AnsweredBy           string     `json:"answered_by,omitempty"`
+	StatusCallback       string     `json:"status_callback,omitempty"`
+	StatusCallbackEvents []string   `json:"status_callback_events,omitempty"`
+	URL                  string     `json:"url,omitempty"`
+	Twiml                string     `json:"twiml,omitempty"`
+	SendDigits           string     `json:"send_digits,omitempty"`
+	PendingDigits        string     `json:"pending_digits,omitempty"`
+	Room                 string     `json:"room,omitempty"`
+	ParticipantIdentity  string     `json:"participant_identity,omitempty"`
+	CreatedAt            time.Time  `json:"created_at"`
+	StartedAt            *time.Time `json:"started_at"`
+	EndedAt              *time.Time `json:"ended_at"`
+	Log                  []string   `json:"log"`
+}
+
+type messageView struct {
+	SID            string    `json:"sid"`
+	Direction      string    `json:"direction"`
+	From           string    `json:"from"`
+	To             string    `json:"to"`
+	Body           string    `json:"body"`
+	Status         string    `json:"status"`
+	ErrorCode      int       `json:"error_code,omitempty"`
+	Service        string    `json:"messaging_service_sid,omitempty"`
+	StatusCallback string    `json:"status_callback,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+type roomView struct {
+	SID               string            `json:"sid"`
+	UniqueName        string            `json:"unique_name"`
+	Type              string            `json:"type"`
+	Status            string            `json:"status"`
+	StatusCallback    string            `json:"status_callback,omitempty"`
+	EmptyRoomTimeout  int               `json:"empty_room_timeout"`
+	UnusedRoomTimeout int               `json:"unused_room_timeout"`
+	MaxParticipants   int               `json:"max_participants"`
+	CreatedAt         time.Time         `json:"created_at"`
+	EndedAt           *time.Time        `json:"ended_at"`
+	Participants      []participantView `json:"participants"`
+}
+
+type participantView struct {
+	SID            string     `json:"sid"`
+	Identity       string     `json:"identity"`
+	Kind           string     `json:"kind"`
+	Status         string     `json:"status"`
+	CallSID        string     `json:"call_sid,omitempty"`
+	ConnectedAt    time.Time  `json:"connected_at"`
+	DisconnectedAt *time.Time `json:"disconnected_at"`
+	Tracks         []string   `json:"tracks"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// callView shows c. e.mu must be held.
+func (e *Emulator) callView(c *call) callView {
+	v := callView{
+		SID: c.sid, Direction: c.direction, From: c.from, To: c.to, Status: c.status,
+		AnsweredBy: c.answeredBy, StatusCallback: c.statusCallback,
+		URL: c.src.url, Twiml: c.src.twiml, SendDigits: c.sendDigits, PendingDigits: c.digits,
+		CreatedAt: c.created, StartedAt: timePtr(c.start), EndedAt: timePtr(c.end),
+		Log: append([]string{}, c.log...),
+	}
+	for ev := range c.events {
+		v.StatusCallbackEvents = append(v.StatusCallbackEvents, ev)
+	}
+	sort.Strings(v.StatusCallbackEvents)
+	if c.participant != nil {
+		v.Room = c.room.uniqueName
+		v.ParticipantIdentity = c.participant.identity
+	}
+	return v
+}
+
+// messageView shows m. e.mu must be held.
+func (e *Emulator) messageView(m *message) messageView {
+	return messageView{
+		SID: m.sid, Direction: m.direction, From: m.from, To: m.to, Body: m.body,
+		Status: m.status, ErrorCode: m.errCode, Service: m.service,
+		StatusCallback: m.statusCallback, CreatedAt: m.created,
+	}
+}
+
+// participantView shows p. e.mu must be held.
+func (e *Emulator) participantView(p *participant) participantView {
+	v := participantView{
+		SID: p.sid, Identity: p.identity, Kind: p.kind, Status: p.status, CallSID: p.callSID,
+		ConnectedAt: p.connected, DisconnectedAt: timePtr(p.ended), Tracks: []string{},
+	}
+	for _, t := range p.tracks {
+		v.Tracks = append(v.Tracks, t.kind+":"+t.sid)
+	}
+	return v
+}
+
+// roomView shows r. e.mu must be held.
+func (e *Emulator) roomView(r *room) roomView {
+	v := roomView{
+		SID: r.sid, UniqueName: r.uniqueName, Type: r.typ, Status: r.status,
+		StatusCallback: r.statusCallback, EmptyRoomTimeout: r.emptyTimeout,
+		UnusedRoomTimeout: r.unusedTimeout, MaxParticipants: r.maxParticipants,
+		CreatedAt: r.created, EndedAt: timePtr(r.ended), Participants: []participantView{},
+	}
+	for _, p := range r.participants {
+		v.Participants = append(v.Participants, e.participantView(p))
+	}
+	return v
+}
+
+// Inspect: GET /calls
+func (e *Emulator) handleListCalls(w http.ResponseWriter, _ *http.Request) {
+	e.mu.Lock()
+	list := []callView{}
+	for _, c := range e.calls {
+		list = append(list, e.callView(c))
+	}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"calls": list})
+}
+
+// Inspect: GET /messages
+func (e *Emulator) handleListMessages(w http.ResponseWriter, _ *http.Request) {
+	e.mu.Lock()
+	list := []messageView{}
+	for _, m := range e.messages {
+		list = append(list, e.messageView(m))
+	}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"messages": list})
+}
+
+// Inspect: GET /rooms
+func (e *Emulator) handleListRooms(w http.ResponseWriter, _ *http.Request) {
+	e.mu.Lock()
+	list := []roomView{}
+	for _, r := range e.rooms {
+		list = append(list, e.roomView(r))
+	}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"rooms": list})
+}
+
+type eventView struct {
+	Seq    int        `json:"seq"`
+	At     time.Time  `json:"at"`
+	Kind   string     `json:"kind"`
+	Name   string     `json:"name"`
+	SID    string     `json:"sid"`
+	Method string     `json:"method,omitempty"`
+	URL    string     `json:"url,omitempty"`
+	Params url.Values `json:"params,omitempty"`
+	Status int        `json:"status,omitempty"`
+	Err    string     `json:"error,omitempty"`
+}
+
+// Inspect: GET /events[?sid=]
+func (e *Emulator) handleListEvents(w http.ResponseWriter, r *http.Request) {
+	sid := r.URL.Query().Get("sid")
+	list := []eventView{}
+	for _, ev := range e.Events() {
+		if sid != "" && ev.SID != sid {
+			continue
+		}
+		list = append(list, eventView(ev))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": list})
+}

@@ -1,0 +1,47 @@
+package twilioapi
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/hibiken/asynq"
+)
+
+func TestRedactPhones(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"The 'To' number +15005550001 is not a valid phone number.", "The 'To' number [redacted] is not a valid phone number."},
+		{"Invalid 'To' Phone Number: 555-123-4567", "Invalid 'To' Phone Number: [redacted]"},
+		{"call +1 (415) 867-5309 now", "call [redacted] now"},
+		{"number 4158675309.", "number [redacted]."},
+		{"Room exists", "Room exists"},
+		{"error 21211 on CA0123456789abcdef0123456789abcdef", "error 21211 on CA0123456789abcdef0123456789abcdef"},
+		{"status 400 - 53113", "status 400 - 53113"},
+		{"+1234", "+1234"},
+	}
+	for _, tt := range tests {
+		if got := redactPhones(tt.in); got != tt.want {
+			t.Errorf("redactPhones(%q) = %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestErrorString(t *testing.T) {
+	tests := []struct {
+		err  *Error
+		want string
+	}{
+		{&Error{Op: "create call", Status: 400, Code: 21211, Message: "invalid 'To' number"},
+			"twilio: create call: 21211 invalid 'To' number (status 400)"},
+		{&Error{Op: "send sms", Message: "timeout", Retryable: true}, "twilio: send sms: timeout"},
+		{&Error{Op: "end room", Status: 503, Message: "service unavailable", Retryable: true},
+			"twilio: end room: service unavailable (status 503)"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q; want %q", got, tt.want)
+		}
+		if got := errors.Is(tt.err, asynq.SkipRetry); got == tt.err.Retryable {
+			t.Errorf("errors.Is(%v, asynq.SkipRetry) = %v; want %v", tt.err, got, !tt.err.Retryable)
+		}
+	}
+}

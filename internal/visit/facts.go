@@ -1,0 +1,287 @@
+package visit
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Facts are what is known to have happened. They only accumulate; every
+// field is set at most once from its natural key, which is what makes
+// delivery order and repetition irrelevant.
+type Facts struct {
+	// Participants by ParticipantSid. A reconnect is a new ParticipantSid.
+	Participants map[string]*Participant `json:"participants,omitempty"`
+	RoomEndedAt  *time.Time              `json:"room_ended_at,omitempty"`
+	CancelledAt  *time.Time              `json:"cancelled_at,omitempty"`
+	// NoShowAt is when the no-show deadline was found passed.
+	NoShowAt *time.Time `json:"no_show_at,omitempty"`
+}
+
+// Participant is one connection to the room (one ParticipantSid).
+type Participant struct {
+	SID            string     `json:"sid"`
+	Identity       string     `json:"identity"`
+	ConnectedAt    *time.Time `json:"connected_at,omitempty"`
+	DisconnectedAt *time.Time `json:"disconnected_at,omitempty"`
+	// Duration is Twilio's ParticipantDuration, which lets a disconnect that
+	// arrives before its connect still place the connection in time.
+	Duration time.Duration `json:"duration,omitempty"`
+}
+
+// joinedAt is when the connection started, inferred from the disconnect when
+// the connect callback has not arrived (yet).
+func (p *Participant) joinedAt() (time.Time, bool) {
+	switch {
+	case p.ConnectedAt != nil:
+		return *p.ConnectedAt, true
+	case p.DisconnectedAt != nil:
+		return p.DisconnectedAt.Add(-p.Duration), true
+	}
+	return time.Time{}, false
+}
+
+// interval is [start, end) of the connection; end is forever while connected.
+func (p *Participant) interval() (start, end time.Time, ok bool) {
+	start, ok = p.joinedAt()
+	end = forever
+	if p.DisconnectedAt != nil {
+		end = *p.DisconnectedAt
+	}
+	return start, end, ok
+}
+
+// forever ends an open connection; now is after every recorded fact but
+// before forever, so State sees open connections as connected.
+var (
+	forever = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	now     = time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// setOnce sets *dst to t unless already set; it reports whether it changed.
+// Duplicates carry the same value, so keeping the first is order independent.
+func setOnce(dst **time.Time, t time.Time) bool {
+	if *dst != nil {
+		return false
+	}
+	t = t.UTC()
+	*dst = &t
+	return true
+}
+
+// ParticipantConnected records that participant sid (identity) connected at t.
+// It reports whether this was new.
+func (v *Visit) ParticipantConnected(sid, identity string, t time.Time) bool {
+	p := v.participant(sid, identity)
+	return setOnce(&p.ConnectedAt, t)
+}
+
+// ParticipantDisconnected records that participant sid disconnected at t
+// after being connected for duration d (0 when unknown).
+func (v *Visit) ParticipantDisconnected(sid, identity string, t time.Time, d time.Duration) bool {
+	p := v.participant(sid, identity)
+	if p.Duration == 0 && d > 0 {
+		p.Duration = d
+	}
+	return setOnce(&p.DisconnectedAt, t)
+}
+
+func (v *Visit) participant(sid, identity string) *Participant {
+	if v.Facts.Participants == nil {
+		v.Facts.Participants = map[string]*Participant{}
+	}
+	p, ok := v.Facts.Participants[sid]
+	if !ok {
+		p = &Participant{SID: sid}
+		v.Facts.Participants[sid] = p
+	}
+	if p.Identity == "" {
+		p.Identity = identity
+	}
+	return p
+}
+
+// RoomEnded records that the room ended at t (Twilio's room-ended or /end).
+func (v *Visit) RoomEnded(t time.Time) bool { return setOnce(&v.Facts.RoomEndedAt, t) }
+
+// Cancel records the cancellation. A visit that already finished cannot be
+// cancelled (ErrInvalidChange); cancelling twice is a no-op returning false.
+func (v *Visit) Cancel(t time.Time) (bool, error) {
+	switch s := v.State(); s {
+	case Cancelled:
+		return false, nil
+	case Completed:
+		return false, fmt.Errorf("%w: cannot cancel a %s visit", ErrInvalidChange, s)
+	}
+	return setOnce(&v.Facts.CancelledAt, t), nil
+}
+
+// NoShowDeadlinePassed records that the no-show check ran at t.
+func (v *Visit) NoShowDeadlinePassed(t time.Time) bool { return setOnce(&v.Facts.NoShowAt, t) }
+
+// State is the visit's state derived from all facts recorded so far.
+func (v *Visit) State() State { return v.StateAt(now) }
+
+// Finished reports whether the visit has reached a state where nothing more
+// is scheduled for it (completed, no-show with the room ended, cancelled).
+func (v *Visit) Finished() bool {
+	switch v.State() {
+	case Completed, Cancelled:
+		return true
+	case NoShow:
+		return v.Facts.RoomEndedAt != nil
+	}
+	return false
+}
+
+// StateAt derives the state from the facts that had happened by t. It is the
+// one place the rules of contract §5 live; read it as the table it is.
+func (v *Visit) StateAt(t time.Time) State {
+	f := &v.Facts
+	happened := func(at *time.Time) bool { return at != nil && !at.After(t) }
+
+	if happened(f.CancelledAt) {
+		return Cancelled
+	}
+	together := v.togetherBy(t)
+	if happened(f.RoomEndedAt) {
+		if together {
+			return Completed
+		}
+		return NoShow
+	}
+	provider, patient, anyone, patientEver := v.presence(t)
+	switch {
+	case provider && patient:
+		return InProgress
+	case patient:
+		return Waiting
+	case happened(f.NoShowAt) && !patientEver:
+		return NoShow
+	case provider:
+		return ProviderWaiting
+	case anyone:
+		return Interrupted
+	}
+	return Scheduled
+}
+
+// presence tells, as of t, whether the provider and the patient are
+// connected, whether either of them ever joined (guests and interpreters do
+// not count), and whether the patient ever did.
+func (v *Visit) presence(t time.Time) (provider, patient, anyone, patientEver bool) {
+	for _, p := range v.Facts.Participants {
+		start, end, ok := p.interval()
+		if !ok || start.After(t) {
+			continue
+		}
+		role := v.RoleOf(p.Identity)
+		switch role {
+		case RolePatient:
+			patientEver, anyone = true, true
+		case RoleProvider:
+			anyone = true
+		}
+		if end.After(t) {
+			switch role {
+			case RoleProvider:
+				provider = true
+			case RolePatient:
+				patient = true
+			}
+		}
+	}
+	return
+}
+
+// togetherBy reports whether the provider and the patient were connected at
+// the same time at some moment up to t.
+func (v *Visit) togetherBy(t time.Time) bool {
+	var providers, patients []*Participant
+	for _, p := range v.Facts.Participants {
+		switch v.RoleOf(p.Identity) {
+		case RoleProvider:
+			providers = append(providers, p)
+		case RolePatient:
+			patients = append(patients, p)
+		}
+	}
+	for _, a := range providers {
+		as, ae, ok := a.interval()
+		if !ok {
+			continue
+		}
+		for _, b := range patients {
+			bs, be, ok := b.interval()
+			if !ok {
+				continue
+			}
+			start, end := later(as, bs), earlier(ae, be)
+			if start.Before(end) && !start.After(t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// ParticipantView is a participant as the API shows it.
+type ParticipantView struct {
+	Identity       string     `json:"identity"`
+	Role           Role       `json:"role"`
+	SID            string     `json:"sid"`
+	Connected      bool       `json:"connected"`
+	ConnectedAt    *time.Time `json:"connected_at"`
+	DisconnectedAt *time.Time `json:"disconnected_at"`
+}
+
+// ParticipantList lists participants by join time (then SID, so the order is
+// stable whatever order their callbacks came in).
+func (v *Visit) ParticipantList() []ParticipantView {
+	out := make([]ParticipantView, 0, len(v.Facts.Participants))
+	for _, p := range v.Facts.Participants {
+		view := ParticipantView{
+			Identity:       p.Identity,
+			Role:           v.RoleOf(p.Identity),
+			SID:            p.SID,
+			Connected:      p.DisconnectedAt == nil && p.ConnectedAt != nil,
+			DisconnectedAt: p.DisconnectedAt,
+		}
+		if start, ok := p.joinedAt(); ok {
+			view.ConnectedAt = &start
+		}
+		out = append(out, view)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].ConnectedAt, out[j].ConnectedAt
+		if a != nil && b != nil && !a.Equal(*b) {
+			return a.Before(*b)
+		}
+		return out[i].SID < out[j].SID
+	})
+	return out
+}
+
+// WithStates fills each entry's State as of its time and orders the
+// timeline by time, keeping arrival order among equal times.
+func (v *Visit) WithStates(entries []Entry) []Entry {
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].At.Before(entries[j].At) })
+	for i := range entries {
+		entries[i].State = v.StateAt(entries[i].At)
+	}
+	return entries
+}

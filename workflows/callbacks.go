@@ -1,0 +1,203 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/visitflow/visitflow/internal/store"
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// VideoEvent is a Twilio Video room status callback (twilio-protocol §2).
+type VideoEvent struct {
+	// VisitHint is the ?visit= of the callback URL we gave Twilio, if any.
+	VisitHint string
+	// Token is the I-Twilio-Idempotency-Token header (same on retries).
+	Token string
+
+	AccountSID          string
+	Event               string // StatusCallbackEvent
+	RoomSID             string
+	RoomName            string
+	RoomStatus          string
+	RoomType            string
+	Timestamp           time.Time
+	SequenceNumber      int
+	ParticipantSID      string
+	ParticipantIdentity string
+	ParticipantStatus   string
+	ParticipantDuration time.Duration
+	RoomDuration        time.Duration
+	TrackSID            string
+	TrackKind           string
+	RecordingSID        string
+	SourceSID           string
+	RecordingURI        string
+	Container           string
+	Codec               string
+	RecordingDuration   time.Duration
+	RecordingSize       int64
+	FailedOperation     string
+}
+
+// Video callback events we understand.
+const (
+	EventRoomCreated             = "room-created"
+	EventRoomEnded               = "room-ended"
+	EventParticipantConnected    = "participant-connected"
+	EventParticipantDisconnected = "participant-disconnected"
+)
+
+// ApplyVideo folds a Video callback into its visit. ErrUnmatched means the
+// room belongs to no visit we know.
+func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) {
+	id, err := e.visitFor(ctx, ev.VisitHint, func() (string, error) { return e.store.VisitForRoom(ctx, ev.RoomName) })
+	if err != nil {
+		return Result{}, err
+	}
+	at := ev.Timestamp
+	if at.IsZero() {
+		at = e.clock.Now()
+	}
+	res, _, err := e.update(ctx, id, ev.Token, at, func(v *visit.Visit) error {
+		if ev.RoomName != "" && ev.RoomName != v.Room.Name {
+			// A ?visit= hint that disagrees with the room is not ours to trust.
+			return ErrUnmatched
+		}
+		if v.Room.SID == "" && ev.RoomSID != "" {
+			v.Room.SID = ev.RoomSID
+		}
+		entry := visit.Entry{At: at, Source: visit.SourceVideo, Type: ev.Event}
+		switch ev.Event {
+		case EventParticipantConnected:
+			if v.ParticipantConnected(ev.ParticipantSID, ev.ParticipantIdentity, at) {
+				entry.Summary = string(v.RoleOf(ev.ParticipantIdentity)) + " connected"
+				v.Log(entry)
+			}
+		case EventParticipantDisconnected:
+			if v.ParticipantDisconnected(ev.ParticipantSID, ev.ParticipantIdentity, at, ev.ParticipantDuration) {
+				entry.Summary = string(v.RoleOf(ev.ParticipantIdentity)) + " disconnected"
+				v.Log(entry)
+			}
+		case EventRoomEnded:
+			if v.RoomEnded(at) {
+				entry.Summary = "room ended"
+				v.Log(entry)
+			}
+		case EventRoomCreated:
+			if v.MarkDone("video:room-created", at) {
+				entry.Summary = "room created"
+				v.Log(entry)
+			}
+		default:
+			// Track and recording events are counted, not kept: they say
+			// nothing about the visit's state and would flood the timeline.
+			if ev.RecordingSID != "" && v.MarkDone("video:"+ev.Event+":"+ev.RecordingSID, at) {
+				entry.Summary = ev.Event
+				v.Log(entry)
+			}
+		}
+		return nil
+	})
+	return res, unmatchedIfMissing(err)
+}
+
+// VoiceEvent is a Voice call status callback (twilio-protocol §3).
+type VoiceEvent struct {
+	VisitHint string
+	Token     string
+
+	AccountSID      string
+	CallSID         string
+	ParentCallSID   string
+	CallStatus      string
+	Direction       string
+	APIVersion      string
+	CallbackSource  string
+	SequenceNumber  int
+	Timestamp       time.Time
+	CallDuration    time.Duration
+	SipResponseCode int
+	AnsweredBy      string
+	// From, To, Caller, Called are PHI: parsed for completeness, never stored or logged.
+	From, To, Caller, Called string
+}
+
+// ApplyVoice folds a call status callback into its visit.
+func (e *Engine) ApplyVoice(ctx context.Context, ev VoiceEvent) (Result, error) {
+	id, err := e.visitFor(ctx, ev.VisitHint, func() (string, error) { return e.store.VisitForCall(ctx, ev.CallSID) })
+	if err != nil {
+		return Result{}, err
+	}
+	at := ev.Timestamp
+	if at.IsZero() {
+		at = e.clock.Now()
+	}
+	res, _, err := e.update(ctx, id, ev.Token, at, func(v *visit.Visit) error {
+		if !v.MarkDone("voice:"+ev.CallSID+":"+ev.CallStatus, at) {
+			return nil
+		}
+		v.Log(visit.Entry{At: at, Source: visit.SourceVoice, Type: "call-" + ev.CallStatus,
+			Summary: callLegName(v, ev.CallSID) + " " + ev.CallStatus})
+		e.onCallStatus(v, ev, at)
+		return nil
+	})
+	return res, unmatchedIfMissing(err)
+}
+
+// unmatchedIfMissing turns "no such visit" (a stale ?visit= hint or index
+// entry) into ErrUnmatched: Twilio gets a 204 and must not retry.
+func unmatchedIfMissing(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrUnmatched
+	}
+	return err
+}
+
+// onCallStatus lets the phone-leg workflows react to a call's progress; the
+// interpreter leg is kept current here.
+func (e *Engine) onCallStatus(v *visit.Visit, ev VoiceEvent, at time.Time) {
+	leg := v.Interpreter
+	if leg == nil || leg.CallSID != ev.CallSID {
+		return
+	}
+	switch ev.CallStatus {
+	case "ringing":
+		leg.State = "ringing"
+	case "in-progress":
+		if leg.State != "bridged" {
+			leg.State = "answered"
+		}
+	case "completed", "busy", "no-answer", "failed", "canceled":
+		if leg.EndedAt == nil {
+			t := at.UTC()
+			leg.EndedAt = &t
+		}
+		leg.State = "ended"
+	}
+}
+
+func callLegName(v *visit.Visit, sid string) string {
+	if v.Interpreter != nil && v.Interpreter.CallSID == sid {
+		return "interpreter call"
+	}
+	return "call"
+}
+
+// visitFor finds the visit a callback belongs to: the ?visit= hint we put in
+// the callback URL when present and known, else the index lookup.
+func (e *Engine) visitFor(ctx context.Context, hint string, lookup func() (string, error)) (string, error) {
+	if hint != "" && visit.ValidID(hint) {
+		return hint, nil
+	}
+	id, err := lookup()
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrUnmatched
+	}
+	if err != nil {
+		return "", fmt.Errorf("workflows: find visit: %w", err)
+	}
+	return id, nil
+}

@@ -1,0 +1,129 @@
+// Package workflows is what follows from an event: the visit engine (apply a
+// fact, derive the state, decide the side effects) and the Asynq task types
+// with their handlers.
+//
+// Every change goes through the store's atomic Update, which commits the
+// fact, the timeline entries and the outbox entries (the jobs) together; the
+// engine then hands the jobs to Asynq (see outbox.go). Jobs carry ids only and
+// re-read the visit when they run.
+package workflows
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/visitflow/visitflow/internal/clock"
+	"github.com/visitflow/visitflow/internal/config"
+	"github.com/visitflow/visitflow/internal/store"
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// Store is what the engine needs from persistence (implemented by internal/store).
+type Store interface {
+	Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool, error)
+	Get(ctx context.Context, id string) (*visit.Visit, error)
+	Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (store.Change, error)
+	Timeline(ctx context.Context, id string) ([]visit.Entry, error)
+	List(ctx context.Context, q store.ListQuery) ([]*visit.Visit, string, error)
+	VisitForRoom(ctx context.Context, name string) (string, error)
+	VisitForCall(ctx context.Context, sid string) (string, error)
+	IndexCall(ctx context.Context, sid, id string) error
+	ReservePIN(ctx context.Context, pin, id string, expires time.Time) (bool, error)
+	Reschedule(ctx context.Context, id string, at time.Time) error
+	Outbox(ctx context.Context, id string) ([]visit.Job, error)
+	AckOutbox(ctx context.Context, id string, jobIDs ...string) error
+	PendingOutboxes(ctx context.Context, n int64) ([]string, error)
+	ClearPendingIfEmpty(ctx context.Context, id string) error
+}
+
+// Queue hands tasks to Asynq (implemented by *asynq.Client).
+type Queue interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// TaskDeleter removes pending tasks (implemented by *asynq.Inspector).
+type TaskDeleter interface {
+	DeleteTask(queue, id string) error
+}
+
+// Errors the HTTP edge translates.
+var (
+	// ErrUnmatched: a well-formed callback for a room or call we do not know.
+	ErrUnmatched = errors.New("workflows: callback matches no visit")
+	ErrNotFound  = store.ErrNotFound
+	// ErrConflict: a create with a known id and a different body.
+	ErrConflict = errors.New("workflows: visit exists with different details")
+)
+
+// Engine applies events to visits.
+type Engine struct {
+	store   Store
+	queue   Queue
+	deleter TaskDeleter
+	clock   clock.Clock
+	log     *zap.Logger
+	cfg     config.Config
+
+	transitionHooks []TransitionHook
+	scheduleHooks   []ScheduleHook
+	extraHandlers   map[string]func(context.Context, *asynq.Task) error
+}
+
+// Deps are the engine's collaborators.
+type Deps struct {
+	Store   Store
+	Queue   Queue
+	Deleter TaskDeleter
+	Clock   clock.Clock
+	Log     *zap.Logger
+	Config  config.Config
+}
+
+// New returns an Engine.
+func New(d Deps) *Engine {
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.Log == nil {
+		d.Log = zap.NewNop()
+	}
+	return &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, clock: d.Clock, log: d.Log, cfg: d.Config}
+}
+
+// Result is what applying one event did.
+type Result struct {
+	VisitID   string
+	Before    visit.State
+	After     visit.State
+	Duplicate bool
+}
+
+// update runs fn on visit id through the store, records the transition and
+// its side effects in the same atomic step, then flushes the outbox.
+func (e *Engine) update(ctx context.Context, id, token string, at time.Time, fn func(v *visit.Visit) error) (Result, *visit.Visit, error) {
+	res := Result{VisitID: id}
+	ch, err := e.store.Update(ctx, id, token, func(v *visit.Visit) error {
+		res.Before = v.State()
+		if err := fn(v); err != nil {
+			return err
+		}
+		res.After = v.State()
+		if res.After != res.Before {
+			e.transition(v, res.Before, res.After, at)
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrDuplicate) {
+		return Result{VisitID: id, Duplicate: true}, nil, nil
+	}
+	if err != nil {
+		return res, nil, err
+	}
+	res.Duplicate = ch.Unchanged
+	e.flush(ctx, id, ch.Jobs)
+	return res, ch.Visit, nil
+}

@@ -1,0 +1,97 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// Queues, by urgency. Webhook-driven work (interpreter, room) is critical;
+// SMS is default; maintenance is low.
+const (
+	QueueCritical = "critical"
+	QueueDefault  = "default"
+	QueueLow      = "low"
+)
+
+// Queues is the weight of each queue for the Asynq server.
+var Queues = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
+
+// flush hands a change's outbox entries to Asynq and acknowledges the ones
+// Asynq took. Failures leave entries in the outbox for the sweeper: the
+// change is already committed, so nothing is lost.
+func (e *Engine) flush(ctx context.Context, visitID string, jobs []visit.Job) {
+	if len(jobs) == 0 {
+		return
+	}
+	done := make([]string, 0, len(jobs))
+	for _, j := range jobs {
+		if err := e.send(ctx, j); err != nil {
+			e.log.Warn("outbox: enqueue failed; the sweeper will retry",
+				zap.String("visit", visitID), zap.String("job", j.ID), zap.Error(err))
+			continue
+		}
+		done = append(done, j.ID)
+	}
+	if err := e.store.AckOutbox(ctx, visitID, done...); err != nil {
+		e.log.Warn("outbox: ack failed", zap.String("visit", visitID), zap.Error(err))
+	}
+}
+
+// send enqueues (or deletes) one job. A task ID already taken means the job
+// was sent before: that is success, which makes re-sending harmless.
+func (e *Engine) send(ctx context.Context, j visit.Job) error {
+	queue := j.Queue
+	if queue == "" {
+		queue = QueueDefault
+	}
+	if j.Delete {
+		if e.deleter == nil {
+			return nil
+		}
+		err := e.deleter.DeleteTask(queue, j.ID)
+		if err == nil || errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			return nil
+		}
+		return err
+	}
+	opts := []asynq.Option{asynq.TaskID(j.ID), asynq.Queue(queue), asynq.MaxRetry(10),
+		// Keeping finished tasks for a while keeps their IDs taken, so a
+		// late re-flush of the same entry is refused by Asynq as well.
+		asynq.Retention(24 * time.Hour)}
+	if !j.ProcessAt.IsZero() {
+		opts = append(opts, asynq.ProcessAt(j.ProcessAt))
+	}
+	_, err := e.queue.EnqueueContext(ctx, asynq.NewTask(j.Type, j.Payload), opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+		return nil
+	}
+	return err
+}
+
+// SweepOutbox flushes outbox entries left behind by a crash or a failed
+// enqueue. It returns how many entries it handed to Asynq.
+func (e *Engine) SweepOutbox(ctx context.Context) (int, error) {
+	ids, err := e.store.PendingOutboxes(ctx, 1000)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		jobs, err := e.store.Outbox(ctx, id)
+		if err != nil {
+			return n, err
+		}
+		e.flush(ctx, id, jobs)
+		n += len(jobs)
+		if err := e.store.ClearPendingIfEmpty(ctx, id); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

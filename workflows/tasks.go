@@ -1,0 +1,76 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// Task types: "domain:verb".
+const (
+	// TypeStateChanged records a committed state change in the timeline; it
+	// is the proof that the outbox delivers, and the hook later effects use.
+	TypeStateChanged = "visit:state-changed"
+	// TypeOutboxSweep flushes outbox entries a crash left behind.
+	TypeOutboxSweep = "maintenance:outbox-sweep"
+)
+
+// Register adds the engine's task handlers to mux.
+func (e *Engine) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(TypeStateChanged, e.handleStateChanged)
+	mux.HandleFunc(TypeOutboxSweep, e.handleOutboxSweep)
+	for typ, h := range e.extraHandlers {
+		mux.HandleFunc(typ, h)
+	}
+}
+
+// Handle registers a further task handler (used by the feature workflows).
+func (e *Engine) Handle(typ string, h func(context.Context, *asynq.Task) error) {
+	if e.extraHandlers == nil {
+		e.extraHandlers = map[string]func(context.Context, *asynq.Task) error{}
+	}
+	e.extraHandlers[typ] = h
+}
+
+// decodePayload reads a task payload; a payload that cannot be read will
+// never succeed, so it skips retries.
+func decodePayload(t *asynq.Task) (Payload, error) {
+	var p Payload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || !visit.ValidID(p.VisitID) {
+		return p, fmt.Errorf("%s: bad payload: %w", t.Type(), asynq.SkipRetry)
+	}
+	return p, nil
+}
+
+func (e *Engine) handleStateChanged(ctx context.Context, t *asynq.Task) error {
+	p, err := decodePayload(t)
+	if err != nil {
+		return err
+	}
+	_, _, err = e.update(ctx, p.VisitID, "", p.At, func(v *visit.Visit) error {
+		if v.MarkDone("state-changed:"+p.Purpose, e.clock.Now()) {
+			v.Log(visit.Entry{At: p.At, Source: visit.SourceWorker, Type: "state-changed",
+				Summary: p.From + " → " + p.To})
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		e.log.Info("state-changed: visit gone", zap.String("visit", p.VisitID))
+		return nil
+	}
+	return err
+}
+
+func (e *Engine) handleOutboxSweep(ctx context.Context, _ *asynq.Task) error {
+	n, err := e.SweepOutbox(ctx)
+	if n > 0 {
+		e.log.Info("outbox sweep re-sent entries", zap.Int("entries", n))
+	}
+	return err
+}

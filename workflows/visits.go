@@ -1,0 +1,243 @@
+package workflows
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/visitflow/visitflow/internal/store"
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// InputError is bad input naming the field (API: 400).
+type InputError struct {
+	Field   string
+	Message string
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Message }
+
+func badField(field, format string, args ...any) error {
+	return &InputError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// PersonInput is a provider or patient as the API receives it.
+type PersonInput struct {
+	Identity string `json:"identity"`
+	Name     string `json:"name"`
+	Phone    string `json:"phone"`
+}
+
+// CreateInput is the body of POST /v1/visits.
+type CreateInput struct {
+	ID          string      `json:"id"`
+	ScheduledAt string      `json:"scheduled_at"`
+	Timezone    string      `json:"timezone"`
+	Provider    PersonInput `json:"provider"`
+	Patient     PersonInput `json:"patient"`
+}
+
+// identityMax is Twilio's limit on participant identities.
+const identityMax = 128
+
+// normalize checks the input and fills defaults; errors name the field.
+func (in *CreateInput) normalize() (time.Time, *time.Location, error) {
+	if in.ID != "" && !visit.ValidID(in.ID) {
+		return time.Time{}, nil, badField("id", "must match [A-Za-z0-9_-]{1,64}")
+	}
+	if in.ScheduledAt == "" {
+		return time.Time{}, nil, badField("scheduled_at", "is required (RFC 3339)")
+	}
+	at, err := time.Parse(time.RFC3339, in.ScheduledAt)
+	if err != nil {
+		return time.Time{}, nil, badField("scheduled_at", "must be an RFC 3339 time like 2026-12-01T15:00:00Z")
+	}
+	if in.Timezone == "" {
+		in.Timezone = "UTC"
+	}
+	loc, err := loadZone(in.Timezone)
+	if err != nil {
+		return time.Time{}, nil, badField("timezone", "must be an IANA time zone like America/New_York")
+	}
+	for _, p := range []struct {
+		field string
+		in    *PersonInput
+	}{{"provider", &in.Provider}, {"patient", &in.Patient}} {
+		if err := p.in.check(p.field); err != nil {
+			return time.Time{}, nil, err
+		}
+	}
+	return at.UTC(), loc, nil
+}
+
+func loadZone(name string) (*time.Location, error) {
+	if name == "Local" {
+		return nil, errors.New("local is not a zone")
+	}
+	return time.LoadLocation(name)
+}
+
+func (p *PersonInput) check(field string) error {
+	p.Identity = strings.TrimSpace(p.Identity)
+	if p.Identity == "" {
+		return badField(field+".identity", "is required")
+	}
+	if len(p.Identity) > identityMax {
+		return badField(field+".identity", "must be at most %d characters", identityMax)
+	}
+	if p.Phone != "" && !visit.ValidPhone(p.Phone) {
+		return badField(field+".phone", "must be an E.164 number like +15551230001")
+	}
+	return nil
+}
+
+func (p PersonInput) person() visit.Person {
+	return visit.Person{Identity: p.Identity, Name: p.Name, Phone: p.Phone}
+}
+
+// ScheduleHook adds the jobs a visit's schedule calls for (room, reminders,
+// no-show check) inside the atomic create or reschedule; only records.
+type ScheduleHook func(v *visit.Visit, now time.Time)
+
+// OnSchedule registers a hook run on create and on every reschedule.
+func (e *Engine) OnSchedule(h ScheduleHook) { e.scheduleHooks = append(e.scheduleHooks, h) }
+
+// CreateVisit creates a visit. With a client-supplied id it is idempotent:
+// the same body returns the existing visit (created=false); a different body
+// is ErrConflict.
+func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit, bool, error) {
+	at, _, err := in.normalize()
+	if err != nil {
+		return nil, false, err
+	}
+	if in.Provider.Identity == in.Patient.Identity {
+		return nil, false, badField("patient.identity", "must differ from provider.identity")
+	}
+	hash := requestHash(in)
+	if in.ID == "" {
+		in.ID = newVisitID()
+	}
+	now := e.clock.Now()
+	v := &visit.Visit{
+		ID:          in.ID,
+		ScheduledAt: at,
+		Timezone:    in.Timezone,
+		Provider:    in.Provider.person(),
+		Patient:     in.Patient.person(),
+		Room:        visit.Room{Name: visit.RoomName(in.ID)},
+		CreatedAt:   now,
+		UpdatedAt:   now,
+		RequestHash: hash,
+	}
+	if existing, err := e.store.Get(ctx, v.ID); err == nil {
+		return e.sameOrConflict(existing, hash)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, false, err
+	}
+	pin, err := e.reservePIN(ctx, v)
+	if err != nil {
+		return nil, false, err
+	}
+	v.DialIn = visit.DialIn{Number: e.cfg.Twilio.FromNumber, PIN: pin}
+	v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "scheduled",
+		Summary: "visit scheduled for " + at.Format(time.RFC3339)})
+	for _, h := range e.scheduleHooks {
+		h(v, now)
+	}
+	jobs := v.PendingJobs()
+	stored, created, err := e.store.Create(ctx, v)
+	if err != nil {
+		return nil, false, err
+	}
+	if !created {
+		return e.sameOrConflict(stored, hash)
+	}
+	e.flush(ctx, v.ID, jobs)
+	return stored, true, nil
+}
+
+func (e *Engine) sameOrConflict(existing *visit.Visit, hash string) (*visit.Visit, bool, error) {
+	if existing.RequestHash != hash {
+		return nil, false, ErrConflict
+	}
+	return existing, false, nil
+}
+
+// reservePIN picks a 6-digit dial-in PIN no other open visit holds.
+func (e *Engine) reservePIN(ctx context.Context, v *visit.Visit) (string, error) {
+	expires := v.ScheduledAt.Add(24 * time.Hour)
+	if expires.Before(e.clock.Now().Add(time.Hour)) {
+		expires = e.clock.Now().Add(24 * time.Hour)
+	}
+	for i := 0; i < 50; i++ {
+		n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+		if err != nil {
+			return "", err
+		}
+		pin := fmt.Sprintf("%06d", n.Int64())
+		ok, err := e.store.ReservePIN(ctx, pin, v.ID, expires)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return pin, nil
+		}
+	}
+	return "", errors.New("workflows: no free dial-in PIN")
+}
+
+func requestHash(in CreateInput) string {
+	b, _ := json.Marshal(in)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func newVisitID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "V-" + strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// Visit returns a visit and its timeline, each entry with its state.
+func (e *Engine) Visit(ctx context.Context, id string) (*visit.Visit, []visit.Entry, error) {
+	v, err := e.store.Get(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	tl, err := e.store.Timeline(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, v.WithStates(tl), nil
+}
+
+// ListVisits returns a page of visits, newest schedule first.
+func (e *Engine) ListVisits(ctx context.Context, q store.ListQuery) ([]*visit.Visit, string, error) {
+	return e.store.List(ctx, q)
+}
+
+// CancelVisit cancels a visit; a finished visit is visit.ErrInvalidChange.
+func (e *Engine) CancelVisit(ctx context.Context, id string) (*visit.Visit, error) {
+	now := e.clock.Now()
+	_, v, err := e.update(ctx, id, "", now, func(v *visit.Visit) error {
+		changed, err := v.Cancel(now)
+		if err != nil {
+			return err
+		}
+		if changed {
+			v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "cancelled", Summary: "visit cancelled"})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
