@@ -19,6 +19,7 @@ import (
 	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/store"
+	"github.com/visitflow/visitflow/internal/twilioapi"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -38,6 +39,20 @@ type Store interface {
 	AckOutbox(ctx context.Context, id string, jobIDs ...string) error
 	PendingOutboxes(ctx context.Context, n int64) ([]string, error)
 	ClearPendingIfEmpty(ctx context.Context, id string) error
+}
+
+// Twilio is every Twilio REST call the jobs make (implemented by
+// *twilioapi.Client; in sandbox mode and tests it talks to the emulator over
+// HTTP). Jobs call it; webhooks never do.
+type Twilio interface {
+	CreateRoom(ctx context.Context, p twilioapi.CreateRoomParams) (twilioapi.Room, error)
+	FetchRoom(ctx context.Context, sidOrName string) (twilioapi.Room, error)
+	EndRoom(ctx context.Context, sid string) error
+	CreateCall(ctx context.Context, p twilioapi.CreateCallParams) (twilioapi.Call, error)
+	UpdateCallTwiml(ctx context.Context, sid, twiml string) error
+	HangUp(ctx context.Context, sid string) error
+	SendSMS(ctx context.Context, p twilioapi.SendSMSParams) (twilioapi.Message, error)
+	AccessToken(identity, room string, validUntil time.Time) (string, error)
 }
 
 // Queue hands tasks to Asynq (implemented by *asynq.Client).
@@ -64,6 +79,7 @@ type Engine struct {
 	store   Store
 	queue   Queue
 	deleter TaskDeleter
+	twilio  Twilio
 	clock   clock.Clock
 	log     *zap.Logger
 	cfg     config.Config
@@ -78,6 +94,7 @@ type Deps struct {
 	Store   Store
 	Queue   Queue
 	Deleter TaskDeleter
+	Twilio  Twilio
 	Clock   clock.Clock
 	Log     *zap.Logger
 	Config  config.Config
@@ -91,7 +108,7 @@ func New(d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = zap.NewNop()
 	}
-	return &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, clock: d.Clock, log: d.Log, cfg: d.Config}
+	return &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config}
 }
 
 // Result is what applying one event did.

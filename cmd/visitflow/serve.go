@@ -125,9 +125,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	st := store.New(conn.Client)
 	queue := asynq.NewClientFromRedisClient(conn.Client)
 	inspector := asynq.NewInspectorFromRedisClient(conn.Client)
-	engine := workflows.New(workflows.Deps{
-		Store: st, Queue: queue, Deleter: inspector, Log: log, Config: cfg,
-	})
 	tw, err := twilioapi.New(twilioapi.Config{
 		AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken,
 		APIKey: cfg.Twilio.APIKey, APISecret: cfg.Twilio.APISecret,
@@ -137,7 +134,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	_ = tw // the feature workflows take it (rooms, SMS, calls)
+	engine := workflows.New(workflows.Deps{
+		Store: st, Queue: queue, Deleter: inspector, Twilio: tw, Log: log, Config: cfg,
+	})
 
 	errc := make(chan error, 3)
 	var stops []func()

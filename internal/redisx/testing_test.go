@@ -74,6 +74,7 @@ func mustOptions(t *testing.T, url string) *redis.Options {
 }
 
 func TestStartServerRestart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := StartServer(t)
 	c, err := Connect(ctx, s.URL())
@@ -140,6 +141,7 @@ func runHelper(t *testing.T, mode string, env ...string) (stdout, stderr string)
 }
 
 func TestForTestFallsBackToMiniredis(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name   string
 		env    []string
@@ -161,6 +163,7 @@ func TestForTestFallsBackToMiniredis(t *testing.T) {
 }
 
 func TestForTestUsesEnvURL(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t)
 	stdout, _ := runHelper(t, "url", TestURLEnv+"="+s.URL())
 	if !strings.Contains(stdout, "redis://"+s.Addr()+"/") {
@@ -169,6 +172,7 @@ func TestForTestUsesEnvURL(t *testing.T) {
 }
 
 func TestServerDiesWithTestBinary(t *testing.T) {
+	t.Parallel()
 	if !hasRedisServer() {
 		t.Skip("redis-server not on PATH")
 	}
@@ -191,6 +195,7 @@ func TestServerDiesWithTestBinary(t *testing.T) {
 // TestConnectCluster builds a three-master Redis Cluster from real
 // redis-server processes and checks Connect and Asynq against it.
 func TestConnectCluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
@@ -233,11 +238,20 @@ func TestConnectCluster(t *testing.T) {
 		}
 	}
 	exerciseAsynq(t, c.Asynq)
+
+	// ForTest against a cluster: one lease, keys deleted, the URL unchanged.
+	if stdout, _ := runHelper(t, "url", TestURLEnv+"="+url); strings.TrimSpace(stdout) != url {
+		t.Errorf("helper with %s=%s printed %q; want the cluster URL", TestURLEnv, url, stdout)
+	}
+	if n, err := c.Client.Exists(ctx, "k1").Result(); err != nil || n != 0 {
+		t.Errorf("EXISTS k1 after ForTest on the cluster = %d, %v; want 0 (flushed)", n, err)
+	}
 }
 
 // TestConnectSentinel starts a master and a Sentinel monitoring it and
 // connects through the Sentinel.
 func TestConnectSentinel(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a sentinel")
 	}
@@ -266,4 +280,9 @@ func TestConnectSentinel(t *testing.T) {
 		t.Errorf("GET on the master's db 2 = %q, %v; want \"yes\"", got, err)
 	}
 	exerciseAsynq(t, c.Asynq)
+
+	stdout, _ := runHelper(t, "url", TestURLEnv+"="+url)
+	if want := "redis-sentinel://s3cret@" + sentinel.Addr() + "/vfmaster/"; !strings.HasPrefix(stdout, want) {
+		t.Errorf("helper with %s=%s printed %q; want %s<db>", TestURLEnv, MaskURL(url), stdout, want)
+	}
 }
