@@ -34,14 +34,14 @@ const (
 // env is a running visitflow HTTP server on real Redis, without workers
 // (tests that need jobs processed start them).
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	cfg    config.Config
 	engine *workflows.Engine
 	conn   *redisx.Conn
 }
 
-func newEnv(t *testing.T, redisURL string) *env {
+func newEnv(t testing.TB, redisURL string) *env {
 	t.Helper()
 	conn, err := redisx.Connect(context.Background(), redisURL)
 	if err != nil {

@@ -38,6 +38,7 @@ type Store interface {
 	Outbox(ctx context.Context, id string) ([]visit.Job, error)
 	AckOutbox(ctx context.Context, id string, jobIDs ...string) error
 	PendingOutboxes(ctx context.Context, n int64) ([]string, error)
+	ScanOutboxes(ctx context.Context) ([]string, error)
 	ClearPendingIfEmpty(ctx context.Context, id string) error
 }
 

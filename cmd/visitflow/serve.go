@@ -166,6 +166,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			asynq.Queue(workflows.QueueLow), asynq.Unique(25*time.Second)); err != nil {
 			return fmt.Errorf("register outbox sweep: %w", err)
 		}
+		if _, err := sched.Register("@every 10m", asynq.NewTask(workflows.TypeOutboxSweep, []byte("full")),
+			asynq.Queue(workflows.QueueLow), asynq.Unique(9*time.Minute)); err != nil {
+			return fmt.Errorf("register full outbox sweep: %w", err)
+		}
 		if err := sched.Start(); err != nil {
 			return fmt.Errorf("start scheduler: %w", err)
 		}

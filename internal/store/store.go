@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -257,13 +258,6 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 		if ch.Unchanged && token == "" {
 			return nil
 		}
-		if len(pending.Jobs) > 0 {
-			// Marked before the transaction so the sweeper can find entries
-			// even if this process dies right after committing them.
-			if err := s.rdb.SAdd(ctx, outboxPendingKey, id).Err(); err != nil {
-				return err
-			}
-		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if !ch.Unchanged {
 				v.UpdatedAt = time.Now().UTC()
@@ -293,6 +287,15 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 			return Change{}, err
 		case err != nil:
 			return Change{}, fmt.Errorf("store: update %s: %w", id, err)
+		}
+		if len(ch.Jobs) > 0 {
+			// Marked after the commit (inside the transaction it would need a
+			// second pooled connection per update, and on Cluster a
+			// cross-slot key). Should this process die between the two, the
+			// sweeper's scan of outbox keys still finds the entries.
+			if err := s.rdb.SAdd(ctx, outboxPendingKey, id).Err(); err != nil {
+				return ch, fmt.Errorf("store: update %s: mark outbox: %w", id, err)
+			}
 		}
 		return ch, nil
 	}
@@ -412,6 +415,38 @@ func (s *Store) PendingOutboxes(ctx context.Context, n int64) ([]string, error) 
 	ids, err := s.rdb.SRandMemberN(ctx, outboxPendingKey, n).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: pending outboxes: %w", err)
+	}
+	return ids, nil
+}
+
+// ScanOutboxes returns the ids of every visit with a non-empty outbox by
+// scanning the keyspace (every master on Cluster). It is the sweeper's slow
+// path for entries whose pending mark was lost in a crash.
+func (s *Store) ScanOutboxes(ctx context.Context) ([]string, error) {
+	var (
+		mu  sync.Mutex
+		ids []string
+	)
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, prefix+"visit:{*}:outbox", 1000).Iterator()
+		for iter.Next(ctx) {
+			key := iter.Val()
+			if open, close := strings.IndexByte(key, '{'), strings.LastIndexByte(key, '}'); open >= 0 && close > open {
+				mu.Lock()
+				ids = append(ids, key[open+1:close])
+				mu.Unlock()
+			}
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: scan outboxes: %w", err)
 	}
 	return ids, nil
 }
