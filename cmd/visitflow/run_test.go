@@ -5,9 +5,12 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/visitflow/visitflow/internal/redisx"
 )
 
 // startServer runs `visitflow serve` in-process with env and returns its
@@ -91,3 +94,5 @@ func TestUnknownRoleIsRefused(t *testing.T) {
 		t.Fatalf("run(--role cook) = %v; want an error about --role", err)
 	}
 }
+
+func TestMain(m *testing.M) { os.Exit(redisx.MainWithRedis(m)) }
