@@ -125,6 +125,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	st := store.New(conn.Client)
 	queue := asynq.NewClientFromRedisClient(conn.Client)
 	inspector := asynq.NewInspectorFromRedisClient(conn.Client)
+	m.WatchQueues(inspector)
 	tw, err := twilioapi.New(twilioapi.Config{
 		AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken,
 		APIKey: cfg.Twilio.APIKey, APISecret: cfg.Twilio.APISecret,
@@ -150,6 +151,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			ShutdownTimeout: cfg.HTTP.ShutdownTimeout,
 		})
 		mux := asynq.NewServeMux()
+		mux.Use(m.JobMiddleware)
 		engine.Register(mux)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start workers: %w", err)
