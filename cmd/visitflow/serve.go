@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/visitflow/visitflow/handlers"
+	"github.com/visitflow/visitflow/internal/board"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/metrics"
 	"github.com/visitflow/visitflow/internal/redisx"
@@ -200,6 +201,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				PayloadFormatter: asynqmon.PayloadFormatterFunc(workflows.RedactPayload),
 				ResultFormatter:  asynqmon.ResultFormatterFunc(workflows.RedactPayload),
 			}),
+			Board: board.New(board.Options{Visits: engine, Tasks: inspector,
+				Queues: []string{workflows.QueueCritical, workflows.QueueDefault, workflows.QueueLow}}),
 		}
 		if sandboxMode {
 			emu := sandbox.New(sandbox.Options{
