@@ -14,7 +14,7 @@ func addRoutes(r *mux.Router, d Deps) {
 	twilio.Handle("/voice/status", handleVoiceStatus(d)).Methods(http.MethodPost)
 
 	api := r.PathPrefix("/v1").Subrouter()
-	api.Use(limitBody(apiMaxBody, d.Metrics), requireBearer(d.Config.API.Token))
+	api.Use(countAPI(d.Metrics), limitBody(apiMaxBody, d.Metrics), requireBearer(d.Config.API.Token))
 	api.Handle("/visits", handleCreateVisit(d)).Methods(http.MethodPost)
 	api.Handle("/visits", handleListVisits(d)).Methods(http.MethodGet)
 	api.Handle("/visits/{id}", handleGetVisit(d)).Methods(http.MethodGet)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/visitflow/visitflow/handlers"
 	"github.com/visitflow/visitflow/internal/config"
+	"github.com/visitflow/visitflow/internal/metrics"
 	"github.com/visitflow/visitflow/internal/redisx"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/twiliosig"
@@ -39,6 +40,9 @@ type env struct {
 	cfg    config.Config
 	engine *workflows.Engine
 	conn   *redisx.Conn
+	// metrics is what the server exports at /metrics; workers a test starts
+	// can count into it too.
+	metrics *metrics.Metrics
 }
 
 func newEnv(t testing.TB, redisURL string) *env {
@@ -60,14 +64,14 @@ func newEnv(t testing.TB, redisURL string) *env {
 		Store: store.New(conn.Client), Queue: queue,
 		Deleter: asynq.NewInspectorFromRedisClient(conn.Client), Config: cfg,
 	})
-	e := &env{t: t, cfg: cfg, engine: engine, conn: conn}
+	e := &env{t: t, cfg: cfg, engine: engine, conn: conn, metrics: metrics.New()}
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	// Twilio signs the public URL we configured, here the test server's.
 	e.cfg.HTTP.PublicBaseURL = srv.URL
-	srv.Config.Handler = handlers.NewServer(handlers.Deps{Engine: engine, Config: e.cfg})
+	srv.Config.Handler = handlers.NewServer(handlers.Deps{Engine: engine, Config: e.cfg, Metrics: e.metrics})
 	return e
 }
 

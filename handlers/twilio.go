@@ -43,6 +43,7 @@ func handleVoiceStatus(d Deps) http.Handler {
 		}
 		ev.VisitHint = r.URL.Query().Get("visit")
 		ev.Token = r.Header.Get(idempotencyHeader)
+		d.Metrics.CallOutcome(ev.CallStatus)
 		res, err := d.Engine.ApplyVoice(r.Context(), ev)
 		d.callbackOutcome(w, r, start, res, err)
 	})

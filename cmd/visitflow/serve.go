@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/visitflow/visitflow/handlers"
+	"github.com/visitflow/visitflow/internal/board"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/metrics"
 	"github.com/visitflow/visitflow/internal/redisx"
@@ -125,6 +126,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	st := store.New(conn.Client)
 	queue := asynq.NewClientFromRedisClient(conn.Client)
 	inspector := asynq.NewInspectorFromRedisClient(conn.Client)
+	m.WatchQueues(inspector)
 	tw, err := twilioapi.New(twilioapi.Config{
 		AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken,
 		APIKey: cfg.Twilio.APIKey, APISecret: cfg.Twilio.APISecret,
@@ -150,6 +152,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			ShutdownTimeout: cfg.HTTP.ShutdownTimeout,
 		})
 		mux := asynq.NewServeMux()
+		mux.Use(m.JobMiddleware)
 		engine.Register(mux)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start workers: %w", err)
@@ -202,6 +205,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				PayloadFormatter: asynqmon.PayloadFormatterFunc(workflows.RedactPayload),
 				ResultFormatter:  asynqmon.ResultFormatterFunc(workflows.RedactPayload),
 			}),
+			Board: board.New(board.Options{Visits: engine, Tasks: inspector,
+				Queues: []string{workflows.QueueCritical, workflows.QueueDefault, workflows.QueueLow}}),
 		}
 		if sandboxMode {
 			emu := sandbox.New(sandbox.Options{

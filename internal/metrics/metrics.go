@@ -21,6 +21,8 @@ type Metrics struct {
 	Transitions         *prometheus.CounterVec   // from, to
 	Jobs                *prometheus.CounterVec   // type, outcome
 	APIRequests         *prometheus.CounterVec   // route, code
+	CallOutcomes        *prometheus.CounterVec   // status (Twilio CallStatus)
+	SMSOutcomes         *prometheus.CounterVec   // status (Twilio MessageStatus)
 }
 
 // New registers every collector.
@@ -53,8 +55,17 @@ func New() *Metrics {
 			Name: "visitflow_api_requests_total",
 			Help: "Scheduling API requests by route and status code.",
 		}, []string{"route", "code"}),
+		CallOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "visitflow_call_outcomes_total",
+			Help: "Voice call status callbacks by CallStatus (queued, ringing, in-progress, completed, busy, failed, no-answer, canceled, other).",
+		}, []string{"status"}),
+		SMSOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "visitflow_sms_outcomes_total",
+			Help: "SMS status callbacks by MessageStatus (queued, sent, delivered, undelivered, failed, other …).",
+		}, []string{"status"}),
 	}
 	r.MustRegister(m.WebhookRequests, m.SignatureRejections, m.CallbackLatency, m.Transitions, m.Jobs, m.APIRequests,
+		m.CallOutcomes, m.SMSOutcomes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

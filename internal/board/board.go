@@ -1,0 +1,306 @@
+// Package board is the visit board at /admin/visits: a server-rendered
+// (html/template, no JavaScript) view for a clinic's support desk of today's
+// visits by state, who is waiting and for how long, interpreter legs and
+// failed messages, and per visit its timeline, participants and jobs.
+//
+// Phones and names are PHI: the board shows them masked (+1•••••••0002,
+// initials) and never puts them in URLs. The handler is mounted behind admin
+// basic auth by the HTTP edge.
+package board
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/visitflow/visitflow/internal/clock"
+	"github.com/visitflow/visitflow/internal/store"
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// Visits is what the board reads (implemented by *workflows.Engine).
+type Visits interface {
+	ListVisits(ctx context.Context, q store.ListQuery) ([]*visit.Visit, string, error)
+	Visit(ctx context.Context, id string) (*visit.Visit, []visit.Entry, error)
+}
+
+// Tasks lists Asynq tasks (implemented by *asynq.Inspector).
+type Tasks interface {
+	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	ListActiveTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	ListScheduledTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	ListRetryTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	ListArchivedTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	ListCompletedTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+}
+
+// Options configure the board.
+type Options struct {
+	Visits Visits
+	// Tasks and Queues let a visit's page list its jobs; nil Tasks hides them.
+	Tasks  Tasks
+	Queues []string
+	// Prefix is where the board is mounted ("/admin/visits"); QueuesPath is
+	// the Asynq dashboard's root ("/admin/queues") for links to tasks.
+	Prefix     string
+	QueuesPath string
+	Clock      clock.Clock
+	// Location decides what "today" is; UTC when nil.
+	Location *time.Location
+}
+
+// maxDay bounds how many visits one day's board reads.
+const maxDay = 2000
+
+// maxTasksPerState bounds how many tasks of one state and queue are scanned
+// for a visit's jobs.
+const maxTasksPerState = 1000
+
+// New returns the board handler. It serves Prefix (the day's board) and
+// Prefix/{id} (one visit).
+func New(o Options) http.Handler {
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Location == nil {
+		o.Location = time.UTC
+	}
+	if o.Prefix == "" {
+		o.Prefix = "/admin/visits"
+	}
+	if o.QueuesPath == "" {
+		o.QueuesPath = "/admin/queues"
+	}
+	b := &board{o: o}
+	return http.HandlerFunc(b.serve)
+}
+
+type board struct{ o Options }
+
+func (b *board) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, b.o.Prefix), "/")
+	switch {
+	case rest == "":
+		b.day(w, r)
+	case visit.ValidID(rest):
+		b.one(w, r, rest)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// day renders today's board.
+func (b *board) day(w http.ResponseWriter, r *http.Request) {
+	now := b.o.Clock.Now()
+	local := now.In(b.o.Location)
+	from := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, b.o.Location)
+	if d := r.URL.Query().Get("day"); d != "" {
+		t, err := time.ParseInLocation("2006-01-02", d, b.o.Location)
+		if err != nil {
+			http.Error(w, "day must be YYYY-MM-DD", http.StatusBadRequest)
+			return
+		}
+		from = t
+	}
+	to := from.AddDate(0, 0, 1).Add(-time.Millisecond)
+	visits, _, err := b.o.Visits.ListVisits(r.Context(), store.ListQuery{From: from, To: to, Limit: maxDay})
+	if err != nil {
+		b.fail(w, "list visits", err)
+		return
+	}
+	sort.Slice(visits, func(i, j int) bool { return visits[i].ScheduledAt.Before(visits[j].ScheduledAt) })
+
+	page := dayPage{Day: from.Format("Mon 2 Jan 2006"), Now: local.Format("15:04 MST"), Prefix: b.o.Prefix}
+	byState := map[visit.State][]row{}
+	for _, v := range visits {
+		st := v.State()
+		rw := b.row(v, st, now)
+		byState[st] = append(byState[st], rw)
+		if rw.WaitingFor != "" {
+			page.Waiting = append(page.Waiting, rw)
+		}
+		if v.Interpreter != nil {
+			page.Interpreters = append(page.Interpreters, interpreterRow{
+				row: rw, Line: MaskPhone(v.Interpreter.Line), State: v.Interpreter.State, Attempts: v.Interpreter.Attempts,
+			})
+		}
+		_, tl, err := b.o.Visits.Visit(r.Context(), v.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			b.fail(w, "read timeline", err)
+			return
+		}
+		for _, e := range tl {
+			if failedEntry(e) {
+				page.Failed = append(page.Failed, failedRow{row: rw, At: b.clockTime(e.At), Type: e.Type, Summary: e.Summary})
+			}
+		}
+	}
+	sort.SliceStable(page.Waiting, func(i, j int) bool { return page.Waiting[i].waited > page.Waiting[j].waited })
+	for _, st := range visit.States {
+		page.States = append(page.States, stateGroup{State: string(st), Rows: byState[st]})
+	}
+	page.Total = len(visits)
+	b.render(w, dayTemplate, page)
+}
+
+// one renders a visit's page.
+func (b *board) one(w http.ResponseWriter, r *http.Request, id string) {
+	v, tl, err := b.o.Visits.Visit(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		http.Error(w, "no such visit", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		b.fail(w, "read visit", err)
+		return
+	}
+	now := b.o.Clock.Now()
+	st := v.State()
+	page := visitPage{row: b.row(v, st, now), Prefix: b.o.Prefix, QueuesPath: b.o.QueuesPath,
+		Timezone: v.Timezone, RoomName: v.Room.Name, Schedule: v.ScheduledAt.In(b.o.Location).Format("Mon 2 Jan 2006 15:04 MST")}
+	for _, e := range tl {
+		page.Timeline = append(page.Timeline, timelineRow{At: b.clockTime(e.At), Source: e.Source, Type: e.Type,
+			Summary: e.Summary, State: string(e.State), Failed: failedEntry(e)})
+	}
+	for _, p := range v.ParticipantList() {
+		pr := participantRow{Role: string(p.Role), SID: p.SID, Connected: p.Connected}
+		if p.ConnectedAt != nil {
+			pr.From = b.clockTime(*p.ConnectedAt)
+		}
+		if p.DisconnectedAt != nil {
+			pr.To = b.clockTime(*p.DisconnectedAt)
+		}
+		page.Participants = append(page.Participants, pr)
+	}
+	if v.Interpreter != nil {
+		page.Interpreter = &interpreterRow{row: page.row, Line: MaskPhone(v.Interpreter.Line),
+			State: v.Interpreter.State, Attempts: v.Interpreter.Attempts}
+	}
+	if b.o.Tasks != nil {
+		page.ShowJobs = true
+		jobs, err := b.jobs(id)
+		if err != nil {
+			page.JobsError = "could not read the queues: " + err.Error()
+		}
+		page.Jobs = jobs
+	}
+	b.render(w, visitTemplate, page)
+}
+
+// jobs lists the visit's tasks in every queue and state: their IDs start
+// with the visit id (workflows' deterministic task IDs).
+func (b *board) jobs(id string) ([]jobRow, error) {
+	lists := []struct {
+		state string
+		list  func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	}{
+		{"active", b.o.Tasks.ListActiveTasks},
+		{"pending", b.o.Tasks.ListPendingTasks},
+		{"scheduled", b.o.Tasks.ListScheduledTasks},
+		{"retry", b.o.Tasks.ListRetryTasks},
+		{"archived", b.o.Tasks.ListArchivedTasks},
+		{"completed", b.o.Tasks.ListCompletedTasks},
+	}
+	var out []jobRow
+	var errs []error
+	for _, q := range b.o.Queues {
+		for _, l := range lists {
+			tasks, err := l.list(q, asynq.PageSize(maxTasksPerState))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s %s: %w", q, l.state, err))
+				continue
+			}
+			for _, t := range tasks {
+				if !strings.HasPrefix(t.ID, id+":") {
+					continue
+				}
+				jr := jobRow{ID: t.ID, Type: t.Type, Queue: q, State: l.state, Retried: t.Retried,
+					LastError: t.LastErr,
+					Link:      b.o.QueuesPath + "/queues/" + url.PathEscape(q) + "/tasks/" + url.PathEscape(t.ID) + "?state=" + l.state}
+				switch {
+				case !t.NextProcessAt.IsZero():
+					jr.When = b.clockTime(t.NextProcessAt)
+				case !t.CompletedAt.IsZero():
+					jr.When = b.clockTime(t.CompletedAt)
+				case !t.LastFailedAt.IsZero():
+					jr.When = b.clockTime(t.LastFailedAt)
+				}
+				out = append(out, jr)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, errors.Join(errs...)
+}
+
+func (b *board) row(v *visit.Visit, st visit.State, now time.Time) row {
+	rw := row{ID: v.ID, Link: b.o.Prefix + "/" + url.PathEscape(v.ID), State: string(st),
+		At: b.clockTime(v.ScheduledAt), Provider: MaskName(v.Provider.Name), Patient: MaskName(v.Patient.Name),
+		ProviderPhone: MaskPhone(v.Provider.Phone), PatientPhone: MaskPhone(v.Patient.Phone)}
+	if who, since, ok := waitingSince(v, st); ok {
+		rw.waited = now.Sub(since)
+		rw.Who = who
+		rw.WaitingFor = formatWait(rw.waited)
+	}
+	return rw
+}
+
+// waitingSince tells who is waiting alone in the room and since when: the
+// earliest still-open connection of the patient (state waiting) or the
+// provider (provider_waiting).
+func waitingSince(v *visit.Visit, st visit.State) (who string, since time.Time, ok bool) {
+	var role visit.Role
+	switch st {
+	case visit.Waiting:
+		role, who = visit.RolePatient, "patient"
+	case visit.ProviderWaiting:
+		role, who = visit.RoleProvider, "provider"
+	default:
+		return "", time.Time{}, false
+	}
+	for _, p := range v.ParticipantList() {
+		if p.Role == role && p.Connected && p.ConnectedAt != nil && (!ok || p.ConnectedAt.Before(since)) {
+			since, ok = *p.ConnectedAt, true
+		}
+	}
+	return who, since, ok
+}
+
+// failedEntry reports whether a timeline entry records a failure a support
+// person should see (an SMS undelivered, a call failed, a job given up).
+func failedEntry(e visit.Entry) bool {
+	t := strings.ToLower(e.Type)
+	return strings.Contains(t, "failed") || strings.Contains(t, "undelivered")
+}
+
+func formatWait(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	d = d.Truncate(time.Second)
+	if d < time.Minute {
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	}
+	if d < time.Hour {
+		return fmt.Sprintf("%dm %02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh %02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+func (b *board) clockTime(t time.Time) string { return t.In(b.o.Location).Format("15:04:05") }
+
+func (b *board) fail(w http.ResponseWriter, op string, err error) {
+	// Store errors name ids and Redis addresses only, never PHI.
+	http.Error(w, "board: "+op+": "+err.Error(), http.StatusServiceUnavailable)
+}

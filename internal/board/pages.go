@@ -1,0 +1,151 @@
+package board
+
+import (
+	"bytes"
+	"html/template"
+	"net/http"
+	"time"
+)
+
+// row is one visit as the board lists it; every person field is masked.
+type row struct {
+	ID, Link, State, At         string
+	Provider, Patient           string
+	ProviderPhone, PatientPhone string
+	Who, WaitingFor             string
+	waited                      time.Duration
+}
+
+type stateGroup struct {
+	State string
+	Rows  []row
+}
+
+type interpreterRow struct {
+	row
+	Line, State string
+	Attempts    int
+}
+
+type failedRow struct {
+	row
+	At, Type, Summary string
+}
+
+type dayPage struct {
+	Day, Now, Prefix string
+	Total            int
+	States           []stateGroup
+	Waiting          []row
+	Interpreters     []interpreterRow
+	Failed           []failedRow
+}
+
+type timelineRow struct {
+	At, Source, Type, Summary, State string
+	Failed                           bool
+}
+
+type participantRow struct {
+	Role, SID, From, To string
+	Connected           bool
+}
+
+type jobRow struct {
+	ID, Type, Queue, State, When, LastError, Link string
+	Retried                                       int
+}
+
+type visitPage struct {
+	row
+	Prefix, QueuesPath, Timezone, RoomName, Schedule string
+	Timeline                                         []timelineRow
+	Participants                                     []participantRow
+	Interpreter                                      *interpreterRow
+	ShowJobs                                         bool
+	Jobs                                             []jobRow
+	JobsError                                        string
+}
+
+// render executes into a buffer first so a template error is a clean 500,
+// not half a page.
+func (b *board) render(w http.ResponseWriter, t *template.Template, data any) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		http.Error(w, "board: render: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.Write(buf.Bytes())
+}
+
+const layout = `{{define "head"}}<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
+<title>{{.}} · visitflow</title>
+<style>
+body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border-bottom:1px solid #ddd;padding:.3em .7em;text-align:left;vertical-align:top}
+th{background:#f4f4f4}
+.state{font-weight:600}.failed{color:#b00020}.muted{color:#777}
+h2{margin-top:1.5em}
+</style></head><body>{{end}}`
+
+var dayTemplate = template.Must(template.Must(template.New("layout").Parse(layout)).New("day").Parse(`{{template "head" "Visit board"}}
+<h1>Visits on {{.Day}}</h1>
+<p class="muted">As of {{.Now}} · {{.Total}} visits · refreshes every 30 s</p>
+
+<h2 id="waiting">Waiting now</h2>
+{{if .Waiting}}<table><tr><th>Visit</th><th>At</th><th>Who is waiting</th><th>For</th><th>Provider</th><th>Patient</th><th>Patient phone</th></tr>
+{{range .Waiting}}<tr class="waiting"><td><a href="{{.Link}}">{{.ID}}</a></td><td>{{.At}}</td><td>{{.Who}}</td><td class="wait">{{.WaitingFor}}</td><td>{{.Provider}}</td><td>{{.Patient}}</td><td class="phone">{{.PatientPhone}}</td></tr>
+{{end}}</table>{{else}}<p class="muted">Nobody is waiting.</p>{{end}}
+
+<h2 id="interpreters">Interpreter legs</h2>
+{{if .Interpreters}}<table><tr><th>Visit</th><th>Line</th><th>State</th><th>Attempts</th></tr>
+{{range .Interpreters}}<tr><td><a href="{{.Link}}">{{.ID}}</a></td><td class="phone">{{.Line}}</td><td>{{.State}}</td><td>{{.Attempts}}</td></tr>
+{{end}}</table>{{else}}<p class="muted">No interpreter legs today.</p>{{end}}
+
+<h2 id="failed">Failed messages and calls</h2>
+{{if .Failed}}<table><tr><th>Visit</th><th>At</th><th>What</th><th>Detail</th></tr>
+{{range .Failed}}<tr class="failed"><td><a href="{{.Link}}">{{.ID}}</a></td><td>{{.At}}</td><td>{{.Type}}</td><td>{{.Summary}}</td></tr>
+{{end}}</table>{{else}}<p class="muted">No failures today.</p>{{end}}
+
+<h2 id="by-state">By state</h2>
+{{range .States}}{{if .Rows}}<h3 class="state">{{.State}} ({{len .Rows}})</h3>
+<table><tr><th>Visit</th><th>At</th><th>Provider</th><th>Provider phone</th><th>Patient</th><th>Patient phone</th></tr>
+{{range .Rows}}<tr><td><a href="{{.Link}}">{{.ID}}</a></td><td>{{.At}}</td><td>{{.Provider}}</td><td class="phone">{{.ProviderPhone}}</td><td>{{.Patient}}</td><td class="phone">{{.PatientPhone}}</td></tr>
+{{end}}</table>{{end}}{{end}}
+</body></html>`))
+
+var visitTemplate = template.Must(template.Must(template.New("layout").Parse(layout)).New("visit").Parse(`{{template "head" .ID}}
+<p><a href="{{.Prefix}}">← all visits</a></p>
+<h1>Visit {{.ID}}</h1>
+<table>
+<tr><th>State</th><td class="state" id="state">{{.State}}</td></tr>
+<tr><th>Scheduled</th><td>{{.Schedule}} ({{.Timezone}})</td></tr>
+<tr><th>Provider</th><td>{{.Provider}} <span class="phone">{{.ProviderPhone}}</span></td></tr>
+<tr><th>Patient</th><td>{{.Patient}} <span class="phone">{{.PatientPhone}}</span></td></tr>
+<tr><th>Room</th><td>{{.RoomName}}</td></tr>
+{{if .WaitingFor}}<tr><th>Waiting</th><td class="wait">{{.Who}} for {{.WaitingFor}}</td></tr>{{end}}
+{{with .Interpreter}}<tr><th>Interpreter</th><td><span class="phone">{{.Line}}</span> · {{.State}} · {{.Attempts}} attempts</td></tr>{{end}}
+</table>
+
+<h2 id="participants">Participants</h2>
+{{if .Participants}}<table><tr><th>Role</th><th>Connection</th><th>From</th><th>To</th></tr>
+{{range .Participants}}<tr><td>{{.Role}}</td><td>{{.SID}}</td><td>{{.From}}</td><td>{{if .Connected}}connected{{else}}{{.To}}{{end}}</td></tr>
+{{end}}</table>{{else}}<p class="muted">Nobody has joined.</p>{{end}}
+
+<h2 id="timeline">Timeline</h2>
+<table><tr><th>At</th><th>Source</th><th>Event</th><th>Detail</th><th>State</th></tr>
+{{range .Timeline}}<tr class="timeline-row{{if .Failed}} failed{{end}}"><td>{{.At}}</td><td>{{.Source}}</td><td>{{.Type}}</td><td>{{.Summary}}</td><td>{{.State}}</td></tr>
+{{end}}</table>
+
+{{if .ShowJobs}}<h2 id="jobs">Jobs</h2>
+{{if .JobsError}}<p class="failed">{{.JobsError}}</p>{{end}}
+{{if .Jobs}}<table><tr><th>Task</th><th>Type</th><th>Queue</th><th>State</th><th>When</th><th>Retried</th><th>Last error</th></tr>
+{{range .Jobs}}<tr class="job"><td><a href="{{.Link}}">{{.ID}}</a></td><td>{{.Type}}</td><td>{{.Queue}}</td><td>{{.State}}</td><td>{{.When}}</td><td>{{.Retried}}</td><td>{{.LastError}}</td></tr>
+{{end}}</table>{{else}}<p class="muted">No jobs in the queues for this visit.</p>{{end}}
+<p><a href="{{.QueuesPath}}">All queues</a></p>{{end}}
+</body></html>`))
