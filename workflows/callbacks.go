@@ -99,6 +99,7 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 				v.Log(entry)
 			}
 		}
+		e.interpreterParticipant(v, ev, at)
 		return nil
 	})
 	return res, unmatchedIfMissing(err)
@@ -107,7 +108,10 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 // VoiceEvent is a Voice call status callback (twilio-protocol §3).
 type VoiceEvent struct {
 	VisitHint string
-	Token     string
+	// LegAttempt is the ?attempt= of the callback URL: which dial attempt
+	// of the interpreter leg placed the call (0 when not one of ours).
+	LegAttempt int
+	Token      string
 
 	AccountSID      string
 	CallSID         string
@@ -157,26 +161,9 @@ func unmatchedIfMissing(err error) error {
 }
 
 // onCallStatus lets the phone-leg workflows react to a call's progress; the
-// interpreter leg is kept current here.
+// interpreter leg is kept current (and retried) in interpreter.go.
 func (e *Engine) onCallStatus(v *visit.Visit, ev VoiceEvent, at time.Time) {
-	leg := v.Interpreter
-	if leg == nil || leg.CallSID != ev.CallSID {
-		return
-	}
-	switch ev.CallStatus {
-	case "ringing":
-		leg.State = "ringing"
-	case "in-progress":
-		if leg.State != "bridged" {
-			leg.State = "answered"
-		}
-	case "completed", "busy", "no-answer", "failed", "canceled":
-		if leg.EndedAt == nil {
-			t := at.UTC()
-			leg.EndedAt = &t
-		}
-		leg.State = "ended"
-	}
+	e.interpreterCallStatus(v, ev, at)
 }
 
 func callLegName(v *visit.Visit, sid string) string {

@@ -40,6 +40,13 @@ type Store interface {
 	PendingOutboxes(ctx context.Context, n int64) ([]string, error)
 	ScanOutboxes(ctx context.Context) ([]string, error)
 	ClearPendingIfEmpty(ctx context.Context, id string) error
+
+	// Phone legs, invites and tokens (legs.go).
+	VisitForPIN(ctx context.Context, pin string) (string, error)
+	IndexInvite(ctx context.Context, hash, id string, expires time.Time) error
+	VisitForInvite(ctx context.Context, hash string) (string, error)
+	AddDialInFailure(ctx context.Context, caller string, window time.Duration) (int, error)
+	DialInFailures(ctx context.Context, caller string) (int, error)
 }
 
 // Twilio is every Twilio REST call the jobs make (implemented by
@@ -109,7 +116,9 @@ func New(d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = zap.NewNop()
 	}
-	return &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config}
+	e := &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config}
+	e.enableLegs()
+	return e
 }
 
 // Result is what applying one event did.

@@ -139,6 +139,11 @@ type Visits struct {
 	// RoomLead: the visit's Group Room is created this long before
 	// scheduled_at. Optional, default 30m.
 	RoomLead time.Duration `yaml:"room_lead"`
+	// AccessWindow: Video access tokens and guest invites of a visit stop
+	// working this long after scheduled_at (a token asked for later still
+	// lives 15 minutes). Dial-in opens room_lead before scheduled_at.
+	// Optional, default 2h.
+	AccessWindow time.Duration `yaml:"access_window"`
 	// EmptyRoomTimeout: Twilio closes a room this long after the last
 	// participant left. Optional, default 5m; whole minutes from 1m to 60m.
 	EmptyRoomTimeout time.Duration `yaml:"empty_room_timeout"`
@@ -249,6 +254,7 @@ func Default() Config {
 			QuietHours:        QuietHours{Start: 21 * time.Hour, End: 8 * time.Hour, Set: true},
 			JoinURL:           "http://localhost:8080/join/{token}",
 			RoomLead:          30 * time.Minute,
+			AccessWindow:      2 * time.Hour,
 			EmptyRoomTimeout:  5 * time.Minute,
 			UnusedRoomTimeout: 5 * time.Minute,
 			Retention:         720 * time.Hour,
