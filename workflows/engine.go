@@ -39,6 +39,12 @@ type Store interface {
 	AckOutbox(ctx context.Context, id string, jobIDs ...string) error
 	PendingOutboxes(ctx context.Context, n int64) ([]string, error)
 	ClearPendingIfEmpty(ctx context.Context, id string) error
+
+	// Reminders, opt-outs and retention (issue 4).
+	SetOptOut(ctx context.Context, hash string, out bool, at time.Time) error
+	OptedOut(ctx context.Context, hash string) (bool, error)
+	ScheduledBefore(ctx context.Context, t time.Time, offset, n int64) ([]string, error)
+	Delete(ctx context.Context, id string, keep func(v *visit.Visit) bool) (bool, error)
 }
 
 // Twilio is every Twilio REST call the jobs make (implemented by
@@ -108,7 +114,9 @@ func New(d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = zap.NewNop()
 	}
-	return &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config}
+	e := &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config}
+	e.enableTimers()
+	return e
 }
 
 // Result is what applying one event did.
