@@ -140,7 +140,7 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 	msg, sendErr := e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: phone, Body: body,
 		StatusCallback: e.smsStatusURL(s.visitID, s.purpose)})
 	if sendErr == nil {
-		return e.settle(ctx, s, claim, "sms-sent", s.purpose+" SMS accepted by Twilio ("+msg.SID+")")
+		return e.settle(ctx, s, claim, "sms-accepted", s.purpose+" SMS accepted by Twilio ("+msg.SID+")")
 	}
 	switch code := twilioapi.Code(sendErr); {
 	case code == twilioapi.CodeOptedOut:
@@ -320,7 +320,7 @@ func (e *Engine) ApplySMSStatus(ctx context.Context, ev SMSStatusEvent) (Result,
 			if _, claimed := v.Extra[key]; claimed {
 				delete(v.Extra, key)
 				if v.MarkDone(key, now) {
-					v.Log(visit.Entry{At: now, Source: visit.SourceSMS, Type: "sms-sent",
+					v.Log(visit.Entry{At: now, Source: visit.SourceSMS, Type: "sms-confirmed",
 						Summary: what + " confirmed by its status callback (" + ev.MessageSID + ")"})
 				}
 			}
