@@ -12,6 +12,9 @@ func addRoutes(r *mux.Router, d Deps) {
 	twilio.Use(limitBody(d.Config.HTTP.MaxBodyBytes, d.Metrics), verifyTwilio(d))
 	twilio.Handle("/video/status", handleVideoStatus(d)).Methods(http.MethodPost)
 	twilio.Handle("/voice/status", handleVoiceStatus(d)).Methods(http.MethodPost)
+	// Reminders, delivery status, opt-out (issue 4).
+	twilio.Handle("/sms/status", handleSMSStatus(d)).Methods(http.MethodPost)
+	twilio.Handle("/sms/incoming", handleSMSIncoming(d)).Methods(http.MethodPost)
 
 	// Phone legs, invites and tokens (issue 5). The join route is the one
 	// /v1 route without bearer auth (the invite is the credential), so it
@@ -36,6 +39,9 @@ func addRoutes(r *mux.Router, d Deps) {
 	api.Handle("/visits/{id}", handleGetVisit(d)).Methods(http.MethodGet)
 	api.Handle("/visits/{id}/cancel", handleCancelVisit(d)).Methods(http.MethodPost)
 	legs(api)
+	// Bulk scheduling and reschedule (issue 4).
+	api.Handle("/visits/batch", handleBatchCreate(d)).Methods(http.MethodPost)
+	api.Handle("/visits/{id}", handleUpdateVisit(d)).Methods(http.MethodPatch)
 
 	r.Handle("/healthz", handleHealthz()).Methods(http.MethodGet)
 	r.Handle("/readyz", handleReadyz(d)).Methods(http.MethodGet)

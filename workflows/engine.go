@@ -47,6 +47,11 @@ type Store interface {
 	VisitForInvite(ctx context.Context, hash string) (string, error)
 	AddDialInFailure(ctx context.Context, caller string, window time.Duration) (int, error)
 	DialInFailures(ctx context.Context, caller string) (int, error)
+	// Reminders, opt-outs and retention (issue 4).
+	SetOptOut(ctx context.Context, hash string, out bool, at time.Time) error
+	OptedOut(ctx context.Context, hash string) (bool, error)
+	ScheduledBefore(ctx context.Context, t time.Time, offset, n int64) ([]string, error)
+	Delete(ctx context.Context, id string, keep func(v *visit.Visit) bool) (bool, error)
 }
 
 // Twilio is every Twilio REST call the jobs make (implemented by
@@ -118,6 +123,7 @@ func New(d Deps) *Engine {
 	}
 	e := &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config}
 	e.enableLegs()
+	e.enableTimers()
 	return e
 }
 

@@ -165,9 +165,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if role.scheduler {
 		sched := asynq.NewSchedulerFromRedisClient(conn.Client, &asynq.SchedulerOpts{Logger: log.Named("scheduler").Sugar()})
 		// Unique keeps two schedulers from enqueuing the same firing twice.
-		if _, err := sched.Register("@every 30s", asynq.NewTask(workflows.TypeOutboxSweep, nil),
-			asynq.Queue(workflows.QueueLow), asynq.Unique(25*time.Second)); err != nil {
-			return fmt.Errorf("register outbox sweep: %w", err)
+		if err := workflows.RegisterMaintenance(sched, workflows.DefaultMaintenance, 25*time.Second); err != nil {
+			return err
 		}
 		if _, err := sched.Register("@every 10m", asynq.NewTask(workflows.TypeOutboxSweep, []byte("full")),
 			asynq.Queue(workflows.QueueLow), asynq.Unique(9*time.Minute)); err != nil {

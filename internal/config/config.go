@@ -153,6 +153,14 @@ type Visits struct {
 	// Retention: finished visits (completed, no-show, cancelled) are purged
 	// this long after they finished. Optional, default 720h (30 days).
 	Retention time.Duration `yaml:"retention"`
+	// CancelSMS sends the patient the cancelled template when a visit is
+	// cancelled. Optional, default false.
+	CancelSMS bool `yaml:"cancel_sms"`
+	// OptOutSecret keys the HMAC-SHA256 under which opted-out phone numbers
+	// are stored (never the number itself). Optional; empty derives the key
+	// from twilio.auth_token, so rotating the auth token forgets opt-outs
+	// recorded under it: set this explicitly in production.
+	OptOutSecret string `yaml:"optout_secret" secret:"true"`
 	// Templates are the SMS texts.
 	Templates Templates `yaml:"templates"`
 }
@@ -258,6 +266,8 @@ func Default() Config {
 			EmptyRoomTimeout:  5 * time.Minute,
 			UnusedRoomTimeout: 5 * time.Minute,
 			Retention:         720 * time.Hour,
+			CancelSMS:         false,
+			OptOutSecret:      "",
 			Templates: Templates{
 				Reminder:          "Reminder: your visit with {{.Provider}} is on {{.When}}. Join: {{.JoinURL}}",
 				StartingSoon:      "Your visit with {{.Provider}} starts soon. Join: {{.JoinURL}}",

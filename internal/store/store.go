@@ -117,7 +117,7 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 		}
 	}
 	var existing *visit.Visit
-	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	create := func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, visitKey(v.ID)).Bytes()
 		if err == nil {
 			existing, err = decode(raw)
@@ -136,7 +136,15 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 			return nil
 		})
 		return err
-	}, visitKey(v.ID))
+	}
+	var err error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		// Another process creating the same id at once makes the
+		// transaction fail; re-reading then finds its visit.
+		if err = s.rdb.Watch(ctx, create, visitKey(v.ID)); !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("store: create %s: %w", v.ID, err)
 	}
