@@ -144,7 +144,7 @@ func (e *Engine) ApplyVoice(ctx context.Context, ev VoiceEvent) (Result, error) 
 			return nil
 		}
 		v.Log(visit.Entry{At: at, Source: visit.SourceVoice, Type: "call-" + ev.CallStatus,
-			Summary: callLegName(v, ev.CallSID) + " " + ev.CallStatus})
+			Summary: callLegName(v, ev) + " " + ev.CallStatus})
 		e.onCallStatus(v, ev, at)
 		return nil
 	})
@@ -166,9 +166,12 @@ func (e *Engine) onCallStatus(v *visit.Visit, ev VoiceEvent, at time.Time) {
 	e.interpreterCallStatus(v, ev, at)
 }
 
-func callLegName(v *visit.Visit, sid string) string {
-	if v.Interpreter != nil && v.Interpreter.CallSID == sid {
+func callLegName(v *visit.Visit, ev VoiceEvent) string {
+	switch {
+	case v.Interpreter != nil && (v.Interpreter.CallSID == ev.CallSID || ev.LegAttempt > 0):
 		return "interpreter call"
+	case v.IsDone("dialin:" + ev.CallSID):
+		return "dial-in call"
 	}
 	return "call"
 }
