@@ -23,6 +23,7 @@ import (
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 	"github.com/visitflow/visitflow/internal/twiliosig"
+	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
 )
 
@@ -799,5 +800,33 @@ func TestLegRoutesAreGuarded(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("%s %s without bearer = %d; want 401", r.method, r.path, resp.StatusCode)
 		}
+	}
+}
+
+// TestInterpreterWatchdogRecoversALostClaim: a worker that claimed an
+// attempt and died before placing the call leaves the leg "dialing" without
+// a call; the check job fails that attempt and the next one is placed.
+func TestInterpreterWatchdogRecoversALostClaim(t *testing.T) {
+	e := newLegEnv(t, nil)
+	e.createAt("V-w", time.Now().Add(10*time.Minute))
+	st := store.New(e.conn.Client)
+	// What the dying worker committed: the claim of attempt 1, no call.
+	if _, err := st.Update(context.Background(), "V-w", "", func(v *visit.Visit) error {
+		v.Interpreter = &visit.InterpreterLeg{Line: "voyce-es", State: visit.LegDialing, Attempts: 1, Request: 1, RequestedAt: time.Now()}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Its dial job, re-delivered, must not place a call it cannot know about.
+	e.runTask(workflows.TypeInterpreterDial, workflows.Payload{VisitID: "V-w", Purpose: "r1-a1"})
+	if n := len(e.callsTo(interpreterPhone)); n != 0 {
+		t.Fatalf("a re-delivered claimed dial job placed %d calls; want 0", n)
+	}
+	e.runTask(workflows.TypeInterpreterCheck, workflows.Payload{VisitID: "V-w", Purpose: "r1-a1"})
+	v := e.eventually("V-w", "bridged on attempt 2", func(v legVisit) bool {
+		return v.Interpreter.State == "bridged"
+	})
+	if v.Interpreter.Attempts != 2 || v.Interpreter.LastOutcome != "not placed" || len(e.callsTo(interpreterPhone)) != 1 {
+		t.Fatalf("interpreter = %+v with %d calls; want one call, on attempt 2 after 'not placed'", v.Interpreter, len(e.callsTo(interpreterPhone)))
 	}
 }
