@@ -108,10 +108,11 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 // VoiceEvent is a Voice call status callback (twilio-protocol §3).
 type VoiceEvent struct {
 	VisitHint string
+	Token     string
+
 	// LegAttempt is the ?attempt= of the callback URL: which dial attempt
 	// of the interpreter leg placed the call (0 when not one of ours).
 	LegAttempt int
-	Token      string
 
 	AccountSID      string
 	CallSID         string

@@ -40,7 +40,7 @@ type Store interface {
 	PendingOutboxes(ctx context.Context, n int64) ([]string, error)
 	ClearPendingIfEmpty(ctx context.Context, id string) error
 
-	// Phone legs, invites and tokens (legs.go).
+	// Phone legs, invites and tokens (internal/store/legs.go).
 	VisitForPIN(ctx context.Context, pin string) (string, error)
 	IndexInvite(ctx context.Context, hash, id string, expires time.Time) error
 	VisitForInvite(ctx context.Context, hash string) (string, error)
