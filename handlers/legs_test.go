@@ -459,6 +459,12 @@ func TestInterpreterHangUpOnDeleteAndCancel(t *testing.T) {
 		t.Fatalf("POST cancel = %d; want 200", code)
 	}
 	hungUp(second)
+	e.waitEvent("the cancelled visit's room ended", func(ev sandbox.Event) bool {
+		return ev.Kind == sandbox.KindVideoStatus && ev.Name == "room-ended" && ev.Params.Get("RoomName") == "visit-V-del"
+	})
+	if v := e.legVisit("V-del"); v.State != "cancelled" {
+		t.Fatalf("state after cancel and room end = %s; want cancelled", v.State)
+	}
 }
 
 // grant is the answer of the token and join routes.
