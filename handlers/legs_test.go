@@ -395,6 +395,7 @@ func TestInterpreterRetriesExhausted(t *testing.T) {
 			}
 		})
 	}
+	e.t = t
 	msgs := e.messagesTo("+15551230001")
 	if len(msgs) != len(cases) {
 		t.Fatalf("provider got %d SMS; want one per failed request (%d): %+v", len(msgs), len(cases), msgs)
