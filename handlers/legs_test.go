@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,6 +22,8 @@ import (
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/twilioapi"
+	"github.com/visitflow/visitflow/internal/twiliosig"
+	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
 )
 
@@ -392,6 +395,7 @@ func TestInterpreterRetriesExhausted(t *testing.T) {
 			}
 		})
 	}
+	e.t = t
 	msgs := e.messagesTo("+15551230001")
 	if len(msgs) != len(cases) {
 		t.Fatalf("provider got %d SMS; want one per failed request (%d): %+v", len(msgs), len(cases), msgs)
@@ -456,6 +460,12 @@ func TestInterpreterHangUpOnDeleteAndCancel(t *testing.T) {
 		t.Fatalf("POST cancel = %d; want 200", code)
 	}
 	hungUp(second)
+	e.waitEvent("the cancelled visit's room ended", func(ev sandbox.Event) bool {
+		return ev.Kind == sandbox.KindVideoStatus && ev.Name == "room-ended" && ev.Params.Get("RoomName") == "visit-V-del"
+	})
+	if v := e.legVisit("V-del"); v.State != "cancelled" {
+		t.Fatalf("state after cancel and room end = %s; want cancelled", v.State)
+	}
 }
 
 // grant is the answer of the token and join routes.
@@ -750,5 +760,80 @@ func TestDialIn(t *testing.T) {
 	e.waitCallEnded(sid)
 	if v := e.legVisit("V-late"); len(v.Participants) != 0 {
 		t.Fatalf("V-late participants = %+v; want none", v.Participants)
+	}
+}
+
+// TestLegRoutesAreGuarded: the TwiML endpoints refuse what Twilio did not
+// sign, and every /v1 route but join needs the bearer token.
+func TestLegRoutesAreGuarded(t *testing.T) {
+	e := newLegEnv(t, nil)
+	v := e.createAt("V-g", time.Now().Add(10*time.Minute))
+	call := url.Values{"CallSid": {"CA00000000000000000000000000000009"}, "From": {"+15557650009"}}
+	pin := url.Values{"CallSid": call["CallSid"], "From": call["From"], "Digits": {v.DialIn.PIN}}
+	for _, path := range []string{"/twilio/voice/incoming", "/twilio/voice/pin?try=1",
+		"/twilio/voice/bridge?visit=V-g&leg=interpreter", "/twilio/voice/dialin/connect?visit=V-g&hold=1"} {
+		if resp := e.postForm(path, pin); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("unsigned POST %s = %d; want 403", path, resp.StatusCode)
+		}
+		forged := twiliosig.Sign("wrong-token", e.url+path, pin)
+		if resp := e.postForm(path, pin, twiliosig.Header, forged); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("forged POST %s = %d; want 403", path, resp.StatusCode)
+		}
+	}
+	// Signed for another PIN: Digits are part of what Twilio signs.
+	other := url.Values{"CallSid": call["CallSid"], "From": call["From"], "Digits": {"999999"}}
+	if resp := e.postForm("/twilio/voice/pin?try=1", pin, twiliosig.Header, twiliosig.Sign(authToken, e.url+"/twilio/voice/pin?try=1", other)); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("PIN with a signature for other digits = %d; want 403", resp.StatusCode)
+	}
+	if got := e.legVisit("V-g"); len(got.Participants) != 0 || timelineHas(got, "dial-in", "") {
+		t.Fatalf("rejected requests changed the visit: %+v", got)
+	}
+	// A correctly signed PIN request is answered with TwiML.
+	if resp := e.postSigned("/twilio/voice/pin?try=1", pin); resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/xml") {
+		t.Fatalf("signed PIN = %d %s; want 200 TwiML", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+
+	for _, r := range []struct{ method, path string }{
+		{http.MethodPost, "/v1/visits/V-g/tokens"}, {http.MethodPost, "/v1/visits/V-g/invites"},
+		{http.MethodPost, "/v1/visits/V-g/interpreter"}, {http.MethodDelete, "/v1/visits/V-g/interpreter"},
+		{http.MethodPost, "/v1/visits/V-g/end"},
+	} {
+		req, _ := http.NewRequest(r.method, e.url+r.path, strings.NewReader(`{"role":"patient"}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s %s without bearer = %d; want 401", r.method, r.path, resp.StatusCode)
+		}
+	}
+}
+
+// TestInterpreterWatchdogRecoversALostClaim: a worker that claimed an
+// attempt and died before placing the call leaves the leg "dialing" without
+// a call; the check job fails that attempt and the next one is placed.
+func TestInterpreterWatchdogRecoversALostClaim(t *testing.T) {
+	e := newLegEnv(t, nil)
+	e.createAt("V-w", time.Now().Add(10*time.Minute))
+	st := store.New(e.conn.Client)
+	// What the dying worker committed: the claim of attempt 1, no call.
+	if _, err := st.Update(context.Background(), "V-w", "", func(v *visit.Visit) error {
+		v.Interpreter = &visit.InterpreterLeg{Line: "voyce-es", State: visit.LegDialing, Attempts: 1, Request: 1, RequestedAt: time.Now()}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Its dial job, re-delivered, must not place a call it cannot know about.
+	e.runTask(workflows.TypeInterpreterDial, workflows.Payload{VisitID: "V-w", Purpose: "r1-a1"})
+	if n := len(e.callsTo(interpreterPhone)); n != 0 {
+		t.Fatalf("a re-delivered claimed dial job placed %d calls; want 0", n)
+	}
+	e.runTask(workflows.TypeInterpreterCheck, workflows.Payload{VisitID: "V-w", Purpose: "r1-a1"})
+	v := e.eventually("V-w", "bridged on attempt 2", func(v legVisit) bool {
+		return v.Interpreter.State == "bridged"
+	})
+	if v.Interpreter.Attempts != 2 || v.Interpreter.LastOutcome != "not placed" || len(e.callsTo(interpreterPhone)) != 1 {
+		t.Fatalf("interpreter = %+v with %d calls; want one call, on attempt 2 after 'not placed'", v.Interpreter, len(e.callsTo(interpreterPhone)))
 	}
 }

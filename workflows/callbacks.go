@@ -108,10 +108,11 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 // VoiceEvent is a Voice call status callback (twilio-protocol §3).
 type VoiceEvent struct {
 	VisitHint string
+	Token     string
+
 	// LegAttempt is the ?attempt= of the callback URL: which dial attempt
 	// of the interpreter leg placed the call (0 when not one of ours).
 	LegAttempt int
-	Token      string
 
 	AccountSID      string
 	CallSID         string
@@ -144,7 +145,7 @@ func (e *Engine) ApplyVoice(ctx context.Context, ev VoiceEvent) (Result, error) 
 			return nil
 		}
 		v.Log(visit.Entry{At: at, Source: visit.SourceVoice, Type: "call-" + ev.CallStatus,
-			Summary: callLegName(v, ev.CallSID) + " " + ev.CallStatus})
+			Summary: callLegName(v, ev) + " " + ev.CallStatus})
 		e.onCallStatus(v, ev, at)
 		return nil
 	})
@@ -166,9 +167,12 @@ func (e *Engine) onCallStatus(v *visit.Visit, ev VoiceEvent, at time.Time) {
 	e.interpreterCallStatus(v, ev, at)
 }
 
-func callLegName(v *visit.Visit, sid string) string {
-	if v.Interpreter != nil && v.Interpreter.CallSID == sid {
+func callLegName(v *visit.Visit, ev VoiceEvent) string {
+	switch {
+	case v.Interpreter != nil && (v.Interpreter.CallSID == ev.CallSID || ev.LegAttempt > 0):
 		return "interpreter call"
+	case v.IsDone("dialin:" + ev.CallSID):
+		return "dial-in call"
 	}
 	return "call"
 }

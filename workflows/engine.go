@@ -41,7 +41,7 @@ type Store interface {
 	ScanOutboxes(ctx context.Context) ([]string, error)
 	ClearPendingIfEmpty(ctx context.Context, id string) error
 
-	// Phone legs, invites and tokens (legs.go).
+	// Phone legs, invites and tokens (internal/store/legs.go).
 	VisitForPIN(ctx context.Context, pin string) (string, error)
 	IndexInvite(ctx context.Context, hash, id string, expires time.Time) error
 	VisitForInvite(ctx context.Context, hash string) (string, error)

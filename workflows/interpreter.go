@@ -49,6 +49,11 @@ func (e *Engine) enableLegs() {
 		if !to.Open() || v.Finished() {
 			e.stopLegs(v, at, "visit "+string(to))
 		}
+		if to == visit.Cancelled && v.Room.SID != "" && v.Facts.RoomEndedAt == nil {
+			// Nobody may stay in a cancelled visit's room (a dial-in caller,
+			// a guest): end it like POST /end does.
+			v.Enqueue(job(TypeRoomEnd, QueueCritical, Payload{VisitID: v.ID, Purpose: "end"}, time.Time{}))
+		}
 	})
 }
 

@@ -23,7 +23,7 @@ const (
 	// TypeRoomEnsure creates the visit's room if it has none yet (dial-in
 	// callers waiting for it).
 	TypeRoomEnsure = "room:ensure"
-	// TypeRoomEnd ends the visit's room (POST /v1/visits/{id}/end).
+	// TypeRoomEnd ends the visit's room (POST /v1/visits/{id}/end, cancel).
 	TypeRoomEnd = "room:end"
 )
 
@@ -152,7 +152,7 @@ func (e *Engine) handleRoomEnd(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if v.Facts.RoomEndedAt == nil {
+	if v.Facts.RoomEndedAt == nil && v.State() != visit.Cancelled {
 		return nil
 	}
 	sid := v.Room.SID

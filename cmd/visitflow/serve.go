@@ -212,10 +212,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				AccountSID:       cfg.Twilio.AccountSID,
 				AuthToken:        cfg.Twilio.AuthToken,
 				IncomingVoiceURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming",
+				IncomingSMSURL:   strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
+				Log:              log.Named("sandbox"),
+
 				// Dial-in calls are matched to their visit by CallSid once the PIN is accepted.
 				IncomingVoiceStatusURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/status",
-				IncomingSMSURL:         strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
-				Log:                    log.Named("sandbox"),
 			})
 			defer emu.Close()
 			deps.Sandbox = emu.Handler()
