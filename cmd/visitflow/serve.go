@@ -48,6 +48,7 @@ type sandboxSession struct {
 	AdminUser     string `json:"admin_user"`
 	AdminPassword string `json:"admin_password"`
 	AuthToken     string `json:"auth_token"`
+	AccountSID    string `json:"account_sid"`
 }
 
 type roles struct{ web, worker, scheduler bool }
@@ -205,11 +206,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		if sandboxMode {
 			emu := sandbox.New(sandbox.Options{
-				AccountSID:       cfg.Twilio.AccountSID,
-				AuthToken:        cfg.Twilio.AuthToken,
-				IncomingVoiceURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming",
-				IncomingSMSURL:   strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
-				Log:              log.Named("sandbox"),
+				AccountSID:             cfg.Twilio.AccountSID,
+				AuthToken:              cfg.Twilio.AuthToken,
+				IncomingVoiceURL:       strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming",
+				IncomingSMSURL:         strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
+				IncomingVoiceStatusURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/status",
+				Log:                    log.Named("sandbox"),
 			})
 			defer emu.Close()
 			deps.Sandbox = emu.Handler()
@@ -282,7 +284,8 @@ func enterSandbox(cfg *config.Config) sandboxSession {
 		cfg.Admin.Password = randomHex(8)
 	}
 	return sandboxSession{APIToken: cfg.API.Token, AdminUser: cfg.Admin.Username,
-		AdminPassword: cfg.Admin.Password, AuthToken: cfg.Twilio.AuthToken}
+		AdminPassword: cfg.Admin.Password, AuthToken: cfg.Twilio.AuthToken,
+		AccountSID: cfg.Twilio.AccountSID}
 }
 
 func writeSandboxSession(s sandboxSession, log *zap.Logger) {
