@@ -164,14 +164,16 @@ func (s *simulation) play(ctx context.Context, sc scenario) error {
 	}
 	if failed == nil {
 		// Let the worker record the last transition, so the timeline is whole.
-		_ = s.await(ctx, func(v simVisit) bool {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = s.await(wctx, func(v simVisit) bool {
 			for _, e := range v.Timeline {
-				if e.Type == "state-changed" && strings.HasSuffix(e.Summary, string(sc.Want)) {
+				if e.Type == "state-changed" && strings.HasSuffix(e.Summary, "→ "+v.State) {
 					return true
 				}
 			}
 			return false
 		})
+		cancel()
 	}
 	if err := s.refresh(context.WithoutCancel(ctx)); err == nil {
 		s.printTimeline()
