@@ -45,6 +45,11 @@ func (e *Engine) enableRooms() {
 // that is past). The schedule number is the purpose, so a reschedule's job
 // never collides with the old one, and the old one does nothing.
 func (e *Engine) scheduleRoom(v *visit.Visit, now time.Time) {
+	if v.Schedule > 0 { // a reschedule: the previous schedule's job is void
+		old := job(TypeRoomCreate, QueueCritical, Payload{VisitID: v.ID, Purpose: fmt.Sprintf("s%d", v.Schedule-1)}, time.Time{})
+		old.Delete = true
+		v.Enqueue(old)
+	}
 	if v.Room.SID != "" {
 		return
 	}
@@ -149,13 +154,14 @@ func (e *Engine) roomCallbackURL(id string) string {
 	return strings.TrimRight(e.cfg.HTTP.PublicBaseURL, "/") + "/twilio/video/status?visit=" + url.QueryEscape(id)
 }
 
-// unusedRoomTimeout keeps a room created room_lead early open until people
-// can be expected: Twilio counts the unused timeout from creation, and a
-// room that closes unused before scheduled_at would make the visit a no-show
-// (contract §5). It is visits.unused_room_timeout past scheduled_at
-// (Twilio caps it at 60 minutes).
+// unusedRoomTimeout keeps a room created room_lead early open until the
+// patient can be called a no-show: Twilio counts the unused timeout from
+// creation, and a room that closes unused makes the visit a no-show at once
+// (contract §5: the room ended without provider and patient together). It
+// is the later of visits.unused_room_timeout and visits.no_show_after, past
+// scheduled_at; Twilio caps it at 60 minutes.
 func (e *Engine) unusedRoomTimeout(v *visit.Visit, now time.Time) time.Duration {
-	d := e.cfg.Visits.UnusedRoomTimeout
+	d := max(e.cfg.Visits.UnusedRoomTimeout, e.cfg.Visits.NoShowAfter)
 	if until := v.ScheduledAt.Sub(now); until > 0 {
 		d += until
 	}

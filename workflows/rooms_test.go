@@ -247,3 +247,27 @@ func TestEnsureRoomRefusesAFinishedVisit(t *testing.T) {
 		t.Fatalf("a cancelled visit got rooms %v; want none", rooms)
 	}
 }
+
+func TestRoomStaysOpenUnusedUntilTheNoShowDeadline(t *testing.T) {
+	f := newRoomFixture(t)
+	// Defaults: unused_room_timeout 5m, no_show_after 15m, empty_room_timeout 5m.
+	tests := []struct {
+		id         string
+		in         time.Duration
+		wantUnused float64 // minutes, as Twilio receives them
+	}{
+		{"V-in10m", 10 * time.Minute, 25}, // 10m to go + 15m no-show grace
+		{"V-in2h", 2 * time.Hour, 60},     // Twilio's maximum
+		{"V-late", -time.Hour, 15},        // already due: the no-show grace alone
+	}
+	for _, tt := range tests {
+		v, err := f.engine.ensureRoom(context.Background(), f.create(t, tt.id, tt.in).ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rooms := f.emulatorRooms(t, v.Room.Name)
+		if len(rooms) != 1 || rooms[0]["unused_room_timeout"] != tt.wantUnused || rooms[0]["empty_room_timeout"] != float64(5) {
+			t.Fatalf("%s: rooms %v; want one with unused_room_timeout %v and empty_room_timeout 5", tt.id, rooms, tt.wantUnused)
+		}
+	}
+}
