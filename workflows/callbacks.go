@@ -82,6 +82,7 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 				v.Log(entry)
 			}
 		case EventRoomEnded:
+			v.MarkDone(doneRoomEndedByTwilio, at) // room:end needs no REST call
 			if v.RoomEnded(at) {
 				entry.Summary = "room ended"
 				v.Log(entry)

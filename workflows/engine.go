@@ -122,6 +122,7 @@ func New(d Deps) *Engine {
 		d.Log = zap.NewNop()
 	}
 	e := &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config}
+	e.enableRooms()
 	e.enableLegs()
 	e.enableTimers()
 	return e

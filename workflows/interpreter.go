@@ -37,22 +37,15 @@ var ErrLegLive = errors.New("workflows: an interpreter leg is already live for t
 // interpreterEvents are the call progress events we subscribe to.
 var interpreterEvents = []string{"initiated", "ringing", "answered", "completed"}
 
-// enableLegs registers the phone-leg, invite and room workflows.
+// enableLegs registers the phone-leg and invite workflows (rooms: rooms.go).
 func (e *Engine) enableLegs() {
 	e.Handle(TypeInterpreterDial, e.handleInterpreterDial)
 	e.Handle(TypeInterpreterCheck, e.handleInterpreterCheck)
 	e.Handle(TypeInterpreterHangup, e.handleInterpreterHangup)
 	e.Handle(TypeInterpreterFailedSMS, e.handleInterpreterFailedSMS)
-	e.Handle(TypeRoomEnsure, e.handleRoomEnsure)
-	e.Handle(TypeRoomEnd, e.handleRoomEnd)
 	e.OnTransition(func(v *visit.Visit, _, to visit.State, at time.Time) {
 		if !to.Open() || v.Finished() {
 			e.stopLegs(v, at, "visit "+string(to))
-		}
-		if to == visit.Cancelled && v.Room.SID != "" && v.Facts.RoomEndedAt == nil {
-			// Nobody may stay in a cancelled visit's room (a dial-in caller,
-			// a guest): end it like POST /end does.
-			v.Enqueue(job(TypeRoomEnd, QueueCritical, Payload{VisitID: v.ID, Purpose: "end"}, time.Time{}))
 		}
 	})
 }
@@ -168,7 +161,7 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 		return err
 	}
 	line := e.cfg.Interpreter.Lines[v.Interpreter.Line]
-	if _, err := e.ensureRoom(ctx, v); err != nil {
+	if _, err := e.ensureRoom(ctx, v.ID); err != nil {
 		return e.dialFailed(ctx, v.ID, request, attempt, err)
 	}
 	call, err := e.twilio.CreateCall(ctx, twilioapi.CreateCallParams{

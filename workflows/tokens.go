@@ -79,7 +79,7 @@ func (e *Engine) IssueToken(ctx context.Context, id, role string) (Grant, error)
 }
 
 func (e *Engine) grant(ctx context.Context, v *visit.Visit, identity string, until time.Time) (Grant, error) {
-	if _, err := e.ensureRoom(ctx, v); err != nil {
+	if _, err := e.ensureRoom(ctx, v.ID); err != nil {
 		return Grant{}, err
 	}
 	until = until.UTC().Truncate(time.Second)

@@ -5,12 +5,9 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/visitflow/visitflow/internal/redisx"
 )
 
 // startServer runs `visitflow serve` in-process with env and returns its
@@ -94,5 +91,3 @@ func TestUnknownRoleIsRefused(t *testing.T) {
 		t.Fatalf("run(--role cook) = %v; want an error about --role", err)
 	}
 }
-
-func TestMain(m *testing.M) { os.Exit(redisx.MainWithRedis(m)) }

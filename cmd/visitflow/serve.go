@@ -49,6 +49,7 @@ type sandboxSession struct {
 	AdminUser     string `json:"admin_user"`
 	AdminPassword string `json:"admin_password"`
 	AuthToken     string `json:"auth_token"`
+	AccountSID    string `json:"account_sid"`
 }
 
 type roles struct{ web, worker, scheduler bool }
@@ -209,14 +210,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		if sandboxMode {
 			emu := sandbox.New(sandbox.Options{
-				AccountSID:       cfg.Twilio.AccountSID,
-				AuthToken:        cfg.Twilio.AuthToken,
-				IncomingVoiceURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming",
-				IncomingSMSURL:   strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
-				Log:              log.Named("sandbox"),
-
-				// Dial-in calls are matched to their visit by CallSid once the PIN is accepted.
+				AccountSID:             cfg.Twilio.AccountSID,
+				AuthToken:              cfg.Twilio.AuthToken,
+				IncomingVoiceURL:       strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming",
+				IncomingSMSURL:         strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
 				IncomingVoiceStatusURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/status",
+				Log:                    log.Named("sandbox"),
 			})
 			defer emu.Close()
 			deps.Sandbox = emu.Handler()
@@ -289,7 +288,8 @@ func enterSandbox(cfg *config.Config) sandboxSession {
 		cfg.Admin.Password = randomHex(8)
 	}
 	return sandboxSession{APIToken: cfg.API.Token, AdminUser: cfg.Admin.Username,
-		AdminPassword: cfg.Admin.Password, AuthToken: cfg.Twilio.AuthToken}
+		AdminPassword: cfg.Admin.Password, AuthToken: cfg.Twilio.AuthToken,
+		AccountSID: cfg.Twilio.AccountSID}
 }
 
 func writeSandboxSession(s sandboxSession, log *zap.Logger) {

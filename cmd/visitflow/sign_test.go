@@ -25,9 +25,9 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// sandboxServer starts `visitflow serve` in sandbox mode on real Redis with
+// walkthroughServer starts `visitflow serve` in sandbox mode on real Redis with
 // known API and admin credentials.
-func sandboxServer(t *testing.T) (base string, env map[string]string) {
+func walkthroughServer(t *testing.T) (base string, env map[string]string) {
 	addr := freeAddr(t)
 	env = map[string]string{
 		"VISITFLOW_HTTP_ADDR":            addr,
@@ -43,7 +43,7 @@ func sandboxServer(t *testing.T) (base string, env map[string]string) {
 // visit, sign and post a participant callback with `visitflow sign --post`,
 // and see the state change.
 func TestReadmeWalkthrough(t *testing.T) {
-	base, env := sandboxServer(t)
+	base, env := walkthroughServer(t)
 	body := `{"id":"V-42","scheduled_at":"2026-12-01T15:00:00Z","timezone":"America/New_York",
 	  "provider":{"identity":"dr-lee","name":"Dr. Lee","phone":"+15551230001"},
 	  "patient":{"identity":"pat-8812","name":"Sam","phone":"+15551230002"}}`
@@ -78,7 +78,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 }
 
 func TestDashboardNeedsAdminAuth(t *testing.T) {
-	base, _ := sandboxServer(t)
+	base, _ := walkthroughServer(t)
 	resp, err := http.Get(base + "/admin/queues")
 	if err != nil {
 		t.Fatal(err)
