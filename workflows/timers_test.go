@@ -181,6 +181,10 @@ func TestRescheduleOfStartedVisitIs422(t *testing.T) {
 	env := newSMSEnv(t)
 	env.create(visitInput("V-started", time.Now().Add(time.Hour), "UTC"))
 	joinPatient(t, env.engine, "V-started", "PA1")
+	if resp, body := env.api(http.MethodPatch, "/v1/visits/V-started", `{"scheduled_at":"next week"}`); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(string(body), `"field":"scheduled_at"`) {
+		t.Fatalf("PATCH with a bad time = %d %s; want 400 naming scheduled_at", resp.StatusCode, body)
+	}
 	resp, body := env.api(http.MethodPatch, "/v1/visits/V-started", `{"scheduled_at":"2030-01-01T10:00:00Z"}`)
 	if resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("PATCH of a waiting visit = %d %s; want 422", resp.StatusCode, body)
