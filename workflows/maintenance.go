@@ -54,17 +54,23 @@ func finishedAt(v *visit.Visit) time.Time {
 	return t
 }
 
-// PurgeFinished deletes visits that finished more than visits.retention ago
-// and reports how many. Unfinished visits are kept, however old.
+// PurgeFinished deletes visits that finished (and were scheduled) more than
+// visits.retention ago and reports how many. Unfinished visits are kept,
+// however old. Each delete re-checks the visit in a transaction, so two
+// schedulers purging at once delete each visit once.
 func (e *Engine) PurgeFinished(ctx context.Context) (int, error) {
 	cutoff := e.clock.Now().Add(-e.cfg.Visits.Retention)
-	keep := func(v *visit.Visit) bool { return !v.Finished() || finishedAt(v).After(cutoff) }
+	keep := func(v *visit.Visit) bool {
+		return !v.Finished() || finishedAt(v).After(cutoff) || v.ScheduledAt.After(cutoff)
+	}
 	purged := 0
 	var offset int64
 	const page = 500
 	for {
-		// A visit finishes after it was scheduled, so only visits scheduled
-		// before the cutoff can be due.
+		// Candidates come from the schedule index: a visit is due when both
+		// its scheduled time and its finish are older than the cutoff (a
+		// visit cancelled weeks ahead is kept until retention after the time
+		// it was scheduled for, which errs on the side of keeping records).
 		ids, err := e.store.ScheduledBefore(ctx, cutoff, offset, page)
 		if err != nil {
 			return purged, err

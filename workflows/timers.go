@@ -30,6 +30,12 @@ const (
 	TypeCancelSMS = "visit:cancel-sms"
 )
 
+// DelayedTaskCheckInterval is how often Asynq workers move due scheduled
+// tasks (reminders, checks) to their queue. Asynq's default of 5 s made a
+// reminder 3.7 s late at the median (docs/benchmarks.md); 1 s costs one
+// small Redis script per queue per second per worker process.
+const DelayedTaskCheckInterval = time.Second
+
 // timersKey is the Extra entry listing the task IDs of the current
 // schedule's pending timers, so a reschedule or cancel can delete them even
 // when the configured offsets changed since.
@@ -307,7 +313,9 @@ func (e *Engine) handleReminder(ctx context.Context, t *asynq.Task) error {
 	}
 	return e.sendOnce(ctx, smsSend{visitID: p.VisitID, purpose: "reminder:" + p.Purpose, to: visit.RolePatient, template: tmpl,
 		applies: func(v *visit.Visit) bool {
-			return currentSchedule(v, p.N) && v.State() == visit.Scheduled
+			// Only until the patient is in the room (an early provider does not stop it).
+			s := v.State()
+			return currentSchedule(v, p.N) && (s == visit.Scheduled || s == visit.ProviderWaiting)
 		}})
 }
 

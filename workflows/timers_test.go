@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/config"
+	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/twilioapi"
+	"github.com/visitflow/visitflow/internal/twiliosig"
 	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
 )
@@ -181,6 +184,10 @@ func TestRescheduleOfStartedVisitIs422(t *testing.T) {
 	env := newSMSEnv(t)
 	env.create(visitInput("V-started", time.Now().Add(time.Hour), "UTC"))
 	joinPatient(t, env.engine, "V-started", "PA1")
+	if resp, body := env.api(http.MethodPatch, "/v1/visits/V-started", `{"scheduled_at":"next week"}`); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(string(body), `"field":"scheduled_at"`) {
+		t.Fatalf("PATCH with a bad time = %d %s; want 400 naming scheduled_at", resp.StatusCode, body)
+	}
 	resp, body := env.api(http.MethodPatch, "/v1/visits/V-started", `{"scheduled_at":"2030-01-01T10:00:00Z"}`)
 	if resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("PATCH of a waiting visit = %d %s; want 422", resp.StatusCode, body)
@@ -731,5 +738,62 @@ func TestRetentionPurgeDeletesOnlyOldFinishedVisits(t *testing.T) {
 	}
 	if _, _, err := e.Visit(context.Background(), "V-open"); err != nil {
 		t.Fatalf("V-open (not finished) purged: %v", err)
+	}
+}
+
+func TestSMSRetriedAfterConnectionRefused(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
+	down, err := twilioapi.New(twilioapi.Config{AccountSID: env.cfg.Twilio.AccountSID, AuthToken: env.cfg.Twilio.AuthToken,
+		FromNumber: env.cfg.Twilio.FromNumber, APIURL: "http://127.0.0.1:1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.create(visitInput("V-refused", time.Now().Add(48*time.Hour), "UTC"))
+	p := workflows.Payload{VisitID: "V-refused", Purpose: "r1h0m0s:s0"}
+	if err := run(env.newEngine(down, nil), workflows.TypeReminderSend, p); err == nil {
+		t.Fatal("attempt with Twilio unreachable returned nil; want an error so Asynq retries")
+	}
+	if err := run(env.engine, workflows.TypeReminderSend, p); err != nil {
+		t.Fatalf("retry = %v; want sent at once (the claim was released)", err)
+	}
+	if n := len(env.messages()); n != 1 {
+		t.Fatalf("SMS = %d; want 1", n)
+	}
+}
+
+func TestStatusCallback21610MarksOptOut(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{2 * time.Hour, time.Hour} })
+	env.create(visitInput("V-21610", time.Now().Add(48*time.Hour), "UTC"))
+	form := url.Values{"MessageSid": {"SM0000000000000000000000000000abcd"}, "MessageStatus": {"undelivered"},
+		"ErrorCode": {"21610"}, "To": {patientPhone}, "AccountSid": {sandbox.DefaultAccountSID}}
+	path := "/twilio/sms/status?visit=V-21610&purpose=reminder%3Ar2h0m0s%3As0"
+	post := func(sign bool) int {
+		req, _ := http.NewRequest(http.MethodPost, env.appURL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if sign {
+			req.Header.Set(twiliosig.Header, twiliosig.Sign(sandbox.DefaultAuthToken, env.appURL+path, form))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(false); code != http.StatusForbidden {
+		t.Fatalf("unsigned status callback = %d; want 403", code)
+	}
+	if code := post(true); code != http.StatusNoContent {
+		t.Fatalf("status callback = %d; want 204", code)
+	}
+	tl := env.timeline("V-21610")
+	if len(entries(tl, "sms-opted-out")) != 1 || !strings.Contains(entries(tl, "sms-undelivered")[0].Summary, "error 21610") {
+		t.Fatalf("timeline = %+v; want undelivered with 21610 and an opted-out entry", tl)
+	}
+	if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-21610", Purpose: "r1h0m0s:s0"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(env.messages()); n != 0 {
+		t.Fatalf("SMS to an opted-out number = %d; want 0", n)
 	}
 }

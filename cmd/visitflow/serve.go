@@ -147,10 +147,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// --- Workers ---------------------------------------------------------
 	if role.worker {
 		srv := asynq.NewServerFromRedisClient(conn.Client, asynq.Config{
-			Concurrency:     cfg.Worker.Concurrency,
-			Queues:          workflows.Queues,
-			Logger:          log.Named("asynq").Sugar(),
-			ShutdownTimeout: cfg.HTTP.ShutdownTimeout,
+			Concurrency: cfg.Worker.Concurrency,
+			Queues:      workflows.Queues,
+			// Reminders are due to the second (issue 4).
+			DelayedTaskCheckInterval: workflows.DelayedTaskCheckInterval,
+			Logger:                   log.Named("asynq").Sugar(),
+			ShutdownTimeout:          cfg.HTTP.ShutdownTimeout,
 		})
 		mux := asynq.NewServeMux()
 		mux.Use(m.JobMiddleware)
