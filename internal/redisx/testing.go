@@ -302,3 +302,24 @@ func (h *testHarness) urlFor(db int) string {
 		return fmt.Sprintf("%s://%s/%d", scheme, authority, db)
 	}
 }
+
+// AllKeys lists the keys matching pattern on every master (KEYS on a
+// Cluster client asks one node only), for tests that check what is stored.
+func AllKeys(ctx context.Context, c redis.UniversalClient, pattern string) ([]string, error) {
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		return c.Keys(ctx, pattern).Result()
+	}
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		ks, err := n.Keys(ctx, pattern).Result()
+		mu.Lock()
+		keys = append(keys, ks...)
+		mu.Unlock()
+		return err
+	})
+	return keys, err
+}
