@@ -78,12 +78,18 @@ func MainWithRedis(m *testing.M) int {
 // kill or restart Redis (fault tests), and stops it when t ends. Extra args go
 // to redis-server: a config file first if any (a Sentinel needs one), then
 // options ("--requirepass", "pw"; "--cluster-enabled", "yes" makes a cluster
-// node with its own bus port). t fails when redis-server is not installed:
-// such tests cannot run on miniredis.
+// node with its own bus port). Such tests cannot run on miniredis: without
+// redis-server on PATH they fail in CI (CI set; .ci/run installs it) and are
+// skipped, saying so, on a machine that has only Go (contract §9: go test
+// ./... passes there).
 func StartServer(t testing.TB, args ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("redisx.StartServer: redis-server is not on PATH; install it (e.g. apt-get install redis-server)")
+		const msg = "redisx.StartServer: redis-server is not on PATH; install it (e.g. apt-get install redis-server)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg + "; skipping this test, which needs a real server it can stop")
 	}
 	s, err := newServer(t.TempDir(), false, args...)
 	if err != nil {
