@@ -222,6 +222,7 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*visit.Visit, erro
 func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (Change, error) {
 	defer s.lock(id)()
 	var ch Change
+	marked := false // whether the outbox pending set already names id
 	txf := func(tx *redis.Tx) error {
 		ch = Change{}
 		raw, err := tx.Get(ctx, visitKey(id)).Bytes()
@@ -257,12 +258,15 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 		if ch.Unchanged && token == "" {
 			return nil
 		}
-		if len(pending.Jobs) > 0 {
-			// Marked before the transaction so the sweeper can find entries
-			// even if this process dies right after committing them.
-			if err := s.rdb.SAdd(ctx, outboxPendingKey, id).Err(); err != nil {
-				return err
-			}
+		if len(pending.Jobs) > 0 && !marked {
+			// The pending set must be marked before the transaction so the
+			// sweeper finds the entries even if this process dies right after
+			// committing them. It is marked outside this function: here the
+			// watched connection is held, and taking a second one from the
+			// pool while holding it starves the pool under load (every
+			// connection held by a WATCH waiting for another); on Cluster the
+			// set lives in another slot than the watched keys anyway.
+			return errMarkPending
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if !ch.Unchanged {
@@ -280,6 +284,14 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		err := s.rdb.Watch(ctx, txf, visitKey(id), seenKey(id))
+		if errors.Is(err, errMarkPending) {
+			if err := s.rdb.SAdd(ctx, outboxPendingKey, id).Err(); err != nil {
+				return Change{}, fmt.Errorf("store: update %s: mark outbox pending: %w", id, err)
+			}
+			marked = true
+			attempt--
+			continue
+		}
 		if errors.Is(err, redis.TxFailedErr) {
 			// Another process committed first: back off briefly and re-read.
 			time.Sleep(time.Duration(rand.IntN(1+attempt)) * time.Millisecond)
@@ -298,6 +310,10 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 	}
 	return Change{}, fmt.Errorf("store: update %s: %w", id, ErrConflict)
 }
+
+// errMarkPending makes Update mark the outbox pending set, with no
+// connection held, and run the transaction again.
+var errMarkPending = errors.New("store: mark outbox pending first")
 
 // fnError carries an error of the caller's fn through go-redis untouched.
 type fnError struct{ err error }
