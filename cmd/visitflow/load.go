@@ -21,8 +21,9 @@ func load(ctx context.Context, args []string, getenv func(string) string, stdout
 	public := fs.String("public-url", "", "the URL signatures are computed over (default: http.public_base_url, else --url)")
 	authToken := fs.String("auth-token", "", "Twilio auth token (default: twilio.auth_token, or the sandbox token)")
 	apiToken := fs.String("api-token", "", "scheduling API token (default: api.token)")
-	visits := fs.Int("visits", 100, "concurrent visits (one sender each)")
-	callbacks := fs.Int("callbacks", 10000, "total callbacks to send")
+	visits := fs.Int("visits", 1000, "visits to create and drive")
+	senders := fs.Int("senders", 64, "concurrent senders, each working through its share of the visits")
+	callbacks := fs.Int("callbacks", 8000, "total callbacks to send, spread evenly over the visits")
 	rate := fs.Float64("rate", 0, "callbacks per second across all senders (0: flat out)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: visitflow load [--url URL] [--visits N] [--callbacks N] [--rate R]")
@@ -48,12 +49,12 @@ func load(ctx context.Context, args []string, getenv func(string) string, stdout
 		*public = cfg.HTTP.PublicBaseURL
 	}
 	o := loadgen.Options{BaseURL: *target, PublicBaseURL: *public, AuthToken: *authToken, APIToken: *apiToken,
-		Visits: *visits, Callbacks: *callbacks, Rate: *rate, RunID: loadgen.NewRunID()}
+		Visits: *visits, Senders: *senders, Callbacks: *callbacks, Rate: *rate, RunID: loadgen.NewRunID()}
 	fmt.Fprintf(stdout, "load: creating %d visits\n", *visits)
 	if err := loadgen.Setup(ctx, o); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "load: sending %d callbacks from %d senders\n", *callbacks, *visits)
+	fmt.Fprintf(stdout, "load: sending %d callbacks for %d visits from %d senders\n", *callbacks, *visits, *senders)
 	rep, err := loadgen.Run(ctx, o)
 	fmt.Fprintln(stdout, rep)
 	if err != nil {

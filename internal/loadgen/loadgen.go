@@ -40,8 +40,10 @@ type Options struct {
 	// RunID makes visit ids unique per run ("L<RunID>-<n>"); Setup and Run
 	// must be given the same one (NewRunID makes one).
 	RunID string
-	// Visits is the number of concurrent visits (one sender each).
-	Visits int
+	// Visits is the number of visits; Senders (default: Visits) post
+	// concurrently, each working through its share of the visits in turn.
+	Visits  int
+	Senders int
 	// Callbacks is the total number of callbacks to send, spread evenly.
 	Callbacks int
 	// Rate caps callbacks per second across all senders; 0 is flat out.
@@ -107,9 +109,12 @@ func (o *Options) defaults() error {
 	if o.Visits <= 0 {
 		o.Visits = 1
 	}
+	if o.Senders <= 0 || o.Senders > o.Visits {
+		o.Senders = o.Visits
+	}
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			MaxIdleConns: o.Visits * 2, MaxIdleConnsPerHost: o.Visits * 2, IdleConnTimeout: time.Minute,
+			MaxIdleConns: o.Senders * 2, MaxIdleConnsPerHost: o.Senders * 2, IdleConnTimeout: time.Minute,
 		}}
 	}
 	return nil
@@ -121,28 +126,41 @@ func Setup(ctx context.Context, o Options) error {
 		return err
 	}
 	at := time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
-	for n := 0; n < o.Visits; n++ {
-		id := o.VisitID(n)
-		body, _ := json.Marshal(map[string]any{
-			"id": id, "scheduled_at": at, "timezone": "UTC",
-			"provider": map[string]string{"identity": "prov-" + id},
-			"patient":  map[string]string{"identity": "pat-" + id},
-		})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.BaseURL+"/v1/visits", bytes.NewReader(body))
-		if err != nil {
-			return fmt.Errorf("loadgen: create %s: %w", id, err)
-		}
-		req.Header.Set("Authorization", "Bearer "+o.APIToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := o.Client.Do(req)
-		if err != nil {
-			return fmt.Errorf("loadgen: create %s: %w", id, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("loadgen: create %s: status %d", id, resp.StatusCode)
-		}
+	var wg sync.WaitGroup
+	errs := make([]error, o.Senders)
+	for k := 0; k < o.Senders; k++ {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			for n := k; n < o.Visits && errs[k] == nil; n += o.Senders {
+				errs[k] = o.create(ctx, o.VisitID(n), at)
+			}
+		}(k)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (o Options) create(ctx context.Context, id, at string) error {
+	body, _ := json.Marshal(map[string]any{
+		"id": id, "scheduled_at": at, "timezone": "UTC",
+		"provider": map[string]string{"identity": "prov-" + id},
+		"patient":  map[string]string{"identity": "pat-" + id},
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.BaseURL+"/v1/visits", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("loadgen: create %s: %w", id, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+o.APIToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := o.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("loadgen: create %s: %w", id, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("loadgen: create %s: status %d", id, resp.StatusCode)
 	}
 	return nil
 }
@@ -166,47 +184,30 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		wg        sync.WaitGroup
 	)
 	start := time.Now()
-	for n := 0; n < o.Visits; n++ {
-		count := o.Callbacks / o.Visits
-		if n < o.Callbacks%o.Visits {
-			count++
-		}
+	for k := 0; k < o.Senders; k++ {
 		wg.Add(1)
-		go func(n, count int) {
+		go func(k int) {
 			defer wg.Done()
-			id := o.VisitID(n)
-			for i := 0; i < count; i++ {
-				if tokens != nil {
-					select {
-					case <-tokens:
-					case <-ctx.Done():
-						return
+			for n := k; n < o.Visits; n += o.Senders {
+				o.sendVisit(ctx, n, tokens, func(c Callback, status int, took time.Duration) {
+					mu.Lock()
+					rep.Sent++
+					switch status {
+					case http.StatusNoContent:
+						rep.Acked++
+						latencies = append(latencies, took)
+					case http.StatusServiceUnavailable:
+						rep.Unavailable++
+					default:
+						rep.Other++
 					}
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				c := callbackFor(id, i)
-				t0 := time.Now()
-				status := o.post(ctx, c, i)
-				took := time.Since(t0)
-				mu.Lock()
-				rep.Sent++
-				switch status {
-				case http.StatusNoContent:
-					rep.Acked++
-					latencies = append(latencies, took)
-				case http.StatusServiceUnavailable:
-					rep.Unavailable++
-				default:
-					rep.Other++
-				}
-				mu.Unlock()
-				if o.OnResult != nil {
-					o.OnResult(c, status)
-				}
+					mu.Unlock()
+					if o.OnResult != nil {
+						o.OnResult(c, status)
+					}
+				})
 			}
-		}(n, count)
+		}(k)
 	}
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
@@ -216,6 +217,31 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		rep.Max = latencies[len(latencies)-1]
 	}
 	return rep, ctx.Err()
+}
+
+// sendVisit posts visit n's share of the callbacks, in order.
+func (o Options) sendVisit(ctx context.Context, n int, tokens <-chan time.Time, done func(Callback, int, time.Duration)) {
+	count := o.Callbacks / o.Visits
+	if n < o.Callbacks%o.Visits {
+		count++
+	}
+	id := o.VisitID(n)
+	for i := 0; i < count; i++ {
+		if tokens != nil {
+			select {
+			case <-tokens:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c := callbackFor(id, i)
+		t0 := time.Now()
+		status := o.post(ctx, c, i)
+		done(c, status, time.Since(t0))
+	}
 }
 
 // callbackFor is the i-th callback of a visit: connect then disconnect of
