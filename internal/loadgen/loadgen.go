@@ -61,6 +61,7 @@ type Callback struct {
 	Event          string // participant-connected or participant-disconnected
 	ParticipantSID string
 	Identity       string
+	Seq            int // position in the visit's sequence
 }
 
 // Report is what a run measured.
@@ -239,7 +240,7 @@ func (o Options) sendVisit(ctx context.Context, n int, tokens <-chan time.Time, 
 		}
 		c := callbackFor(id, i)
 		t0 := time.Now()
-		status := o.post(ctx, c, i)
+		status := o.post(ctx, c)
 		done(c, status, time.Since(t0))
 	}
 }
@@ -248,7 +249,7 @@ func (o Options) sendVisit(ctx context.Context, n int, tokens <-chan time.Time, 
 // participant i/2, patients on even pairs and providers on odd ones.
 func callbackFor(id string, i int) Callback {
 	pair := i / 2
-	c := Callback{VisitID: id, ParticipantSID: fmt.Sprintf("PA%s%08d", sidHex(id), pair)}
+	c := Callback{VisitID: id, ParticipantSID: fmt.Sprintf("PA%s%08d", sidHex(id), pair), Seq: i}
 	c.Identity = "pat-" + id
 	if pair%2 == 1 {
 		c.Identity = "prov-" + id
@@ -272,7 +273,17 @@ func sidHex(id string) string {
 
 var base = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (o Options) post(ctx context.Context, c Callback, i int) int {
+// Resend posts c again, as Twilio retries a callback that was not
+// acknowledged (same idempotency token), and returns the status (0: no answer).
+func Resend(ctx context.Context, o Options, c Callback) int {
+	if err := o.defaults(); err != nil {
+		return 0
+	}
+	return o.post(ctx, c)
+}
+
+func (o Options) post(ctx context.Context, c Callback) int {
+	i := c.Seq
 	path := "/twilio/video/status?visit=" + url.QueryEscape(c.VisitID)
 	at := base.Add(time.Duration(i) * time.Second)
 	p := url.Values{
