@@ -35,7 +35,7 @@ const (
 // env is a running visitflow HTTP server on real Redis, without workers
 // (tests that need jobs processed start them).
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	cfg    config.Config
 	engine *workflows.Engine
@@ -45,7 +45,7 @@ type env struct {
 	metrics *metrics.Metrics
 }
 
-func newEnv(t *testing.T, redisURL string) *env {
+func newEnv(t testing.TB, redisURL string) *env {
 	t.Helper()
 	conn, err := redisx.Connect(context.Background(), redisURL)
 	if err != nil {

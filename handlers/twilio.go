@@ -42,6 +42,7 @@ func handleVoiceStatus(d Deps) http.Handler {
 			return
 		}
 		ev.VisitHint = r.URL.Query().Get("visit")
+		ev.LegAttempt, _ = strconv.Atoi(r.URL.Query().Get("attempt"))
 		ev.Token = r.Header.Get(idempotencyHeader)
 		d.Metrics.CallOutcome(ev.CallStatus)
 		res, err := d.Engine.ApplyVoice(r.Context(), ev)

@@ -82,6 +82,7 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 				v.Log(entry)
 			}
 		case EventRoomEnded:
+			v.MarkDone(doneRoomEndedByTwilio, at) // room:end needs no REST call
 			if v.RoomEnded(at) {
 				entry.Summary = "room ended"
 				v.Log(entry)
@@ -99,6 +100,7 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 				v.Log(entry)
 			}
 		}
+		e.interpreterParticipant(v, ev, at)
 		return nil
 	})
 	return res, unmatchedIfMissing(err)
@@ -108,6 +110,10 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 type VoiceEvent struct {
 	VisitHint string
 	Token     string
+
+	// LegAttempt is the ?attempt= of the callback URL: which dial attempt
+	// of the interpreter leg placed the call (0 when not one of ours).
+	LegAttempt int
 
 	AccountSID      string
 	CallSID         string
@@ -140,7 +146,7 @@ func (e *Engine) ApplyVoice(ctx context.Context, ev VoiceEvent) (Result, error) 
 			return nil
 		}
 		v.Log(visit.Entry{At: at, Source: visit.SourceVoice, Type: "call-" + ev.CallStatus,
-			Summary: callLegName(v, ev.CallSID) + " " + ev.CallStatus})
+			Summary: callLegName(v, ev) + " " + ev.CallStatus})
 		e.onCallStatus(v, ev, at)
 		return nil
 	})
@@ -157,31 +163,17 @@ func unmatchedIfMissing(err error) error {
 }
 
 // onCallStatus lets the phone-leg workflows react to a call's progress; the
-// interpreter leg is kept current here.
+// interpreter leg is kept current (and retried) in interpreter.go.
 func (e *Engine) onCallStatus(v *visit.Visit, ev VoiceEvent, at time.Time) {
-	leg := v.Interpreter
-	if leg == nil || leg.CallSID != ev.CallSID {
-		return
-	}
-	switch ev.CallStatus {
-	case "ringing":
-		leg.State = "ringing"
-	case "in-progress":
-		if leg.State != "bridged" {
-			leg.State = "answered"
-		}
-	case "completed", "busy", "no-answer", "failed", "canceled":
-		if leg.EndedAt == nil {
-			t := at.UTC()
-			leg.EndedAt = &t
-		}
-		leg.State = "ended"
-	}
+	e.interpreterCallStatus(v, ev, at)
 }
 
-func callLegName(v *visit.Visit, sid string) string {
-	if v.Interpreter != nil && v.Interpreter.CallSID == sid {
+func callLegName(v *visit.Visit, ev VoiceEvent) string {
+	switch {
+	case v.Interpreter != nil && (v.Interpreter.CallSID == ev.CallSID || ev.LegAttempt > 0):
 		return "interpreter call"
+	case v.IsDone("dialin:" + ev.CallSID):
+		return "dial-in call"
 	}
 	return "call"
 }

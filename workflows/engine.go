@@ -38,7 +38,20 @@ type Store interface {
 	Outbox(ctx context.Context, id string) ([]visit.Job, error)
 	AckOutbox(ctx context.Context, id string, jobIDs ...string) error
 	PendingOutboxes(ctx context.Context, n int64) ([]string, error)
+	ScanOutboxes(ctx context.Context) ([]string, error)
 	ClearPendingIfEmpty(ctx context.Context, id string) error
+
+	// Phone legs, invites and tokens (internal/store/legs.go).
+	VisitForPIN(ctx context.Context, pin string) (string, error)
+	IndexInvite(ctx context.Context, hash, id string, expires time.Time) error
+	VisitForInvite(ctx context.Context, hash string) (string, error)
+	AddDialInFailure(ctx context.Context, caller string, window time.Duration) (int, error)
+	DialInFailures(ctx context.Context, caller string) (int, error)
+	// Reminders, opt-outs and retention (issue 4).
+	SetOptOut(ctx context.Context, hash string, out bool, at time.Time) error
+	OptedOut(ctx context.Context, hash string) (bool, error)
+	ScheduledBefore(ctx context.Context, t time.Time, offset, n int64) ([]string, error)
+	Delete(ctx context.Context, id string, keep func(v *visit.Visit) bool) (bool, error)
 }
 
 // Twilio is every Twilio REST call the jobs make (implemented by
@@ -108,7 +121,11 @@ func New(d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = zap.NewNop()
 	}
-	return &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config}
+	e := &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config}
+	e.enableRooms()
+	e.enableLegs()
+	e.enableTimers()
+	return e
 }
 
 // Result is what applying one event did.

@@ -75,11 +75,19 @@ func (e *Engine) send(ctx context.Context, j visit.Job) error {
 }
 
 // SweepOutbox flushes outbox entries left behind by a crash or a failed
-// enqueue. It returns how many entries it handed to Asynq.
-func (e *Engine) SweepOutbox(ctx context.Context) (int, error) {
+// enqueue. It returns how many entries it handed to Asynq. A full sweep also
+// scans the keyspace for outboxes whose pending mark was lost.
+func (e *Engine) SweepOutbox(ctx context.Context, full bool) (int, error) {
 	ids, err := e.store.PendingOutboxes(ctx, 1000)
 	if err != nil {
 		return 0, err
+	}
+	if full {
+		scanned, err := e.store.ScanOutboxes(ctx)
+		if err != nil {
+			return 0, err
+		}
+		ids = append(ids, scanned...)
 	}
 	n := 0
 	for _, id := range ids {

@@ -67,8 +67,9 @@ func (e *Engine) handleStateChanged(ctx context.Context, t *asynq.Task) error {
 	return err
 }
 
-func (e *Engine) handleOutboxSweep(ctx context.Context, _ *asynq.Task) error {
-	n, err := e.SweepOutbox(ctx)
+func (e *Engine) handleOutboxSweep(ctx context.Context, t *asynq.Task) error {
+	// The payload "full" asks for the keyspace scan too (run less often).
+	n, err := e.SweepOutbox(ctx, string(t.Payload()) == "full")
 	if n > 0 {
 		e.log.Info("outbox sweep re-sent entries", zap.Int("entries", n))
 	}

@@ -49,6 +49,7 @@ type sandboxSession struct {
 	AdminUser     string `json:"admin_user"`
 	AdminPassword string `json:"admin_password"`
 	AuthToken     string `json:"auth_token"`
+	AccountSID    string `json:"account_sid"`
 }
 
 type roles struct{ web, worker, scheduler bool }
@@ -146,10 +147,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// --- Workers ---------------------------------------------------------
 	if role.worker {
 		srv := asynq.NewServerFromRedisClient(conn.Client, asynq.Config{
-			Concurrency:     cfg.Worker.Concurrency,
-			Queues:          workflows.Queues,
-			Logger:          log.Named("asynq").Sugar(),
-			ShutdownTimeout: cfg.HTTP.ShutdownTimeout,
+			Concurrency: cfg.Worker.Concurrency,
+			Queues:      workflows.Queues,
+			// Reminders are due to the second (issue 4).
+			DelayedTaskCheckInterval: workflows.DelayedTaskCheckInterval,
+			Logger:                   log.Named("asynq").Sugar(),
+			ShutdownTimeout:          cfg.HTTP.ShutdownTimeout,
 		})
 		mux := asynq.NewServeMux()
 		mux.Use(m.JobMiddleware)
@@ -165,9 +168,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if role.scheduler {
 		sched := asynq.NewSchedulerFromRedisClient(conn.Client, &asynq.SchedulerOpts{Logger: log.Named("scheduler").Sugar()})
 		// Unique keeps two schedulers from enqueuing the same firing twice.
-		if _, err := sched.Register("@every 30s", asynq.NewTask(workflows.TypeOutboxSweep, nil),
-			asynq.Queue(workflows.QueueLow), asynq.Unique(25*time.Second)); err != nil {
-			return fmt.Errorf("register outbox sweep: %w", err)
+		if err := workflows.RegisterMaintenance(sched, workflows.DefaultMaintenance, 25*time.Second); err != nil {
+			return err
+		}
+		if _, err := sched.Register("@every 10m", asynq.NewTask(workflows.TypeOutboxSweep, []byte("full")),
+			asynq.Queue(workflows.QueueLow), asynq.Unique(9*time.Minute)); err != nil {
+			return fmt.Errorf("register full outbox sweep: %w", err)
 		}
 		if err := sched.Start(); err != nil {
 			return fmt.Errorf("start scheduler: %w", err)
@@ -206,11 +212,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		if sandboxMode {
 			emu := sandbox.New(sandbox.Options{
-				AccountSID:       cfg.Twilio.AccountSID,
-				AuthToken:        cfg.Twilio.AuthToken,
-				IncomingVoiceURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming",
-				IncomingSMSURL:   strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
-				Log:              log.Named("sandbox"),
+				AccountSID:             cfg.Twilio.AccountSID,
+				AuthToken:              cfg.Twilio.AuthToken,
+				IncomingVoiceURL:       strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming",
+				IncomingSMSURL:         strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
+				IncomingVoiceStatusURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/status",
+				Log:                    log.Named("sandbox"),
 			})
 			defer emu.Close()
 			deps.Sandbox = emu.Handler()
@@ -283,7 +290,8 @@ func enterSandbox(cfg *config.Config) sandboxSession {
 		cfg.Admin.Password = randomHex(8)
 	}
 	return sandboxSession{APIToken: cfg.API.Token, AdminUser: cfg.Admin.Username,
-		AdminPassword: cfg.Admin.Password, AuthToken: cfg.Twilio.AuthToken}
+		AdminPassword: cfg.Admin.Password, AuthToken: cfg.Twilio.AuthToken,
+		AccountSID: cfg.Twilio.AccountSID}
 }
 
 func writeSandboxSession(s sandboxSession, log *zap.Logger) {

@@ -139,6 +139,11 @@ type Visits struct {
 	// RoomLead: the visit's Group Room is created this long before
 	// scheduled_at. Optional, default 30m.
 	RoomLead time.Duration `yaml:"room_lead"`
+	// AccessWindow: Video access tokens and guest invites of a visit stop
+	// working this long after scheduled_at (a token asked for later still
+	// lives 15 minutes). Dial-in opens room_lead before scheduled_at.
+	// Optional, default 2h.
+	AccessWindow time.Duration `yaml:"access_window"`
 	// EmptyRoomTimeout: Twilio closes a room this long after the last
 	// participant left. Optional, default 5m; whole minutes from 1m to 60m.
 	EmptyRoomTimeout time.Duration `yaml:"empty_room_timeout"`
@@ -148,6 +153,14 @@ type Visits struct {
 	// Retention: finished visits (completed, no-show, cancelled) are purged
 	// this long after they finished. Optional, default 720h (30 days).
 	Retention time.Duration `yaml:"retention"`
+	// CancelSMS sends the patient the cancelled template when a visit is
+	// cancelled. Optional, default false.
+	CancelSMS bool `yaml:"cancel_sms"`
+	// OptOutSecret keys the HMAC-SHA256 under which opted-out phone numbers
+	// are stored (never the number itself). Optional; empty derives the key
+	// from twilio.auth_token, so rotating the auth token forgets opt-outs
+	// recorded under it: set this explicitly in production.
+	OptOutSecret string `yaml:"optout_secret" secret:"true"`
 	// Templates are the SMS texts.
 	Templates Templates `yaml:"templates"`
 }
@@ -249,9 +262,12 @@ func Default() Config {
 			QuietHours:        QuietHours{Start: 21 * time.Hour, End: 8 * time.Hour, Set: true},
 			JoinURL:           "http://localhost:8080/join/{token}",
 			RoomLead:          30 * time.Minute,
+			AccessWindow:      2 * time.Hour,
 			EmptyRoomTimeout:  5 * time.Minute,
 			UnusedRoomTimeout: 5 * time.Minute,
 			Retention:         720 * time.Hour,
+			CancelSMS:         false,
+			OptOutSecret:      "",
 			Templates: Templates{
 				Reminder:          "Reminder: your visit with {{.Provider}} is on {{.When}}. Join: {{.JoinURL}}",
 				StartingSoon:      "Your visit with {{.Provider}} starts soon. Join: {{.JoinURL}}",

@@ -130,6 +130,7 @@ var envValues = map[string]struct {
 	"visits.reminder_offsets":              {"2h, 3m", []time.Duration{2 * time.Hour, 3 * time.Minute}, nil},
 	"visits.empty_room_timeout":            {"7m", 7 * time.Minute, nil},
 	"visits.unused_room_timeout":           {"8m", 8 * time.Minute, nil},
+	"visits.optout_secret":                 {"hmac-key", "hmac-key", nil},
 	"interpreter.lines.voyce-es.phone":     {"+15005550011", "+15005550011", nil},
 	"interpreter.lines.voyce-es.ivr":       {"1w#", "1w#", nil},
 	"interpreter.lines.voyce-es.languages": {"es,pt-BR", []string{"es", "pt-BR"}, nil},
@@ -440,8 +441,8 @@ func TestStringMasksSecrets(t *testing.T) {
 			t.Errorf("String() lacks %q:\n%s", want, s)
 		}
 	}
-	if empty := Default().String(); strings.Count(empty, "(empty)") != 4 {
-		t.Errorf("Default().String() should show the 4 unset secrets as (empty):\n%s", empty)
+	if empty := Default().String(); strings.Count(empty, "(empty)") != 5 {
+		t.Errorf("Default().String() should show the 5 unset secrets as (empty):\n%s", empty)
 	}
 	var back map[string]any
 	if err := yaml.Unmarshal([]byte(s), &back); err != nil {

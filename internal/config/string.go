@@ -14,7 +14,7 @@ import (
 
 // String returns the effective configuration as YAML, for the start-up log.
 // Secrets (fields tagged secret:"true": twilio.auth_token,
-// twilio.api_secret, api.token, admin.password) read "****", or "(empty)"
+// twilio.api_secret, api.token, admin.password, visits.optout_secret) read "****", or "(empty)"
 // when unset; the password inside redis.url is masked the same way.
 func (c Config) String() string {
 	var buf bytes.Buffer

@@ -49,6 +49,7 @@ func (c Config) Validate() error {
 		{"visits.followup_after", positive(v.FollowupAfter)},
 		{"visits.join_url", joinURL(v.JoinURL)},
 		{"visits.room_lead", positive(v.RoomLead)},
+		{"visits.access_window", positive(v.AccessWindow)},
 		{"visits.empty_room_timeout", wholeMinutes(v.EmptyRoomTimeout, 1, 60)},
 		{"visits.unused_room_timeout", wholeMinutes(v.UnusedRoomTimeout, 1, 60)},
 		{"visits.retention", positive(v.Retention)},

@@ -98,8 +98,8 @@ func ping(ctx context.Context, c redis.UniversalClient) error {
 		defer cancel()
 	}
 	if cc, ok := c.(*redis.ClusterClient); ok {
-		// A cluster answers PING on any seed even when it has no slots
-		// assigned; CLUSTER INFO through every master proves it can serve.
+		// One seed answering PING says little about a cluster; pinging every
+		// master also proves the slot map could be loaded and each is reachable.
 		if err := cc.Ping(ctx).Err(); err != nil {
 			return fmt.Errorf("ping: %w", err)
 		}

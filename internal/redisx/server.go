@@ -103,8 +103,9 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 // Start starts the server on its port and waits until it answers PING. It
 // fails when the server is running, when redis-server exits early (the port
 // was taken meanwhile, a bad argument; the error quotes its log) or when it
-// does not answer within 10 s. Data from an earlier run is gone: the server
-// keeps nothing on disk.
+// does not answer within 10 s. Data from an earlier run is gone unless the
+// server was started with persistence options ("--appendonly", "yes"): by
+// default it keeps nothing on disk.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

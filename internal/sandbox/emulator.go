@@ -318,9 +318,13 @@ func strPtr(s string) *string {
 	return &s
 }
 
-// e164 reports whether s looks like an E.164 phone number.
+// e164 reports whether s looks like a dialable E.164 phone number: + and 8
+// to 15 digits, exactly 11 for North America (+1).
 func e164(s string) bool {
-	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] < '1' || s[1] > '9' {
+	if len(s) < 9 || len(s) > 16 || s[0] != '+' || s[1] < '1' || s[1] > '9' {
+		return false
+	}
+	if s[1] == '1' && len(s) != 12 {
 		return false
 	}
 	for _, c := range s[2:] {

@@ -73,8 +73,8 @@ func TestE164(t *testing.T) {
 		in   string
 		want bool
 	}{
-		{"+15005550006", true}, {"+1", false}, {"15005550006", false}, {"+0123", false},
-		{"+1500555000a", false}, {"+1234567890123456", false},
+		{"+15005550006", true}, {"+442071838750", true}, {"+1", false}, {"+1555", false}, {"+150055500061", false},
+		{"15005550006", false}, {"+0123", false}, {"+1500555000a", false}, {"+4412345678901234", false},
 	} {
 		if got := e164(tt.in); got != tt.want {
 			t.Errorf("e164(%q) = %v; want %v", tt.in, got, tt.want)

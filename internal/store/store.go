@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,7 +117,7 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 		}
 	}
 	var existing *visit.Visit
-	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+	create := func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, visitKey(v.ID)).Bytes()
 		if err == nil {
 			existing, err = decode(raw)
@@ -135,7 +136,15 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 			return nil
 		})
 		return err
-	}, visitKey(v.ID))
+	}
+	var err error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		// Another process creating the same id at once makes the
+		// transaction fail; re-reading then finds its visit.
+		if err = s.rdb.Watch(ctx, create, visitKey(v.ID)); !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("store: create %s: %w", v.ID, err)
 	}
@@ -222,7 +231,6 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*visit.Visit, erro
 func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (Change, error) {
 	defer s.lock(id)()
 	var ch Change
-	marked := false // whether the outbox pending set already names id
 	txf := func(tx *redis.Tx) error {
 		ch = Change{}
 		raw, err := tx.Get(ctx, visitKey(id)).Bytes()
@@ -258,16 +266,6 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 		if ch.Unchanged && token == "" {
 			return nil
 		}
-		if len(pending.Jobs) > 0 && !marked {
-			// The pending set must be marked before the transaction so the
-			// sweeper finds the entries even if this process dies right after
-			// committing them. It is marked outside this function: here the
-			// watched connection is held, and taking a second one from the
-			// pool while holding it starves the pool under load (every
-			// connection held by a WATCH waiting for another); on Cluster the
-			// set lives in another slot than the watched keys anyway.
-			return errMarkPending
-		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if !ch.Unchanged {
 				v.UpdatedAt = time.Now().UTC()
@@ -284,14 +282,6 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		err := s.rdb.Watch(ctx, txf, visitKey(id), seenKey(id))
-		if errors.Is(err, errMarkPending) {
-			if err := s.rdb.SAdd(ctx, outboxPendingKey, id).Err(); err != nil {
-				return Change{}, fmt.Errorf("store: update %s: mark outbox pending: %w", id, err)
-			}
-			marked = true
-			attempt--
-			continue
-		}
 		if errors.Is(err, redis.TxFailedErr) {
 			// Another process committed first: back off briefly and re-read.
 			time.Sleep(time.Duration(rand.IntN(1+attempt)) * time.Millisecond)
@@ -306,14 +296,19 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 		case err != nil:
 			return Change{}, fmt.Errorf("store: update %s: %w", id, err)
 		}
+		if len(ch.Jobs) > 0 {
+			// Marked after the commit (inside the transaction it would need a
+			// second pooled connection per update, and on Cluster a
+			// cross-slot key). Should this process die between the two, the
+			// sweeper's scan of outbox keys still finds the entries.
+			if err := s.rdb.SAdd(ctx, outboxPendingKey, id).Err(); err != nil {
+				return ch, fmt.Errorf("store: update %s: mark outbox: %w", id, err)
+			}
+		}
 		return ch, nil
 	}
 	return Change{}, fmt.Errorf("store: update %s: %w", id, ErrConflict)
 }
-
-// errMarkPending makes Update mark the outbox pending set, with no
-// connection held, and run the transaction again.
-var errMarkPending = errors.New("store: mark outbox pending first")
 
 // fnError carries an error of the caller's fn through go-redis untouched.
 type fnError struct{ err error }
@@ -428,6 +423,38 @@ func (s *Store) PendingOutboxes(ctx context.Context, n int64) ([]string, error) 
 	ids, err := s.rdb.SRandMemberN(ctx, outboxPendingKey, n).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: pending outboxes: %w", err)
+	}
+	return ids, nil
+}
+
+// ScanOutboxes returns the ids of every visit with a non-empty outbox by
+// scanning the keyspace (every master on Cluster). It is the sweeper's slow
+// path for entries whose pending mark was lost in a crash.
+func (s *Store) ScanOutboxes(ctx context.Context) ([]string, error) {
+	var (
+		mu  sync.Mutex
+		ids []string
+	)
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, prefix+"visit:{*}:outbox", 1000).Iterator()
+		for iter.Next(ctx) {
+			key := iter.Val()
+			if open, close := strings.IndexByte(key, '{'), strings.LastIndexByte(key, '}'); open >= 0 && close > open {
+				mu.Lock()
+				ids = append(ids, key[open+1:close])
+				mu.Unlock()
+			}
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: scan outboxes: %w", err)
 	}
 	return ids, nil
 }

@@ -129,9 +129,9 @@ func classify(op string, err error, status int) *Error {
 	return e
 }
 
-// redactPhones replaces anything that looks like a phone number (7 or more
-// digits, optionally with +, spaces, dots, dashes or parentheses, not part of
-// a longer word such as a SID) with "[redacted]".
+// redactPhones replaces anything that looks like a phone number with
+// "[redacted]": 7 or more digits, or + and 3 or more digits, optionally with
+// spaces, dots, dashes or parentheses, not part of a longer word such as a SID.
 func redactPhones(s string) string {
 	var b strings.Builder
 	i := 0
@@ -152,7 +152,7 @@ func redactPhones(s string) string {
 			j++
 		}
 		end := lastDigit + 1
-		if digits >= 7 && (end >= len(s) || !isWordByte(s[end])) {
+		if (digits >= 7 || (c == '+' && digits >= 3)) && (end >= len(s) || !isWordByte(s[end])) {
 			b.WriteString("[redacted]")
 			i = end
 			continue

@@ -18,7 +18,8 @@ func TestRedactPhones(t *testing.T) {
 		{"code 20429 after 3 tries", "code 20429 after 3 tries"},
 		// Erring on the safe side: digit runs that merely look like numbers go too.
 		{"1700000000 seconds", "[redacted] seconds"},
-		{"+1234", "+1234"},
+		{"Invalid 'To' Phone Number: +1555", "Invalid 'To' Phone Number: [redacted]"},
+		{"+12", "+12"},
 	}
 	for _, tt := range tests {
 		if got := redactPhones(tt.in); got != tt.want {

@@ -80,6 +80,14 @@ type InterpreterLeg struct {
 	Attempts    int        `json:"attempts"`
 	RequestedAt time.Time  `json:"requested_at"`
 	EndedAt     *time.Time `json:"ended_at,omitempty"`
+	// Request counts interpreter requests on this visit; it names the
+	// request's jobs so a new request never collides with an old one.
+	Request int `json:"request,omitempty"`
+	// LastOutcome is why the last attempt did not bridge (busy, no-answer,
+	// failed, machine…), empty while none failed.
+	LastOutcome   string     `json:"last_outcome,omitempty"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	BridgedAt     *time.Time `json:"bridged_at,omitempty"`
 }
 
 // Invite is a guest or interpreter invitation; only a hash of its secret is kept.

@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// Keys added for reminders, opt-outs and retention:
+//
+//	vf:optout:<hmac>   an opted-out phone number, stored only as a keyed hash
+//	                   (HMAC-SHA256 computed by the caller); value = when
+
+func optOutKey(hash string) string { return prefix + "optout:" + hash }
+
+// SetOptOut records (out=true) or clears (out=false) the opt-out of the phone
+// number whose keyed hash is hash. The number itself is never stored.
+func (s *Store) SetOptOut(ctx context.Context, hash string, out bool, at time.Time) error {
+	var err error
+	if out {
+		err = s.rdb.Set(ctx, optOutKey(hash), at.UTC().Format(time.RFC3339), 0).Err()
+	} else {
+		err = s.rdb.Del(ctx, optOutKey(hash)).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("store: set opt-out: %w", err)
+	}
+	return nil
+}
+
+// OptedOut reports whether the number with keyed hash hash has opted out.
+func (s *Store) OptedOut(ctx context.Context, hash string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, optOutKey(hash)).Result()
+	if err != nil {
+		return false, fmt.Errorf("store: opt-out lookup: %w", err)
+	}
+	return n > 0, nil
+}
+
+// ScheduledBefore returns up to n visit ids scheduled before t, oldest first,
+// starting after the id-ordered position offset (for paging through the
+// schedule index).
+func (s *Store) ScheduledBefore(ctx context.Context, t time.Time, offset, n int64) ([]string, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, scheduleKey, &redis.ZRangeBy{
+		Min: "-inf", Max: "(" + strconv.FormatInt(t.UnixMilli(), 10), Offset: offset, Count: n,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: scheduled before: %w", err)
+	}
+	return ids, nil
+}
+
+// Delete removes a visit with its timeline, outbox, seen tokens and index
+// entries, but only while keep(v) is false for the stored visit (checked in
+// the same transaction, so a visit that changed meanwhile is kept). It
+// reports whether it deleted; a missing visit is not an error.
+func (s *Store) Delete(ctx context.Context, id string, keep func(v *visit.Visit) bool) (bool, error) {
+	defer s.lock(id)()
+	deleted := false
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		raw, err := tx.Get(ctx, visitKey(id)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v, err := decode(raw)
+		if err != nil {
+			return err
+		}
+		if keep(v) {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, visitKey(id), timelineKey(id), outboxKey(id), seenKey(id))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		deleted = true
+		// Indexes after the visit: a crash leaves entries pointing at
+		// nothing, which readers ignore.
+		pipe := s.rdb.Pipeline()
+		pipe.ZRem(ctx, scheduleKey, id)
+		pipe.SRem(ctx, outboxPendingKey, id)
+		if s.rdb.Get(ctx, roomIndexKey(v.Room.Name)).Val() == id {
+			pipe.Del(ctx, roomIndexKey(v.Room.Name))
+		}
+		if v.DialIn.PIN != "" && s.rdb.Get(ctx, pinIndexKey(v.DialIn.PIN)).Val() == id {
+			pipe.Del(ctx, pinIndexKey(v.DialIn.PIN))
+		}
+		_, err = pipe.Exec(ctx)
+		return err
+	}, visitKey(id))
+	if errors.Is(err, redis.TxFailedErr) {
+		return false, nil // changed meanwhile: keep it, the next purge looks again
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	return deleted, nil
+}

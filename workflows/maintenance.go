@@ -1,0 +1,103 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// TypeRetentionPurge deletes finished visits older than visits.retention.
+const TypeRetentionPurge = "maintenance:retention-purge"
+
+// MaintenanceSchedule is what the scheduler role enqueues periodically.
+type MaintenanceSchedule struct {
+	OutboxSweep    string // cron spec, e.g. "@every 30s"
+	RetentionPurge string // e.g. "@every 1h"
+}
+
+// DefaultMaintenance is the scheduler role's production cadence.
+var DefaultMaintenance = MaintenanceSchedule{OutboxSweep: "@every 30s", RetentionPurge: "@every 1h"}
+
+// RegisterMaintenance registers the maintenance tasks with an Asynq
+// scheduler. Two schedulers (a mistake, or a deploy overlap) are harmless:
+// asynq.Unique admits one task per firing window, and both tasks are
+// idempotent (re-sending outbox entries is deduplicated by task ID; purging
+// a purged visit does nothing).
+func RegisterMaintenance(s *asynq.Scheduler, m MaintenanceSchedule, uniqueFor time.Duration) error {
+	for _, t := range []struct{ spec, typ string }{
+		{m.OutboxSweep, TypeOutboxSweep}, {m.RetentionPurge, TypeRetentionPurge},
+	} {
+		if _, err := s.Register(t.spec, asynq.NewTask(t.typ, nil),
+			asynq.Queue(QueueLow), asynq.Unique(uniqueFor), asynq.MaxRetry(1)); err != nil {
+			return fmt.Errorf("register %s: %w", t.typ, err)
+		}
+	}
+	return nil
+}
+
+// finishedAt is when a finished visit finished (its latest ending fact).
+func finishedAt(v *visit.Visit) time.Time {
+	var t time.Time
+	for _, p := range []*time.Time{v.Facts.RoomEndedAt, v.Facts.CancelledAt, v.Facts.NoShowAt} {
+		if p != nil && p.After(t) {
+			t = *p
+		}
+	}
+	if t.IsZero() {
+		t = v.ScheduledAt
+	}
+	return t
+}
+
+// PurgeFinished deletes visits that finished (and were scheduled) more than
+// visits.retention ago and reports how many. Unfinished visits are kept,
+// however old. Each delete re-checks the visit in a transaction, so two
+// schedulers purging at once delete each visit once.
+func (e *Engine) PurgeFinished(ctx context.Context) (int, error) {
+	cutoff := e.clock.Now().Add(-e.cfg.Visits.Retention)
+	keep := func(v *visit.Visit) bool {
+		return !v.Finished() || finishedAt(v).After(cutoff) || v.ScheduledAt.After(cutoff)
+	}
+	purged := 0
+	var offset int64
+	const page = 500
+	for {
+		// Candidates come from the schedule index: a visit is due when both
+		// its scheduled time and its finish are older than the cutoff (a
+		// visit cancelled weeks ahead is kept until retention after the time
+		// it was scheduled for, which errs on the side of keeping records).
+		ids, err := e.store.ScheduledBefore(ctx, cutoff, offset, page)
+		if err != nil {
+			return purged, err
+		}
+		kept := int64(0)
+		for _, id := range ids {
+			deleted, err := e.store.Delete(ctx, id, keep)
+			if err != nil {
+				return purged, err
+			}
+			if deleted {
+				purged++
+			} else {
+				kept++
+			}
+		}
+		if len(ids) < page {
+			return purged, nil
+		}
+		offset += kept
+	}
+}
+
+func (e *Engine) handleRetentionPurge(ctx context.Context, _ *asynq.Task) error {
+	n, err := e.PurgeFinished(ctx)
+	if n > 0 {
+		e.log.Info("retention purge deleted finished visits", zap.Int("visits", n))
+	}
+	return err
+}

@@ -1,0 +1,327 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/visitflow/visitflow/internal/store"
+	"github.com/visitflow/visitflow/internal/twilioapi"
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// Room task types.
+const (
+	// TypeRoomCreate creates the visit's Group Room (with our status
+	// callback) visits.room_lead before scheduled_at, so nobody ever joins a
+	// room Twilio would not report on.
+	TypeRoomCreate = "room:create"
+	// TypeRoomEnsure creates the room now, outside the schedule (a dial-in
+	// caller holding for a room that is not open yet).
+	TypeRoomEnsure = "room:ensure"
+	// TypeRoomEnd ends the room of a visit that was ended through the API or
+	// cancelled. A room Twilio ended by itself needs nothing.
+	TypeRoomEnd = "room:end"
+)
+
+// maxRoomTimeout is Twilio's upper bound for Empty/UnusedRoomTimeout.
+const maxRoomTimeout = 60 * time.Minute
+
+// doneRoomEndedByTwilio marks a visit whose room-ended callback arrived, so
+// room:end knows Twilio needs no REST call.
+const doneRoomEndedByTwilio = "video:room-ended"
+
+// enableRooms registers the room jobs and the hooks that schedule them.
+func (e *Engine) enableRooms() {
+	if e.twilio == nil { // an engine without Twilio (some tests) makes no rooms
+		return
+	}
+	e.Handle(TypeRoomCreate, e.handleRoomCreate)
+	e.Handle(TypeRoomEnsure, e.handleRoomEnsure)
+	e.Handle(TypeRoomEnd, e.handleRoomEnd)
+	e.OnSchedule(e.scheduleRoom)
+	e.OnTransition(e.endRoomWhenDone)
+}
+
+// scheduleRoom enqueues room:create at scheduled_at - room_lead (now when
+// that is past). The schedule number is the purpose, so a reschedule's job
+// never collides with the old one, and the old one does nothing.
+func (e *Engine) scheduleRoom(v *visit.Visit, now time.Time) {
+	if v.Schedule > 0 { // a reschedule: the previous schedule's job is void
+		old := job(TypeRoomCreate, QueueCritical, Payload{VisitID: v.ID, Purpose: fmt.Sprintf("s%d", v.Schedule-1)}, time.Time{})
+		old.Delete = true
+		v.Enqueue(old)
+	}
+	if v.Room.SID != "" {
+		return
+	}
+	at := v.ScheduledAt.Add(-e.cfg.Visits.RoomLead)
+	if !at.After(now) {
+		at = time.Time{}
+	}
+	v.Enqueue(job(TypeRoomCreate, QueueCritical,
+		Payload{VisitID: v.ID, Purpose: fmt.Sprintf("s%d", v.Schedule), N: v.Schedule}, at))
+}
+
+// endRoomWhenDone enqueues room:end when a visit becomes completed or
+// cancelled. The room SID is part of the purpose: a room recorded after the
+// visit ended gets its own room:end (see recordRoom).
+func (e *Engine) endRoomWhenDone(v *visit.Visit, _, to visit.State, _ time.Time) {
+	if to != visit.Completed && to != visit.Cancelled {
+		return
+	}
+	v.Enqueue(roomEndJob(v))
+}
+
+func roomEndJob(v *visit.Visit) visit.Job {
+	purpose := v.Room.SID
+	if purpose == "" {
+		purpose = "no-room"
+	}
+	return job(TypeRoomEnd, QueueCritical, Payload{VisitID: v.ID, Purpose: purpose}, time.Time{})
+}
+
+// roomClosed reports whether a visit may no longer get a room.
+func roomClosed(v *visit.Visit) bool {
+	switch v.State() {
+	case visit.Completed, visit.Cancelled:
+		return true
+	}
+	return false
+}
+
+// ensureRoom makes sure visit id has its Group Room and returns the visit
+// with room.sid set. It creates the room now when the visit has none yet
+// (the token endpoint calls it before issuing an access token, so nobody
+// joins a room without our status callback). Safe to call concurrently and
+// repeatedly: Twilio's "Room exists" (53113) answers with the in-progress
+// room of that name, and the first SID recorded wins. A completed or
+// cancelled visit gets no room (visit.ErrInvalidChange).
+func (e *Engine) ensureRoom(ctx context.Context, id string) (*visit.Visit, error) {
+	v, err := e.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if v.Room.SID != "" {
+		return v, nil
+	}
+	if roomClosed(v) {
+		return nil, fmt.Errorf("%w: a %s visit gets no room", visit.ErrInvalidChange, v.State())
+	}
+	empty, unused := e.roomTimeouts(v, e.clock.Now())
+	room, err := e.twilio.CreateRoom(ctx, twilioapi.CreateRoomParams{
+		UniqueName:        v.Room.Name,
+		StatusCallback:    e.callbackURL("/twilio/video/status", v.ID),
+		EmptyRoomTimeout:  empty,
+		UnusedRoomTimeout: unused,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("workflows: create room for %s: %w", id, err)
+	}
+	if room.SID == "" {
+		return nil, fmt.Errorf("workflows: create room for %s: Twilio answered no room SID", id)
+	}
+	return e.recordRoom(ctx, id, room.SID)
+}
+
+// recordRoom stores the room SID unless one is there already (the
+// room-created callback, or a concurrent create, may have won). A room that
+// came into being after the visit finished is ended right away.
+func (e *Engine) recordRoom(ctx context.Context, id, sid string) (*visit.Visit, error) {
+	now := e.clock.Now()
+	_, v, err := e.update(ctx, id, "", now, func(v *visit.Visit) error {
+		if v.Room.SID == "" {
+			v.Room.SID = sid
+		}
+		if v.MarkDone("room:created", now) {
+			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "room-created",
+				Summary: "room " + v.Room.SID + " created with our status callback"})
+		}
+		if roomClosed(v) {
+			v.Enqueue(roomEndJob(v))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("workflows: record room for %s: %w", id, err)
+	}
+	if v == nil { // a duplicate update: read what is stored
+		return e.store.Get(ctx, id)
+	}
+	return v, nil
+}
+
+// callbackURL is an absolute URL under http.public_base_url for Twilio to
+// call, with the visit id (and any further key/value pairs) as its query.
+// The query is part of what Twilio signs, and the visit id finds the visit
+// without an index lookup.
+func (e *Engine) callbackURL(path, visitID string, kv ...string) string {
+	q := url.Values{}
+	if visitID != "" {
+		q.Set("visit", visitID)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	u := strings.TrimRight(e.cfg.HTTP.PublicBaseURL, "/") + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
+// roomTimeouts are the Empty/UnusedRoomTimeout a room is created with.
+//
+// Unused: Twilio counts it from creation, and a room that closes unused makes
+// the visit a no-show at once (contract §5: the room ended without provider
+// and patient together). A room created room_lead early must therefore stay
+// open until the patient can be called a no-show: the later of
+// visits.unused_room_timeout and visits.no_show_after, past scheduled_at.
+//
+// Both are also raised to cover a whole interpreter dial sequence (every
+// attempt ringing out plus the backoffs between them, plus the IVR), so
+// Twilio does not close a room nobody has joined yet while the interpreter
+// is still being dialled. Twilio caps both at 60 minutes.
+func (e *Engine) roomTimeouts(v *visit.Visit, now time.Time) (empty, unused time.Duration) {
+	dialing := 2 * time.Minute // IVR navigation and bridging
+	for n := 1; n <= e.cfg.Interpreter.MaxAttempts; n++ {
+		dialing += e.cfg.Interpreter.RingTimeout + e.retryBackoff(n)
+	}
+	unused = max(e.cfg.Visits.UnusedRoomTimeout, e.cfg.Visits.NoShowAfter)
+	if until := v.ScheduledAt.Sub(now); until > 0 {
+		unused += until
+	}
+	empty = min(max(e.cfg.Visits.EmptyRoomTimeout, dialing), maxRoomTimeout)
+	unused = min(max(unused, dialing), maxRoomTimeout)
+	return empty, unused
+}
+
+// handleRoomCreate runs room:create: it creates the room unless the visit
+// already has one, was rescheduled since (a newer job owns it), or ended.
+func (e *Engine) handleRoomCreate(ctx context.Context, t *asynq.Task) error {
+	p, err := decodePayload(t)
+	if err != nil {
+		return err
+	}
+	v, err := e.store.Get(ctx, p.VisitID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if v.Room.SID != "" || v.Schedule != p.N || roomClosed(v) {
+		return nil
+	}
+	_, err = e.ensureRoom(ctx, p.VisitID)
+	switch {
+	case err == nil, errors.Is(err, ErrNotFound), errors.Is(err, visit.ErrInvalidChange):
+		return nil
+	case twilioapi.Permanent(err):
+		e.log.Error("room:create failed permanently", zap.String("visit", p.VisitID), zap.Error(err))
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return err
+}
+
+// handleRoomEnd runs room:end: it ends the visit's room through the REST API
+// unless there is none or Twilio already reported it ended.
+func (e *Engine) handleRoomEnd(ctx context.Context, t *asynq.Task) error {
+	p, err := decodePayload(t)
+	if err != nil {
+		return err
+	}
+	v, err := e.store.Get(ctx, p.VisitID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if v.Room.SID == "" || v.IsDone(doneRoomEndedByTwilio) || v.IsDone("room:ended") {
+		return nil
+	}
+	if err := e.twilio.EndRoom(ctx, v.Room.SID); err != nil {
+		if twilioapi.Permanent(err) {
+			e.log.Error("room:end failed permanently", zap.String("visit", p.VisitID), zap.Error(err))
+			return fmt.Errorf("workflows: end room for %s: %w: %w", p.VisitID, err, asynq.SkipRetry)
+		}
+		return fmt.Errorf("workflows: end room for %s: %w", p.VisitID, err)
+	}
+	now := e.clock.Now()
+	_, _, err = e.update(ctx, p.VisitID, "", now, func(v *visit.Visit) error {
+		if v.MarkDone("room:ended", now) {
+			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "room-end-requested",
+				Summary: "asked Twilio to end room " + v.Room.SID})
+		}
+		return nil
+	})
+	return err
+}
+
+// handleRoomEnsure runs room:ensure: the room, now, for a visit still open.
+func (e *Engine) handleRoomEnsure(ctx context.Context, t *asynq.Task) error {
+	p, err := decodePayload(t)
+	if err != nil {
+		return err
+	}
+	v, err := e.store.Get(ctx, p.VisitID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !v.State().Open() || v.Finished() {
+		return nil
+	}
+	_, err = e.ensureRoom(ctx, v.ID)
+	if errors.Is(err, visit.ErrInvalidChange) {
+		return nil
+	}
+	return jobError(err)
+}
+
+// EndVisit ends the visit now: it records the room-ended fact (the state
+// becomes completed or no_show), hangs up the interpreter leg and ends the
+// room through a job. Ending an ended visit changes nothing; a cancelled
+// visit cannot be ended (visit.ErrInvalidChange).
+func (e *Engine) EndVisit(ctx context.Context, id string) (*visit.Visit, error) {
+	now := e.clock.Now()
+	_, v, err := e.update(ctx, id, "", now, func(v *visit.Visit) error {
+		if v.State() == visit.Cancelled {
+			return fmt.Errorf("%w: cannot end a cancelled visit", visit.ErrInvalidChange)
+		}
+		if v.RoomEnded(now) {
+			v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "ended", Summary: "visit ended"})
+			v.Enqueue(job(TypeRoomEnd, QueueCritical, Payload{VisitID: v.ID, Purpose: "end"}, time.Time{}))
+		}
+		e.stopLegs(v, now, "visit ended")
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if v == nil { // nothing changed: answer the stored visit
+		return e.store.Get(ctx, id)
+	}
+	return v, nil
+}
+
+// jobError tells Asynq whether to retry: permanent Twilio errors skip
+// retries (twilioapi.Error unwraps to asynq.SkipRetry), the rest retry.
+func jobError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if twilioapi.Permanent(err) && !errors.Is(err, asynq.SkipRetry) {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return err
+}

@@ -1,0 +1,367 @@
+package workflows
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/visitflow/visitflow/internal/twilioapi"
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// smsSend is one SMS a job wants sent at most once per visit and purpose.
+type smsSend struct {
+	visitID  string
+	purpose  string // "reminder:r1h0m0s:s0", "provider-late", "followup" …
+	to       visit.Role
+	template string
+	// applies is re-checked on the stored visit right before claiming.
+	applies func(v *visit.Visit) bool
+}
+
+// smsKey names a purpose in Visit.Done (sent, or settled for good) and in
+// Visit.Extra (claimed: "sending:<time>").
+func smsKey(purpose string) string { return "sms:" + purpose }
+
+const claimPrefix = "sending:"
+
+// claimTimeout is how long a claim may stay unresolved before the send is
+// treated as "possibly sent": longer than one REST request can take, so the
+// claiming attempt has surely given up by then.
+func (e *Engine) claimTimeout() time.Duration {
+	d := e.cfg.Twilio.RequestTimeout
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	return d + 5*time.Second
+}
+
+// errSendInFlight: another attempt holds the claim; retrying later settles it.
+var errSendInFlight = errors.New("sms: another attempt is sending this message")
+
+// sendOnce sends s at most once, ever, for its visit and purpose:
+//
+//  1. claim: inside the visit's atomic update, the purpose is marked
+//     "sending" unless it is done, claimed, or no longer applies; only the
+//     claimer calls Twilio, so concurrent and duplicated jobs send nothing;
+//  2. send, with a status callback carrying ?visit=&purpose=;
+//  3. record: done with the MessageSid. A failure where Twilio surely did not
+//     accept the message (an HTTP error answer, connection refused) releases
+//     the claim and is retried. Any other failure (timeout, a crash after
+//     Twilio answered) keeps the claim: the message may exist. The claim is
+//     then settled by the message's status callback (which marks it done) or,
+//     after claimTimeout, by the next attempt, which does not send again and
+//     writes "outcome unknown" in the timeline. At most once wins over at
+//     least once here: a duplicate reminder is worse than a missing one that
+//     support can see.
+func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
+	key := smsKey(s.purpose)
+	v, err := e.store.Get(ctx, s.visitID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if v.IsDone(key) || !s.applies(v) {
+		return nil
+	}
+	phone := recipientPhone(v, s.to)
+	optedOut := false
+	if phone != "" {
+		if optedOut, err = e.store.OptedOut(ctx, e.phoneHash(phone)); err != nil {
+			return err
+		}
+	}
+	body, err := e.renderSMS(s.template, v)
+	if err != nil {
+		return fmt.Errorf("sms %s: %v: %w", s.purpose, err, asynq.SkipRetry)
+	}
+
+	now := e.clock.Now()
+	claim := claimPrefix + now.Format(time.RFC3339Nano)
+	var claimed, held bool
+	_, _, err = e.update(ctx, s.visitID, "", now, func(v *visit.Visit) error {
+		claimed, held = false, false
+		if v.IsDone(key) || !s.applies(v) {
+			return nil
+		}
+		if phone == "" || optedOut {
+			why := "the " + string(s.to) + " has no phone number"
+			if optedOut {
+				why = "the " + string(s.to) + " opted out of SMS"
+			}
+			v.MarkDone(key, now)
+			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "sms-skipped",
+				Summary: s.purpose + " SMS not sent: " + why})
+			return nil
+		}
+		if c, ok := v.Extra[key]; ok {
+			at, _ := time.Parse(time.RFC3339Nano, strings.TrimPrefix(c, claimPrefix))
+			if now.Sub(at) < e.claimTimeout() {
+				held = true
+				return nil
+			}
+			delete(v.Extra, key)
+			v.MarkDone(key, now)
+			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "sms-outcome-unknown",
+				Summary: s.purpose + " SMS outcome unknown: an earlier attempt stopped after calling Twilio; not sending again"})
+			return nil
+		}
+		if v.Extra == nil {
+			v.Extra = map[string]string{}
+		}
+		v.Extra[key] = claim
+		claimed = true
+		return nil
+	})
+	if err != nil {
+		return ignoreGone(e, asynq.NewTask("sms", nil), Payload{VisitID: s.visitID}, err)
+	}
+	if held {
+		return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, errSendInFlight)
+	}
+	if !claimed {
+		return nil
+	}
+
+	msg, sendErr := e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: phone, Body: body,
+		StatusCallback: e.smsStatusURL(s.visitID, s.purpose)})
+	if sendErr == nil {
+		return e.settle(ctx, s, claim, "sms-accepted", s.purpose+" SMS accepted by Twilio ("+msg.SID+")")
+	}
+	switch code := twilioapi.Code(sendErr); {
+	case code == twilioapi.CodeOptedOut:
+		if err := e.store.SetOptOut(ctx, e.phoneHash(phone), true, e.clock.Now()); err != nil {
+			return err
+		}
+		return e.settle(ctx, s, claim, "sms-opted-out",
+			s.purpose+" SMS refused: the "+string(s.to)+" opted out (21610); nothing more will be sent to this number")
+	case twilioapi.Permanent(sendErr):
+		if err := e.settle(ctx, s, claim, "sms-failed", s.purpose+" SMS failed: "+sendErr.Error()); err != nil {
+			return err
+		}
+		return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, sendErr)
+	case notAccepted(sendErr):
+		if err := e.release(ctx, s, claim); err != nil {
+			e.log.Warn("sms: could not release claim", zap.String("visit", s.visitID), zap.Error(err))
+		}
+		return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, sendErr)
+	default:
+		// Twilio may have accepted it: keep the claim (see above).
+		e.log.Warn("sms: outcome unknown; the claim stays until the status callback or the claim timeout",
+			zap.String("visit", s.visitID), zap.String("purpose", s.purpose), zap.Error(sendErr))
+		return fmt.Errorf("sms %s for %s: outcome unknown: %w", s.purpose, s.visitID, sendErr)
+	}
+}
+
+// notAccepted reports whether err proves Twilio did not take the message:
+// Twilio answered with an HTTP error, or the connection was never made.
+func notAccepted(err error) bool {
+	var te *twilioapi.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	return te.Status >= 400 || strings.Contains(te.Message, "connection refused")
+}
+
+// settle marks the purpose done (whoever holds the claim) and logs it.
+func (e *Engine) settle(ctx context.Context, s smsSend, claim, typ, summary string) error {
+	now := e.clock.Now()
+	key := smsKey(s.purpose)
+	_, _, err := e.update(ctx, s.visitID, "", now, func(v *visit.Visit) error {
+		delete(v.Extra, key)
+		if v.MarkDone(key, now) {
+			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: typ, Summary: summary})
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// release drops our claim so the retry can send.
+func (e *Engine) release(ctx context.Context, s smsSend, claim string) error {
+	key := smsKey(s.purpose)
+	_, _, err := e.update(ctx, s.visitID, "", e.clock.Now(), func(v *visit.Visit) error {
+		if v.Extra[key] == claim {
+			delete(v.Extra, key)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func recipientPhone(v *visit.Visit, r visit.Role) string {
+	if r == visit.RoleProvider {
+		return v.Provider.Phone
+	}
+	return v.Patient.Phone
+}
+
+// phoneHash is the keyed hash under which a number's opt-out is stored, so
+// the opt-out list cannot be read as phone numbers. The key is
+// visits.optout_secret, else derived from twilio.auth_token.
+func (e *Engine) phoneHash(phone string) string {
+	secret := e.cfg.Visits.OptOutSecret
+	if secret == "" {
+		sum := sha256.Sum256([]byte("visitflow opt-out key:" + e.cfg.Twilio.AuthToken))
+		secret = string(sum[:])
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(phone))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (e *Engine) smsStatusURL(visitID, purpose string) string {
+	q := url.Values{"visit": {visitID}, "purpose": {purpose}}
+	return strings.TrimRight(e.cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/status?" + q.Encode()
+}
+
+// smsData is what SMS templates see (config.Templates).
+type smsData struct {
+	Provider, Patient, When, JoinURL, Line string
+	Attempts                               int
+}
+
+// renderSMS executes an SMS template for v: names, the local date and time
+// in the visit's zone, and the patient's join link.
+func (e *Engine) renderSMS(text string, v *visit.Visit) (string, error) {
+	tmpl, err := template.New("sms").Parse(text)
+	if err != nil {
+		return "", fmt.Errorf("parse template: %w", err)
+	}
+	loc, err := loadZone(v.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	data := smsData{
+		Provider: v.Provider.Name, Patient: v.Patient.Name,
+		When:    v.ScheduledAt.In(loc).Format("Mon Jan 2, 2006 at 3:04 PM MST"),
+		JoinURL: strings.ReplaceAll(e.cfg.Visits.JoinURL, "{token}", url.PathEscape(patientJoinToken(v))),
+	}
+	if data.Provider == "" {
+		data.Provider = "your provider"
+	}
+	if data.Patient == "" {
+		data.Patient = "Your patient"
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, data); err != nil {
+		return "", fmt.Errorf("execute template: %w", err)
+	}
+	return b.String(), nil
+}
+
+// patientJoinToken is the {token} of the patient's join link.
+//
+// TODO(issue 5): replace with the patient's single-visit invite token from
+// the invites/join code (POST /v1/join/{invite_token}); until that lands the
+// link carries the visit id as a placeholder and grants nothing by itself.
+func patientJoinToken(v *visit.Visit) string { return v.ID }
+
+// SMSStatusEvent is a Twilio message status callback (POST /twilio/sms/status).
+type SMSStatusEvent struct {
+	VisitHint  string // ?visit= of the StatusCallback we gave
+	Purpose    string // ?purpose=
+	Token      string // I-Twilio-Idempotency-Token
+	MessageSID string
+	Status     string // queued, sent, delivered, undelivered, failed …
+	ErrorCode  int
+	To         string
+}
+
+// ApplySMSStatus records a message status in the visit's timeline (once per
+// message and status). It settles a claimed send (the message exists), and
+// error 21610 records the recipient as opted out.
+func (e *Engine) ApplySMSStatus(ctx context.Context, ev SMSStatusEvent) (Result, error) {
+	if ev.VisitHint == "" || !visit.ValidID(ev.VisitHint) {
+		return Result{}, ErrUnmatched
+	}
+	now := e.clock.Now()
+	optedOut := ev.ErrorCode == twilioapi.CodeOptedOut && ev.To != ""
+	if optedOut {
+		if err := e.store.SetOptOut(ctx, e.phoneHash(ev.To), true, now); err != nil {
+			return Result{VisitID: ev.VisitHint}, err
+		}
+	}
+	res, _, err := e.update(ctx, ev.VisitHint, ev.Token, now, func(v *visit.Visit) error {
+		if !v.MarkDone("sms-status:"+ev.MessageSID+":"+ev.Status, now) {
+			return nil // a repeated callback
+		}
+		what := "SMS"
+		if ev.Purpose != "" {
+			what = ev.Purpose + " SMS"
+		}
+		summary := what + " " + ev.Status + " (" + ev.MessageSID + ")"
+		if ev.ErrorCode != 0 {
+			summary += " error " + strconv.Itoa(ev.ErrorCode)
+		}
+		v.Log(visit.Entry{At: now, Source: visit.SourceSMS, Type: "sms-" + ev.Status, Summary: summary})
+		if ev.Purpose != "" {
+			key := smsKey(ev.Purpose)
+			if _, claimed := v.Extra[key]; claimed {
+				delete(v.Extra, key)
+				if v.MarkDone(key, now) {
+					v.Log(visit.Entry{At: now, Source: visit.SourceSMS, Type: "sms-confirmed",
+						Summary: what + " confirmed by its status callback (" + ev.MessageSID + ")"})
+				}
+			}
+		}
+		if optedOut {
+			v.Log(visit.Entry{At: now, Source: visit.SourceSMS, Type: "sms-opted-out",
+				Summary: "the recipient opted out (21610); nothing more will be sent to this number"})
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return res, ErrUnmatched
+	}
+	return res, err
+}
+
+// Inbound SMS keywords (Twilio's standard opt-out/opt-in/help words).
+var smsKeywords = map[string]string{
+	"STOP": "stop", "STOPALL": "stop", "UNSUBSCRIBE": "stop", "CANCEL": "stop", "END": "stop", "QUIT": "stop",
+	"START": "start", "YES": "start", "UNSTOP": "start",
+	"HELP": "help", "INFO": "help",
+}
+
+// HelpText answers HELP.
+const HelpText = "Visit reminders from your care team. Reply STOP to stop messages, START to receive them again."
+
+// ApplyIncomingSMS keeps the opt-out record current from an inbound text and
+// returns the replies to send back (none for STOP/START: Twilio confirms
+// those itself).
+func (e *Engine) ApplyIncomingSMS(ctx context.Context, from, body string) ([]string, error) {
+	word := strings.ToUpper(strings.Trim(strings.TrimSpace(body), ".!"))
+	if i := strings.IndexAny(word, " \t\n"); i >= 0 {
+		word = word[:i]
+	}
+	switch smsKeywords[word] {
+	case "stop":
+		return nil, e.store.SetOptOut(ctx, e.phoneHash(from), true, e.clock.Now())
+	case "start":
+		return nil, e.store.SetOptOut(ctx, e.phoneHash(from), false, e.clock.Now())
+	case "help":
+		return []string{HelpText}, nil
+	}
+	return nil, nil
+}
