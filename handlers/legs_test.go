@@ -609,10 +609,7 @@ func TestInvitesExpireAndDieOnCancel(t *testing.T) {
 		}
 	}
 	// Only a hash of the secret is stored anywhere in Redis.
-	keys, err := e.conn.Client.Keys(context.Background(), "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := allKeys(t, e.conn.Client, "*")
 	for _, k := range keys {
 		if s, err := e.conn.Client.Get(context.Background(), k).Result(); err == nil && strings.Contains(s, secret) {
 			t.Fatalf("Redis key %s holds the invite secret", k)
@@ -746,7 +743,7 @@ func TestDialIn(t *testing.T) {
 	e.waitEvent("PIN prompt", func(ev sandbox.Event) bool {
 		return ev.Kind == sandbox.KindVoiceVerb && ev.Name == "Gather" && ev.SID == sid
 	})
-	keys, _ := e.conn.Client.Keys(context.Background(), "*").Result()
+	keys := allKeys(t, e.conn.Client, "*")
 	for _, k := range keys {
 		if strings.Contains(k, "5557650002") {
 			t.Fatalf("Redis key %s holds the caller's number", k)
