@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/visitflow/visitflow/handlers"
 	"github.com/visitflow/visitflow/internal/config"
@@ -19,7 +20,16 @@ import (
 	"github.com/visitflow/visitflow/workflows"
 )
 
-func TestMain(m *testing.M) { os.Exit(redisx.MainWithRedis(m)) }
+func TestMain(m *testing.M) {
+	// The fault tests stop Redis on purpose; go-redis would log every
+	// refused dial of the outage.
+	redis.SetLogger(quietLogger{})
+	os.Exit(redisx.MainWithRedis(m))
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
 
 const (
 	authToken = "0123456789abcdef0123456789abcdef"
