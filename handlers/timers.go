@@ -208,6 +208,7 @@ func handleSMSStatus(d Deps) http.Handler {
 			d.badCallback(w, r, f.err)
 			return
 		}
+		d.Metrics.SMSOutcome(ev.Status)
 		res, err := d.Engine.ApplySMSStatus(r.Context(), ev)
 		d.callbackOutcome(w, r, start, res, err)
 	})

@@ -12,6 +12,7 @@ const usage = `usage: visitflow [command] [flags]
 commands:
   serve      run the service (default): --role web|worker|scheduler|all, --config PATH
   simulate   play a whole visit against a running server and print its timeline
+  load       post signed callbacks for many visits against a running server; report throughput and latency
   sign       compute (and optionally post) a signed Twilio callback, for curl walk-throughs
 `
 
@@ -26,6 +27,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args, getenv, stdout, stderr)
 	case "simulate":
 		return simulate(ctx, args, getenv, stdout, stderr)
+	case "load":
+		return load(ctx, args, getenv, stdout, stderr)
 	case "sign":
 		return sign(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":

@@ -217,6 +217,9 @@ func (b *board) jobs(id string) ([]jobRow, error) {
 	for _, q := range b.o.Queues {
 		for _, l := range lists {
 			tasks, err := l.list(q, asynq.PageSize(maxTasksPerState))
+			if errors.Is(err, asynq.ErrQueueNotFound) {
+				break // nothing was ever queued there
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s %s: %w", q, l.state, err))
 				continue

@@ -3,6 +3,7 @@ package board_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -209,4 +210,24 @@ func section(t *testing.T, html, from, to string) string {
 		}
 	}
 	return rest
+}
+
+func TestBoardVisitWithQueuesNeverUsed(t *testing.T) {
+	e := newBoardEnv(t)
+	e.waitingPatient(t, "V-board2")
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/admin/visits/V-board2", nil)
+	req.SetBasicAuth(adminUser, adminPass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	// Only one queue has tasks; the others do not exist yet in Redis.
+	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), "could not read the queues") {
+		t.Fatalf("visit page = %d:\n%s\nwant 200 without a queue error", resp.StatusCode, body)
+	}
+	if !strings.Contains(string(body), `class="job"`) {
+		t.Fatalf("visit page lists no jobs:\n%s", body)
+	}
 }

@@ -1,0 +1,101 @@
+package loadgen_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/visitflow/visitflow/internal/loadgen"
+	"github.com/visitflow/visitflow/internal/redisx"
+)
+
+func TestLoadRecordsEveryAcknowledgedCallback(t *testing.T) {
+	w := startWeb(t, redisx.ForTest(t), "")
+	o := loadgen.Options{BaseURL: w.srv.URL, AuthToken: authToken, APIToken: apiToken, RunID: "t", Visits: 8, Callbacks: 80}
+	var mu sync.Mutex
+	var acked []loadgen.Callback
+	o.OnResult = func(c loadgen.Callback, status int) {
+		if status == http.StatusNoContent {
+			mu.Lock()
+			acked = append(acked, c)
+			mu.Unlock()
+		}
+	}
+	ctx := context.Background()
+	if err := loadgen.Setup(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := loadgen.Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Sent != 80 || rep.Acked != 80 || rep.P50 <= 0 || rep.P99 < rep.P50 {
+		t.Fatalf("report = %+v; want 80 sent and acknowledged with latencies", rep)
+	}
+	checkAcked(t, w.srv.URL, acked)
+	// 10 callbacks per visit: five connections, all ended.
+	if ps := participants(t, w.srv.URL, o.VisitID(3)); len(ps) != 5 {
+		t.Fatalf("visit %s has %d participants; want 5", o.VisitID(3), len(ps))
+	}
+}
+
+func TestLoadRateLimits(t *testing.T) {
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer bare.Close()
+	o := loadgen.Options{BaseURL: bare.URL, AuthToken: authToken, Visits: 4, Callbacks: 20, Rate: 100}
+	rep, err := loadgen.Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 20 callbacks at 100/s cannot finish in less than the 19 intervals between them.
+	if rep.Acked != 20 || rep.Elapsed < 19*10*time.Millisecond {
+		t.Fatalf("report = %+v; want 20 acked over at least 190ms", rep)
+	}
+}
+
+// BenchmarkWebhookPath compares signed participant callbacks through
+// visitflow's whole HTTP edge on real Redis (signature check, parse, atomic
+// update, outbox to Asynq) with a bare handler that only answers 204, from 64
+// concurrent senders over real TCP, 8 callbacks per visit, in the same run. It reports callbacks/s
+// and p50/p99 latency for each (docs/benchmarks.md, "Webhook path").
+func BenchmarkWebhookPath(b *testing.B) {
+	// A visit sees a handful of participant events: 8 per visit (four
+	// connections opened and closed), 64 senders working through the visits.
+	const senders, perVisit = 64, 8
+	run := func(b *testing.B, baseURL string, setup bool) {
+		o := loadgen.Options{BaseURL: baseURL, AuthToken: authToken, APIToken: apiToken,
+			Visits: max(senders, b.N/perVisit), Senders: senders, Callbacks: b.N, RunID: loadgen.NewRunID()}
+		if setup {
+			if err := loadgen.Setup(context.Background(), o); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ResetTimer()
+		rep, err := loadgen.Run(context.Background(), o)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Acked != b.N {
+			b.Fatalf("report = %+v; want all %d acknowledged", rep, b.N)
+		}
+		b.ReportMetric(rep.PerSecond(), "callbacks/s")
+		b.ReportMetric(float64(rep.P50.Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(rep.P99.Microseconds())/1000, "p99-ms")
+	}
+	b.Run("visitflow", func(b *testing.B) {
+		w := startWeb(b, redisx.ForTest(b), "")
+		run(b, w.srv.URL, true)
+	})
+	b.Run("bare204", func(b *testing.B) {
+		bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.ParseForm()
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		defer bare.Close()
+		run(b, bare.URL, false)
+	})
+}
