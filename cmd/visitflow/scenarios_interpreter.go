@@ -39,7 +39,7 @@ func interpreterScenarios() []scenario {
 // busy-once number was already used by an earlier run, answered at once.
 func requestInterpreter(ctx context.Context, s *simulation) error {
 	if err := s.API(ctx, http.MethodPost, s.visitPath("/interpreter"), map[string]string{"line": s.line}, nil); err != nil {
-		return err
+		return fmt.Errorf("%w (the server needs interpreter line %q: start it where config.yaml defines it, or pass --interpreter-line)", err, s.line)
 	}
 	s.say("  line %s requested; the server dials it", s.line)
 	err := s.await(ctx, func(v simVisit) bool {

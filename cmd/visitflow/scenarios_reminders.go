@@ -94,7 +94,7 @@ func secondReminder(ctx context.Context, s *simulation) error {
 		return err
 	}
 	for _, e := range s.Visit.Timeline {
-		if e.Type == "sms-accepted" && strings.HasPrefix(e.Summary, "reminder:") && strings.Contains(e.Summary, ":s0 ") &&
+		if strings.HasPrefix(e.Type, "sms-") && strings.HasPrefix(e.Summary, "reminder:") && strings.Contains(e.Summary, ":s0 ") &&
 			!strings.HasPrefix(e.Summary, "reminder:r10m0s:s0 ") {
 			return fmt.Errorf("an old schedule's reminder was sent after the reschedule: %s", e.Summary)
 		}
@@ -105,7 +105,11 @@ func secondReminder(ctx context.Context, s *simulation) error {
 // showReminder waits until the reminder SMS purpose was accepted by Twilio
 // and prints its text as the emulator received it.
 func (s *simulation) showReminder(ctx context.Context, purpose string) error {
-	e, err := s.awaitEntry(ctx, entryOf("sms-accepted", purpose+" "))
+	// Whichever the server recorded first: the worker's "accepted" or the
+	// status callback's "confirmed"/"queued" (they race).
+	e, err := s.awaitEntry(ctx, func(e visit.Entry) bool {
+		return strings.HasPrefix(e.Type, "sms-") && strings.HasPrefix(e.Summary, purpose+" SMS ") && strings.Contains(e.Summary, "(SM")
+	})
 	if err != nil {
 		return fmt.Errorf("%s was never sent: %w", purpose, err)
 	}
