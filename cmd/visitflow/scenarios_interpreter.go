@@ -27,7 +27,7 @@ func interpreterScenarios() []scenario {
 			join(patient, visit.Waiting),
 			join(provider, visit.InProgress),
 			{Say: "the provider requests the interpreter line (POST /v1/visits/{id}/interpreter)", Do: requestInterpreter, Then: visit.InProgress},
-			{Say: "the retry is answered, the IVR digits are played and the interpreter is bridged", Do: awaitBridged, Then: visit.InProgress},
+			{Say: "the line answers (on the retry), the IVR digits are played and the interpreter is bridged", Do: awaitBridged, Then: visit.InProgress},
 			endVisit(visit.Completed),
 			{Say: "the interpreter's call is hung up", Do: awaitLegHungUp, Then: visit.Completed},
 		},
