@@ -30,7 +30,8 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	server := fs.String("server", "", "base URL of the running server (default: the sandbox session file's, else http://localhost:8080)")
 	name := fs.String("scenario", "happy", "scenario to play (--list shows them)")
 	token := fs.String("token", "", "API bearer token (default $VISITFLOW_API_TOKEN, else the sandbox session file's)")
-	timeout := fs.Duration("timeout", 60*time.Second, "deadline for the whole scenario")
+	timeout := fs.Duration("timeout", 60*time.Second, "deadline for the whole scenario (default: 60s, or longer when the scenario needs it)")
+	line := fs.String("interpreter-line", "voyce-es", "interpreter line the interpreter scenario requests (a line of the server's config)")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -52,6 +53,12 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("simulate: --scenario: no scenario %q (try --list)", *name)
 	}
 
+	timeoutSet := false
+	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
+	if !timeoutSet && sc.MinTimeout > *timeout {
+		*timeout = sc.MinTimeout
+	}
+
 	session := readSandboxSession()
 	s := &simulation{
 		base:       firstNonEmpty(*server, session.BaseURL, "http://localhost:8080"),
@@ -61,6 +68,7 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 		http:       &http.Client{Timeout: 10 * time.Second},
 		out:        stdout,
 		started:    time.Now(),
+		line:       *line,
 	}
 	s.base = strings.TrimRight(s.base, "/")
 	if s.token == "" {
@@ -81,6 +89,11 @@ type scenario struct {
 	// ScheduleIn places scheduled_at this long after now (default 1m, so the
 	// room is created at once: visits.room_lead is longer).
 	ScheduleIn time.Duration
+	// Timezone picks the visit's time zone (default America/New_York).
+	Timezone func(now time.Time) string
+	// MinTimeout is the scenario's deadline when --timeout is not given and
+	// the default is shorter (waits on server-side backoffs).
+	MinTimeout time.Duration
 }
 
 // step is one thing the outside world does, and the state the visit must
@@ -97,6 +110,9 @@ func scenarioRegistry() map[string]scenario {
 	all := map[string]scenario{}
 	for _, group := range [][]scenario{
 		roomScenarios(),
+		interpreterScenarios(),
+		dialInScenarios(),
+		reminderScenarios(),
 	} {
 		for _, sc := range group {
 			all[sc.Name] = sc
@@ -112,6 +128,10 @@ type simulation struct {
 	http                  *http.Client
 	out                   io.Writer
 	started               time.Time
+	// line is the interpreter line the interpreter scenario requests.
+	line string
+	// CallSID is the emulator call a phone scenario placed (dial-in).
+	CallSID string
 
 	// Visit is the visit being played, as last fetched.
 	Visit simVisit
@@ -131,7 +151,12 @@ type simVisit struct {
 		Name string `json:"name"`
 		SID  string `json:"sid"`
 	} `json:"room"`
-	Timeline []visit.Entry `json:"timeline"`
+	ScheduledAt  time.Time               `json:"scheduled_at"`
+	Timezone     string                  `json:"timezone"`
+	DialIn       visit.DialIn            `json:"dial_in"`
+	Interpreter  *visit.InterpreterLeg   `json:"interpreter"`
+	Participants []visit.ParticipantView `json:"participants"`
+	Timeline     []visit.Entry           `json:"timeline"`
 }
 
 // play runs sc and prints what happens; it fails when the visit does not
@@ -197,10 +222,14 @@ func (s *simulation) createVisit(ctx context.Context, sc scenario) error {
 	if in == 0 {
 		in = time.Minute
 	}
+	tz := "America/New_York"
+	if sc.Timezone != nil {
+		tz = sc.Timezone(time.Now())
+	}
 	suffix := randomHex(3)
 	body := map[string]any{
 		"scheduled_at": time.Now().Add(in).UTC().Format(time.RFC3339),
-		"timezone":     "America/New_York",
+		"timezone":     tz,
 		"provider":     map[string]string{"identity": "dr-sim-" + suffix, "name": "Dr. Simulated", "phone": "+15551230001"},
 		"patient":      map[string]string{"identity": "pat-sim-" + suffix, "name": "Sam Simulated", "phone": "+15551230002"},
 	}
@@ -275,9 +304,18 @@ func (s *simulation) Identity(role visit.Role) string {
 // EndRoom ends the visit's room through the emulator's REST API, as an
 // operator (or Twilio's empty-room timeout) would.
 func (s *simulation) EndRoom(ctx context.Context) error {
-	form := url.Values{"Status": {"completed"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		s.base+"/sandbox/v1/Rooms/"+url.PathEscape(s.Visit.Room.SID), strings.NewReader(form.Encode()))
+	return s.twilioREST(ctx, "/v1/Rooms/"+url.PathEscape(s.Visit.Room.SID), url.Values{"Status": {"completed"}})
+}
+
+// HangUpCall ends call sid through the emulator's REST API (Status=completed).
+func (s *simulation) HangUpCall(ctx context.Context, sid string) error {
+	return s.twilioREST(ctx, "/2010-04-01/Accounts/"+url.PathEscape(s.accountSID)+"/Calls/"+url.PathEscape(sid)+".json",
+		url.Values{"Status": {"completed"}})
+}
+
+// twilioREST POSTs form to the emulator's Twilio REST API with the sandbox credentials.
+func (s *simulation) twilioREST(ctx context.Context, path string, form url.Values) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/sandbox"+path, strings.NewReader(form.Encode()))
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,8 @@ func env(m map[string]string) func(string) string {
 func withExampleLine() Config {
 	c := Default()
 	c.Interpreter.Lines = map[string]InterpreterLine{
-		"voyce-es": {Phone: "+15005550010", IVR: "ww2ww1234#", Languages: []string{"es"}},
+		// The emulator's busy-once number (simulate --scenario interpreter).
+		"voyce-es": {Phone: "+15005550009", IVR: "ww2ww1234#", Languages: []string{"es"}},
 	}
 	return c
 }

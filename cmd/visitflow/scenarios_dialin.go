@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"net/http"
+
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// dialInScenarios: an audio-only patient joins by phone with the visit's
+// dial-in PIN (issue 5).
+func dialInScenarios() []scenario {
+	provider := visit.RoleProvider
+	return []scenario{{
+		Name:  "dial-in",
+		About: "an audio-only patient dials in, gets the PIN wrong once, then right, and is bridged; hangs up; the visit ends",
+		Want:  visit.Completed,
+		Steps: []step{
+			join(provider, visit.ProviderWaiting),
+			{Say: "the patient calls our number from a phone (POST /sandbox/calls/incoming)", Do: dialIn, Then: visit.ProviderWaiting},
+			{Say: "the caller enters a wrong PIN", Do: enterWrongPIN, Then: visit.ProviderWaiting},
+			{Say: "the caller enters the visit's PIN (dial_in.pin) and is bridged as the patient's phone leg", Do: enterPIN, Then: visit.InProgress},
+			{Say: "the caller hangs up (Twilio REST, Status=completed)", Do: hangUpCaller, Then: visit.ProviderWaiting},
+			endVisit(visit.Completed),
+		},
+	}}
+}
+
+// dialIn places the inbound call from a random number, so repeated demos
+// never reach the server's per-caller wrong-PIN limit.
+func dialIn(ctx context.Context, s *simulation) error {
+	if s.Visit.DialIn.PIN == "" {
+		return fmt.Errorf("the visit has no dial_in.pin (is twilio.phone_number set?)")
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(10_000_000))
+	if err != nil {
+		return err
+	}
+	body := map[string]string{"from": fmt.Sprintf("+1555%07d", n.Int64())}
+	if s.Visit.DialIn.Number != "" {
+		body["to"] = s.Visit.DialIn.Number
+	}
+	var call struct {
+		SID string `json:"sid"`
+	}
+	if err := s.Control(ctx, http.MethodPost, "/calls/incoming", body, &call); err != nil {
+		return err
+	}
+	s.CallSID = call.SID
+	if _, err := s.awaitEvent(ctx, call.SID, func(e simEvent) bool { return e.Kind == "voice.twiml" && e.Name == "incoming" }); err != nil {
+		return fmt.Errorf("the server never answered the call: %w", err)
+	}
+	s.say("  call %s to %s answered; the server asks for the visit PIN", call.SID, firstNonEmpty(s.Visit.DialIn.Number, "our number"))
+	return nil
+}
+
+// enterWrongPIN presses a PIN that differs from the visit's in every digit
+// and waits until the server has checked it.
+func enterWrongPIN(ctx context.Context, s *simulation) error {
+	wrong := []byte(s.Visit.DialIn.PIN)
+	for i, d := range wrong {
+		wrong[i] = '0' + (d-'0'+5)%10
+	}
+	if err := s.Control(ctx, http.MethodPost, "/calls/"+s.CallSID+"/digits", map[string]string{"digits": string(wrong)}, nil); err != nil {
+		return err
+	}
+	if _, err := s.awaitEvent(ctx, s.CallSID, func(e simEvent) bool {
+		return e.Kind == "voice.twiml" && e.Name == "gather" && e.Params.Get("Digits") == string(wrong)
+	}); err != nil {
+		return fmt.Errorf("the server never checked the PIN: %w", err)
+	}
+	s.say("  pressed %s (six digits end the prompt); the server says it was not recognised and asks again", wrong)
+	return nil
+}
+
+func enterPIN(ctx context.Context, s *simulation) error {
+	s.say("  pressing %s", s.Visit.DialIn.PIN)
+	return s.Control(ctx, http.MethodPost, "/calls/"+s.CallSID+"/digits", map[string]string{"digits": s.Visit.DialIn.PIN}, nil)
+}
+
+func hangUpCaller(ctx context.Context, s *simulation) error {
+	return s.HangUpCall(ctx, s.CallSID)
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// Helpers shared by the phone and reminder scenarios.
+
+// visitPath is the API path of the visit being played, plus suffix.
+func (s *simulation) visitPath(suffix string) string {
+	return "/v1/visits/" + url.PathEscape(s.Visit.ID) + suffix
+}
+
+// awaitEntry polls the visit until its timeline holds an entry ok accepts,
+// and returns it.
+func (s *simulation) awaitEntry(ctx context.Context, ok func(visit.Entry) bool) (visit.Entry, error) {
+	var found visit.Entry
+	err := s.await(ctx, func(v simVisit) bool {
+		for _, e := range v.Timeline {
+			if ok(e) {
+				found = e
+				return true
+			}
+		}
+		return false
+	})
+	return found, err
+}
+
+// entryOf matches timeline entries by type and summary prefix.
+func entryOf(typ, summaryPrefix string) func(visit.Entry) bool {
+	return func(e visit.Entry) bool { return e.Type == typ && strings.HasPrefix(e.Summary, summaryPrefix) }
+}
+
+// simEvent is one event of the emulator's inspection API (GET /sandbox/events).
+type simEvent struct {
+	Kind   string     `json:"kind"`
+	Name   string     `json:"name"`
+	SID    string     `json:"sid"`
+	Params url.Values `json:"params"`
+}
+
+// awaitEvent polls the emulator's events of resource sid until ok accepts one.
+func (s *simulation) awaitEvent(ctx context.Context, sid string, ok func(simEvent) bool) (simEvent, error) {
+	for {
+		var list struct {
+			Events []simEvent `json:"events"`
+		}
+		if err := s.Control(ctx, http.MethodGet, "/events?sid="+url.QueryEscape(sid), nil, &list); err == nil {
+			for _, e := range list.Events {
+				if ok(e) {
+					return e, nil
+				}
+			}
+		}
+		if err := pause(50*time.Millisecond)(ctx, s); err != nil {
+			return simEvent{}, err
+		}
+	}
+}
+
+// connected reports whether identity is connected to the visit's room.
+func (v simVisit) connected(identity string) bool {
+	for _, p := range v.Participants {
+		if p.Identity == identity && p.Connected {
+			return true
+		}
+	}
+	return false
+}
+
+// endVisit is "the visit is ended through the API", then the visit must be in state then.
+func endVisit(then visit.State) step {
+	return step{Say: "the provider ends the visit (POST /v1/visits/{id}/end)", Then: then,
+		Do: func(ctx context.Context, s *simulation) error {
+			return s.API(ctx, http.MethodPost, s.visitPath("/end"), nil, nil)
+		}}
+}
+
+// awaitCallEnded polls the emulator until call sid has a terminal status,
+// and returns it.
+func (s *simulation) awaitCallEnded(ctx context.Context, sid string) (string, error) {
+	for {
+		var list struct {
+			Calls []struct {
+				SID    string `json:"sid"`
+				Status string `json:"status"`
+			} `json:"calls"`
+		}
+		if err := s.Control(ctx, http.MethodGet, "/calls", nil, &list); err == nil {
+			for _, c := range list.Calls {
+				if c.SID == sid && callOver(c.Status) {
+					return c.Status, nil
+				}
+			}
+		}
+		if err := pause(50*time.Millisecond)(ctx, s); err != nil {
+			return "", err
+		}
+	}
+}
+
+// callOver reports whether status is one of Twilio's terminal call statuses.
+func callOver(status string) bool {
+	switch status {
+	case "completed", "busy", "no-answer", "failed", "canceled":
+		return true
+	}
+	return false
+}
+
+// messageBody is the text of message sid as the emulator received it.
+func (s *simulation) messageBody(ctx context.Context, sid string) string {
+	var list struct {
+		Messages []struct {
+			SID  string `json:"sid"`
+			Body string `json:"body"`
+		} `json:"messages"`
+	}
+	if err := s.Control(ctx, http.MethodGet, "/messages", nil, &list); err == nil {
+		for _, m := range list.Messages {
+			if m.SID == sid {
+				return m.Body
+			}
+		}
+	}
+	return "?"
+}
