@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -398,24 +397,6 @@ func (e *Engine) handleInterpreterHangup(ctx context.Context, t *asynq.Task) err
 	return jobError(e.twilio.HangUp(ctx, leg.CallSID))
 }
 
-// legText is the data of the interpreter and invite SMS templates.
-type legText struct {
-	Provider, Patient, When, JoinURL, Line string
-	Attempts                               int
-}
-
-func renderLegText(name, tmpl string, data legText) (string, error) {
-	t, err := template.New(name).Parse(tmpl)
-	if err != nil {
-		return "", fmt.Errorf("workflows: template %s: %w", name, err)
-	}
-	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
-		return "", fmt.Errorf("workflows: template %s: %w", name, err)
-	}
-	return b.String(), nil
-}
-
 // localTime formats t in the visit's time zone for people to read.
 func localTime(v *visit.Visit, t time.Time) string {
 	if loc, err := time.LoadLocation(v.Timezone); err == nil {
@@ -447,10 +428,9 @@ func (e *Engine) handleInterpreterFailedSMS(ctx context.Context, t *asynq.Task) 
 	if v.Provider.Phone == "" {
 		summary = "provider has no phone number: interpreter failure not sent"
 	} else {
-		body, err := renderLegText("interpreter_failed", e.cfg.Visits.Templates.InterpreterFailed, legText{
-			Provider: v.Provider.Name, Patient: v.Patient.Name, When: localTime(v, v.ScheduledAt),
-			Line: leg.Line, Attempts: leg.Attempts,
-		})
+		data := e.visitText(v, "")
+		data.Line, data.Attempts = leg.Line, leg.Attempts
+		body, err := renderText("interpreter_failed", e.cfg.Visits.Templates.InterpreterFailed, data)
 		if err != nil {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
