@@ -149,17 +149,17 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 	msg, sendErr := e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: phone, Body: body,
 		StatusCallback: e.smsStatusURL(s.visitID, s.purpose)})
 	if sendErr == nil {
-		return e.settle(ctx, s, claim, "sms-accepted", s.purpose+" SMS accepted by Twilio ("+msg.SID+")")
+		return e.settle(ctx, s, claim, "", "sms-accepted", s.purpose+" SMS accepted by Twilio ("+msg.SID+")")
 	}
 	switch code := twilioapi.Code(sendErr); {
 	case code == twilioapi.CodeOptedOut:
 		if err := e.store.SetOptOut(ctx, e.phoneHash(phone), true, e.clock.Now()); err != nil {
 			return err
 		}
-		return e.settle(ctx, s, claim, "sms-opted-out",
+		return e.settle(ctx, s, claim, link.hash, "sms-opted-out",
 			s.purpose+" SMS refused: the "+string(s.to)+" opted out (21610); nothing more will be sent to this number")
 	case twilioapi.Permanent(sendErr):
-		if err := e.settle(ctx, s, claim, "sms-failed", s.purpose+" SMS failed: "+sendErr.Error()); err != nil {
+		if err := e.settle(ctx, s, claim, link.hash, "sms-failed", s.purpose+" SMS failed: "+sendErr.Error()); err != nil {
 			return err
 		}
 		return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, sendErr)
@@ -187,11 +187,14 @@ func notAccepted(err error) bool {
 }
 
 // settle marks the purpose done (whoever holds the claim) and logs it.
-func (e *Engine) settle(ctx context.Context, s smsSend, claim, typ, summary string) error {
+// unsentInvite is the hash of the join invite of a message Twilio refused:
+// its link reached no one, so it is dropped ("" keeps it).
+func (e *Engine) settle(ctx context.Context, s smsSend, claim, unsentInvite, typ, summary string) error {
 	now := e.clock.Now()
 	key := smsKey(s.purpose)
 	_, _, err := e.update(ctx, s.visitID, "", now, func(v *visit.Visit) error {
 		delete(v.Extra, key)
+		delete(v.Invites, unsentInvite)
 		if v.MarkDone(key, now) {
 			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: typ, Summary: summary})
 		}
