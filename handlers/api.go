@@ -100,9 +100,9 @@ func handleCreateVisit(d Deps) http.Handler {
 
 func handleGetVisit(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := mux.Vars(r)["id"]
-		if !visit.ValidID(id) {
-			d.apiFailure(w, r, store.ErrNotFound)
+		id, err := visitID(r)
+		if err != nil {
+			d.apiFailure(w, r, err)
 			return
 		}
 		v, tl, err := d.Engine.Visit(r.Context(), id)

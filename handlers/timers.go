@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
 	"github.com/visitflow/visitflow/internal/visit"
@@ -22,9 +21,9 @@ import (
 // timezone) and/or contact details; reminders and checks follow.
 func handleUpdateVisit(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := mux.Vars(r)["id"]
-		if !visit.ValidID(id) {
-			d.apiFailure(w, r, workflows.ErrNotFound)
+		id, err := visitID(r)
+		if err != nil {
+			d.apiFailure(w, r, err)
 			return
 		}
 		var in workflows.PatchInput

@@ -53,15 +53,8 @@ const (
 // ApplyVideo folds a Video callback into its visit. ErrUnmatched means the
 // room belongs to no visit we know.
 func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) {
-	id, err := e.visitFor(ctx, ev.VisitHint, func() (string, error) { return e.store.VisitForRoom(ctx, ev.RoomName) })
-	if err != nil {
-		return Result{}, err
-	}
-	at := ev.Timestamp
-	if at.IsZero() {
-		at = e.clock.Now()
-	}
-	res, _, err := e.update(ctx, id, ev.Token, at, func(v *visit.Visit) error {
+	lookup := func() (string, error) { return e.store.VisitForRoom(ctx, ev.RoomName) }
+	return e.applyCallback(ctx, ev.VisitHint, lookup, ev.Token, ev.Timestamp, func(v *visit.Visit, at time.Time) error {
 		if ev.RoomName != "" && ev.RoomName != v.Room.Name {
 			// A ?visit= hint that disagrees with the room is not ours to trust.
 			return ErrUnmatched
@@ -103,7 +96,6 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 		e.interpreterParticipant(v, ev, at)
 		return nil
 	})
-	return res, unmatchedIfMissing(err)
 }
 
 // VoiceEvent is a Voice call status callback (twilio-protocol §3).
@@ -133,15 +125,8 @@ type VoiceEvent struct {
 
 // ApplyVoice folds a call status callback into its visit.
 func (e *Engine) ApplyVoice(ctx context.Context, ev VoiceEvent) (Result, error) {
-	id, err := e.visitFor(ctx, ev.VisitHint, func() (string, error) { return e.store.VisitForCall(ctx, ev.CallSID) })
-	if err != nil {
-		return Result{}, err
-	}
-	at := ev.Timestamp
-	if at.IsZero() {
-		at = e.clock.Now()
-	}
-	res, _, err := e.update(ctx, id, ev.Token, at, func(v *visit.Visit) error {
+	lookup := func() (string, error) { return e.store.VisitForCall(ctx, ev.CallSID) }
+	return e.applyCallback(ctx, ev.VisitHint, lookup, ev.Token, ev.Timestamp, func(v *visit.Visit, at time.Time) error {
 		if !v.MarkDone("voice:"+ev.CallSID+":"+ev.CallStatus, at) {
 			return nil
 		}
@@ -150,6 +135,23 @@ func (e *Engine) ApplyVoice(ctx context.Context, ev VoiceEvent) (Result, error) 
 		e.onCallStatus(v, ev, at)
 		return nil
 	})
+}
+
+// applyCallback folds one Twilio callback into its visit: the visit named by
+// the ?visit= hint or found by lookup, changed by fold at the callback's
+// timestamp (now when it has none) in one atomic step deduplicated by the
+// idempotency token. A visit that does not exist is ErrUnmatched.
+func (e *Engine) applyCallback(ctx context.Context, hint string, lookup func() (string, error), token string,
+	timestamp time.Time, fold func(v *visit.Visit, at time.Time) error) (Result, error) {
+	id, err := e.visitFor(ctx, hint, lookup)
+	if err != nil {
+		return Result{}, err
+	}
+	at := timestamp
+	if at.IsZero() {
+		at = e.clock.Now()
+	}
+	res, _, err := e.update(ctx, id, token, at, func(v *visit.Visit) error { return fold(v, at) })
 	return res, unmatchedIfMissing(err)
 }
 

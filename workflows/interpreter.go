@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -55,6 +54,19 @@ func legPurpose(request, attempt int) string { return fmt.Sprintf("r%d-a%d", req
 func parseLegPurpose(s string) (request, attempt int, ok bool) {
 	_, err := fmt.Sscanf(s, "r%d-a%d", &request, &attempt)
 	return request, attempt, err == nil && request > 0 && attempt > 0
+}
+
+// decodeLegPayload decodes the payload of a job for one dial attempt and
+// its purpose ("r<request>-a<attempt>"); a malformed one is never retried.
+func decodeLegPayload(t *asynq.Task) (p Payload, request, attempt int, err error) {
+	if p, err = decodePayload(t); err != nil {
+		return p, 0, 0, err
+	}
+	request, attempt, ok := parseLegPurpose(p.Purpose)
+	if !ok {
+		return p, 0, 0, fmt.Errorf("%s: bad purpose: %w", t.Type(), asynq.SkipRetry)
+	}
+	return p, request, attempt, nil
 }
 
 // retryBackoff is the wait after failed attempt n: retry_backoff doubling
@@ -128,13 +140,9 @@ func (e *Engine) stopLegs(v *visit.Visit, at time.Time, why string) {
 // places a second simultaneous call. A failure before the call is placed
 // gives the claim back for Asynq's retry.
 func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
+	p, request, attempt, err := decodeLegPayload(t)
 	if err != nil {
 		return err
-	}
-	request, attempt, ok := parseLegPurpose(p.Purpose)
-	if !ok {
-		return fmt.Errorf("%s: bad purpose: %w", t.Type(), asynq.SkipRetry)
 	}
 	now := e.clock.Now()
 	claimed := false
@@ -234,13 +242,9 @@ func (e *Engine) dialFailed(ctx context.Context, id string, request, attempt int
 // handleInterpreterCheck fails an attempt still claimed without a call long
 // after it was claimed: the worker that claimed it died before placing it.
 func (e *Engine) handleInterpreterCheck(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
+	p, request, attempt, err := decodeLegPayload(t)
 	if err != nil {
 		return err
-	}
-	request, attempt, ok := parseLegPurpose(p.Purpose)
-	if !ok {
-		return fmt.Errorf("%s: bad purpose: %w", t.Type(), asynq.SkipRetry)
 	}
 	now := e.clock.Now()
 	_, _, err = e.update(ctx, p.VisitID, "", now, func(v *visit.Visit) error {
@@ -380,15 +384,8 @@ func (e *Engine) InterpreterTwiML(ctx context.Context, id, callSID, answeredBy s
 }
 
 func (e *Engine) handleInterpreterHangup(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
-	if err != nil {
-		return err
-	}
-	v, err := e.store.Get(ctx, p.VisitID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	p, v, err := e.jobVisit(ctx, t)
+	if v == nil {
 		return err
 	}
 	leg := v.Interpreter
@@ -396,24 +393,6 @@ func (e *Engine) handleInterpreterHangup(ctx context.Context, t *asynq.Task) err
 		return nil
 	}
 	return jobError(e.twilio.HangUp(ctx, leg.CallSID))
-}
-
-// legText is the data of the interpreter and invite SMS templates.
-type legText struct {
-	Provider, Patient, When, JoinURL, Line string
-	Attempts                               int
-}
-
-func renderLegText(name, tmpl string, data legText) (string, error) {
-	t, err := template.New(name).Parse(tmpl)
-	if err != nil {
-		return "", fmt.Errorf("workflows: template %s: %w", name, err)
-	}
-	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
-		return "", fmt.Errorf("workflows: template %s: %w", name, err)
-	}
-	return b.String(), nil
 }
 
 // localTime formats t in the visit's time zone for people to read.
@@ -427,15 +406,8 @@ func localTime(v *visit.Visit, t time.Time) string {
 // handleInterpreterFailedSMS tells the provider the interpreter line could
 // not be reached, once per request.
 func (e *Engine) handleInterpreterFailedSMS(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
-	if err != nil {
-		return err
-	}
-	v, err := e.store.Get(ctx, p.VisitID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	p, v, err := e.jobVisit(ctx, t)
+	if v == nil {
 		return err
 	}
 	purpose := "sms:interpreter-failed:" + p.Purpose
@@ -447,10 +419,9 @@ func (e *Engine) handleInterpreterFailedSMS(ctx context.Context, t *asynq.Task) 
 	if v.Provider.Phone == "" {
 		summary = "provider has no phone number: interpreter failure not sent"
 	} else {
-		body, err := renderLegText("interpreter_failed", e.cfg.Visits.Templates.InterpreterFailed, legText{
-			Provider: v.Provider.Name, Patient: v.Patient.Name, When: localTime(v, v.ScheduledAt),
-			Line: leg.Line, Attempts: leg.Attempts,
-		})
+		data := e.visitText(v, "")
+		data.Line, data.Attempts = leg.Line, leg.Attempts
+		body, err := renderText("interpreter_failed", e.cfg.Visits.Templates.InterpreterFailed, data)
 		if err != nil {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}

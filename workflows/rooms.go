@@ -11,7 +11,6 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
-	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 	"github.com/visitflow/visitflow/internal/visit"
 )
@@ -205,15 +204,8 @@ func (e *Engine) roomTimeouts(v *visit.Visit, now time.Time) (empty, unused time
 // handleRoomCreate runs room:create: it creates the room unless the visit
 // already has one, was rescheduled since (a newer job owns it), or ended.
 func (e *Engine) handleRoomCreate(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
-	if err != nil {
-		return err
-	}
-	v, err := e.store.Get(ctx, p.VisitID)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	p, v, err := e.jobVisit(ctx, t)
+	if v == nil {
 		return err
 	}
 	if v.Room.SID != "" || v.Schedule != p.N || roomClosed(v) {
@@ -233,15 +225,8 @@ func (e *Engine) handleRoomCreate(ctx context.Context, t *asynq.Task) error {
 // handleRoomEnd runs room:end: it ends the visit's room through the REST API
 // unless there is none or Twilio already reported it ended.
 func (e *Engine) handleRoomEnd(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
-	if err != nil {
-		return err
-	}
-	v, err := e.store.Get(ctx, p.VisitID)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	p, v, err := e.jobVisit(ctx, t)
+	if v == nil {
 		return err
 	}
 	if v.Room.SID == "" || v.IsDone(doneRoomEndedByTwilio) || v.IsDone("room:ended") {
@@ -267,15 +252,8 @@ func (e *Engine) handleRoomEnd(ctx context.Context, t *asynq.Task) error {
 
 // handleRoomEnsure runs room:ensure: the room, now, for a visit still open.
 func (e *Engine) handleRoomEnsure(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
-	if err != nil {
-		return err
-	}
-	v, err := e.store.Get(ctx, p.VisitID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	_, v, err := e.jobVisit(ctx, t)
+	if v == nil {
 		return err
 	}
 	if !v.State().Open() || v.Finished() {

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -85,7 +83,17 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 			return err
 		}
 	}
-	body, err := e.renderSMS(s.template, v)
+	// The join link's secret is made here, in this attempt's memory only: it
+	// is stored (hashed) with the claim below and sent once by the claimer.
+	// An attempt that does not win the claim drops it unused; one that
+	// finds a claim of unknown outcome sends nothing, so no second link.
+	var link joinInvite
+	if usesJoinURL(s.template) && phone != "" && !optedOut {
+		if link, err = e.newJoinInvite(ctx, v); err != nil {
+			return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, err)
+		}
+	}
+	body, err := renderText("sms", s.template, e.visitText(v, link.secret))
 	if err != nil {
 		return fmt.Errorf("sms %s: %v: %w", s.purpose, err, asynq.SkipRetry)
 	}
@@ -124,6 +132,7 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 			v.Extra = map[string]string{}
 		}
 		v.Extra[key] = claim
+		link.store(v, s.to, now)
 		claimed = true
 		return nil
 	})
@@ -140,22 +149,22 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 	msg, sendErr := e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: phone, Body: body,
 		StatusCallback: e.smsStatusURL(s.visitID, s.purpose)})
 	if sendErr == nil {
-		return e.settle(ctx, s, claim, "sms-accepted", s.purpose+" SMS accepted by Twilio ("+msg.SID+")")
+		return e.settle(ctx, s, claim, "", "sms-accepted", s.purpose+" SMS accepted by Twilio ("+msg.SID+")")
 	}
 	switch code := twilioapi.Code(sendErr); {
 	case code == twilioapi.CodeOptedOut:
 		if err := e.store.SetOptOut(ctx, e.phoneHash(phone), true, e.clock.Now()); err != nil {
 			return err
 		}
-		return e.settle(ctx, s, claim, "sms-opted-out",
+		return e.settle(ctx, s, claim, link.hash, "sms-opted-out",
 			s.purpose+" SMS refused: the "+string(s.to)+" opted out (21610); nothing more will be sent to this number")
 	case twilioapi.Permanent(sendErr):
-		if err := e.settle(ctx, s, claim, "sms-failed", s.purpose+" SMS failed: "+sendErr.Error()); err != nil {
+		if err := e.settle(ctx, s, claim, link.hash, "sms-failed", s.purpose+" SMS failed: "+sendErr.Error()); err != nil {
 			return err
 		}
 		return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, sendErr)
 	case notAccepted(sendErr):
-		if err := e.release(ctx, s, claim); err != nil {
+		if err := e.release(ctx, s, claim, link.hash); err != nil {
 			e.log.Warn("sms: could not release claim", zap.String("visit", s.visitID), zap.Error(err))
 		}
 		return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, sendErr)
@@ -178,11 +187,14 @@ func notAccepted(err error) bool {
 }
 
 // settle marks the purpose done (whoever holds the claim) and logs it.
-func (e *Engine) settle(ctx context.Context, s smsSend, claim, typ, summary string) error {
+// unsentInvite is the hash of the join invite of a message Twilio refused:
+// its link reached no one, so it is dropped ("" keeps it).
+func (e *Engine) settle(ctx context.Context, s smsSend, claim, unsentInvite, typ, summary string) error {
 	now := e.clock.Now()
 	key := smsKey(s.purpose)
 	_, _, err := e.update(ctx, s.visitID, "", now, func(v *visit.Visit) error {
 		delete(v.Extra, key)
+		delete(v.Invites, unsentInvite)
 		if v.MarkDone(key, now) {
 			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: typ, Summary: summary})
 		}
@@ -194,12 +206,14 @@ func (e *Engine) settle(ctx context.Context, s smsSend, claim, typ, summary stri
 	return err
 }
 
-// release drops our claim so the retry can send.
-func (e *Engine) release(ctx context.Context, s smsSend, claim string) error {
+// release drops our claim so the retry can send, and the join invite minted
+// for the message Twilio did not take (the retry mints its own).
+func (e *Engine) release(ctx context.Context, s smsSend, claim, inviteHash string) error {
 	key := smsKey(s.purpose)
 	_, _, err := e.update(ctx, s.visitID, "", e.clock.Now(), func(v *visit.Visit) error {
 		if v.Extra[key] == claim {
 			delete(v.Extra, key)
+			delete(v.Invites, inviteHash)
 		}
 		return nil
 	})
@@ -234,48 +248,6 @@ func (e *Engine) smsStatusURL(visitID, purpose string) string {
 	q := url.Values{"visit": {visitID}, "purpose": {purpose}}
 	return strings.TrimRight(e.cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/status?" + q.Encode()
 }
-
-// smsData is what SMS templates see (config.Templates).
-type smsData struct {
-	Provider, Patient, When, JoinURL, Line string
-	Attempts                               int
-}
-
-// renderSMS executes an SMS template for v: names, the local date and time
-// in the visit's zone, and the patient's join link.
-func (e *Engine) renderSMS(text string, v *visit.Visit) (string, error) {
-	tmpl, err := template.New("sms").Parse(text)
-	if err != nil {
-		return "", fmt.Errorf("parse template: %w", err)
-	}
-	loc, err := loadZone(v.Timezone)
-	if err != nil {
-		loc = time.UTC
-	}
-	data := smsData{
-		Provider: v.Provider.Name, Patient: v.Patient.Name,
-		When:    v.ScheduledAt.In(loc).Format("Mon Jan 2, 2006 at 3:04 PM MST"),
-		JoinURL: strings.ReplaceAll(e.cfg.Visits.JoinURL, "{token}", url.PathEscape(patientJoinToken(v))),
-	}
-	if data.Provider == "" {
-		data.Provider = "your provider"
-	}
-	if data.Patient == "" {
-		data.Patient = "Your patient"
-	}
-	var b bytes.Buffer
-	if err := tmpl.Execute(&b, data); err != nil {
-		return "", fmt.Errorf("execute template: %w", err)
-	}
-	return b.String(), nil
-}
-
-// patientJoinToken is the {token} of the patient's join link.
-//
-// TODO(issue 5): replace with the patient's single-visit invite token from
-// the invites/join code (POST /v1/join/{invite_token}); until that lands the
-// link carries the visit id as a placeholder and grants nothing by itself.
-func patientJoinToken(v *visit.Visit) string { return v.ID }
 
 // SMSStatusEvent is a Twilio message status callback (POST /twilio/sms/status).
 type SMSStatusEvent struct {

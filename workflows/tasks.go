@@ -48,6 +48,22 @@ func decodePayload(t *asynq.Task) (Payload, error) {
 	return p, nil
 }
 
+// jobVisit decodes a job's payload and reads its visit as stored now (jobs
+// re-read the visit and do nothing when it no longer applies). A visit that
+// is gone (purged, never created) is a nil visit and no error: the job has
+// nothing left to do.
+func (e *Engine) jobVisit(ctx context.Context, t *asynq.Task) (Payload, *visit.Visit, error) {
+	p, err := decodePayload(t)
+	if err != nil {
+		return p, nil, err
+	}
+	v, err := e.store.Get(ctx, p.VisitID)
+	if errors.Is(err, ErrNotFound) {
+		return p, nil, nil
+	}
+	return p, v, err
+}
+
 func (e *Engine) handleStateChanged(ctx context.Context, t *asynq.Task) error {
 	p, err := decodePayload(t)
 	if err != nil {

@@ -113,10 +113,15 @@ func TestReminderSMSCarriesProviderLocalTimeAndLink(t *testing.T) {
 	env.waitUntil("the reminder", func() bool { return len(env.messagesTo(patientPhone)) == 1 })
 	body := env.messagesTo(patientPhone)[0].Body
 	wantWhen := at.In(mustZone(t, "America/New_York")).Format("3:04 PM")
-	for _, want := range []string{"Dr. Lee", wantWhen, "http://localhost:8080/join/V-rem"} {
+	for _, want := range []string{"Dr. Lee", wantWhen, "http://localhost:8080/join/"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("reminder %q lacks %q", body, want)
 		}
+	}
+	// The link carries a single-visit invite secret, not the visit id
+	// (handlers' TestReminderLinkLetsThePatientJoinAsThemselves exchanges it).
+	if tok := body[strings.LastIndex(body, "/join/")+len("/join/"):]; len(tok) < 22 || strings.Contains(tok, "V-rem") {
+		t.Errorf("reminder join token %q; want an invite secret of at least 128 bits", tok)
 	}
 	env.waitUntil("delivery in the timeline", func() bool { return len(entries(env.timeline("V-rem"), "sms-delivered")) == 1 })
 }

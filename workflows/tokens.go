@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/visitflow/visitflow/internal/store"
@@ -172,10 +171,7 @@ func (e *Engine) CreateInvite(ctx context.Context, id string, in InviteInput) (I
 	if err != nil {
 		return InviteView{}, err
 	}
-	body, err := renderLegText("invite", e.cfg.Visits.Templates.Invite, legText{
-		Provider: v.Provider.Name, Patient: v.Patient.Name, When: localTime(v, v.ScheduledAt),
-		JoinURL: strings.ReplaceAll(e.cfg.Visits.JoinURL, "{token}", secret),
-	})
+	body, err := renderText("invite", e.cfg.Visits.Templates.Invite, e.visitText(v, secret))
 	if err == nil {
 		_, err = e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: in.Phone, Body: body})
 	}
@@ -201,7 +197,9 @@ func (e *Engine) revokeInvite(ctx context.Context, id, hash string) {
 	})
 }
 
-// Join exchanges an invite secret for a guest access token. An unknown
+// Join exchanges an invite secret for an access token as the invite's
+// identity: a guest's or interpreter's own, or the patient's (provider's)
+// for the link in the SMS visitflow sends them. An unknown
 // secret is store.ErrNotFound; one that expired, was revoked, or whose visit
 // was cancelled or has ended is ErrGone.
 func (e *Engine) Join(ctx context.Context, secret string) (Grant, error) {
@@ -245,4 +243,42 @@ func randomHex(n int) (string, error) {
 		return "", fmt.Errorf("workflows: random: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// joinInvite is the single-visit invite behind the join link of a patient
+// or provider SMS: the secret lives only in the attempt sending the message.
+type joinInvite struct {
+	secret, hash string
+}
+
+// newJoinInvite makes an invite secret for v and indexes its hash (index
+// first, as CreateInvite does: until store adds it to the visit, the secret
+// is unknown to Join). The zero joinInvite means no link.
+func (e *Engine) newJoinInvite(ctx context.Context, v *visit.Visit) (joinInvite, error) {
+	secret, err := randomToken(inviteSecretBytes)
+	if err != nil {
+		return joinInvite{}, err
+	}
+	hash := hashInvite(secret)
+	if err := e.store.IndexInvite(ctx, hash, v.ID, e.windowEnd(v).Add(inviteIndexGrace)); err != nil {
+		return joinInvite{}, err
+	}
+	return joinInvite{secret: secret, hash: hash}, nil
+}
+
+// store records the invite on v, inside the atomic step that claims the
+// SMS, for recipient r: it joins as r's own identity, so the room counts
+// the patient (or provider) and not a guest.
+func (j joinInvite) store(v *visit.Visit, r visit.Role, now time.Time) {
+	if j.hash == "" {
+		return
+	}
+	identity := v.Patient.Identity
+	if r == visit.RoleProvider {
+		identity = v.Provider.Identity
+	}
+	if v.Invites == nil {
+		v.Invites = map[string]visit.Invite{}
+	}
+	v.Invites[j.hash] = visit.Invite{Role: string(r), Identity: identity, CreatedAt: now}
 }
