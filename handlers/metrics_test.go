@@ -60,9 +60,10 @@ func TestMetricsCountWhatHappenedWithoutPHI(t *testing.T) {
 	voice := url.Values{"CallSid": {"CA0000000000000000000000000000abcd"}, "CallStatus": {"no-answer"},
 		"To": {"+15551230002"}, "From": {"+15551230001"}}
 	e.postSigned("/twilio/voice/status?visit=V-m1", voice)
+	e.api(http.MethodPost, "/v1/visits/V-m1/cancel", nil, nil) // a transition the API causes
 
 	// The state-changed jobs run on the workers; wait until both are counted.
-	wantJobs := `visitflow_jobs_total{outcome="ok",type="visit:state-changed"} 2`
+	wantJobs := `visitflow_jobs_total{outcome="ok",type="visit:state-changed"} 3`
 	var text string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -83,6 +84,7 @@ func TestMetricsCountWhatHappenedWithoutPHI(t *testing.T) {
 		`visitflow_callback_commit_seconds_count{route="/twilio/video/status"} 2`,
 		`visitflow_state_transitions_total{from="scheduled",to="waiting"} 1`,
 		`visitflow_state_transitions_total{from="waiting",to="in_progress"} 1`,
+		`visitflow_state_transitions_total{from="in_progress",to="cancelled"} 1`,
 		`visitflow_api_requests_total{code="201",route="/v1/visits"} 1`,
 		`visitflow_api_requests_total{code="200",route="/v1/visits/{id}"} 1`,
 		`visitflow_api_requests_total{code="404",route="/v1/visits/{id}"} 1`,

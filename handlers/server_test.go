@@ -60,11 +60,12 @@ func newEnv(t testing.TB, redisURL string) *env {
 	cfg.HTTP.MaxBodyBytes = 4096
 
 	queue := asynq.NewClientFromRedisClient(conn.Client)
+	m := metrics.New()
 	engine := workflows.New(workflows.Deps{
 		Store: store.New(conn.Client), Queue: queue,
-		Deleter: asynq.NewInspectorFromRedisClient(conn.Client), Config: cfg,
+		Deleter: asynq.NewInspectorFromRedisClient(conn.Client), Config: cfg, Metrics: m,
 	})
-	e := &env{t: t, cfg: cfg, engine: engine, conn: conn, metrics: metrics.New()}
+	e := &env{t: t, cfg: cfg, engine: engine, conn: conn, metrics: m}
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -77,9 +77,6 @@ func (d Deps) callbackOutcome(w http.ResponseWriter, r *http.Request, start time
 		if res.Duplicate {
 			outcome = "duplicate"
 		}
-		if res.Before != res.After {
-			d.Metrics.Transitions.WithLabelValues(string(res.Before), string(res.After)).Inc()
-		}
 		d.Metrics.WebhookRequests.WithLabelValues(route, outcome).Inc()
 		d.Metrics.CallbackLatency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		w.WriteHeader(http.StatusNoContent)

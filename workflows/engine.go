@@ -18,6 +18,7 @@ import (
 
 	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/config"
+	"github.com/visitflow/visitflow/internal/metrics"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 	"github.com/visitflow/visitflow/internal/visit"
@@ -97,6 +98,8 @@ type Engine struct {
 	log     *zap.Logger
 	cfg     config.Config
 
+	metrics *metrics.Metrics
+
 	transitionHooks []TransitionHook
 	scheduleHooks   []ScheduleHook
 	extraHandlers   map[string]func(context.Context, *asynq.Task) error
@@ -111,6 +114,9 @@ type Deps struct {
 	Clock   clock.Clock
 	Log     *zap.Logger
 	Config  config.Config
+	// Metrics, optional, counts committed state transitions whatever
+	// caused them (a callback, the API, a job).
+	Metrics *metrics.Metrics
 }
 
 // New returns an Engine.
@@ -121,7 +127,7 @@ func New(d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = zap.NewNop()
 	}
-	e := &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config}
+	e := &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config, metrics: d.Metrics}
 	e.enableRooms()
 	e.enableLegs()
 	e.enableTimers()
@@ -158,6 +164,11 @@ func (e *Engine) update(ctx context.Context, id, token string, at time.Time, fn 
 		return res, nil, err
 	}
 	res.Duplicate = ch.Unchanged
+	if res.Before != res.After && e.metrics != nil {
+		// Counted after the commit: the transaction may have run fn more
+		// than once, but it committed once.
+		e.metrics.Transitions.WithLabelValues(string(res.Before), string(res.After)).Inc()
+	}
 	e.flush(ctx, id, ch.Jobs)
 	return res, ch.Visit, nil
 }

@@ -138,7 +138,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	engine := workflows.New(workflows.Deps{
-		Store: st, Queue: queue, Deleter: inspector, Twilio: tw, Log: log, Config: cfg,
+		Store: st, Queue: queue, Deleter: inspector, Twilio: tw, Log: log, Config: cfg, Metrics: m,
 	})
 
 	errc := make(chan error, 3)
