@@ -158,19 +158,13 @@ func (e *legEnv) createAt(id string, at time.Time) visitJSON {
 	e.t.Helper()
 	body := visitBody(id)
 	body["scheduled_at"] = at.UTC().Format(time.RFC3339)
-	var v visitJSON
-	if code := e.api(http.MethodPost, "/v1/visits", body, &v); code != http.StatusCreated {
-		e.t.Fatalf("POST /v1/visits = %d; want 201", code)
-	}
-	return v
+	return e.createFrom(body)
 }
 
 func (e *legEnv) legVisit(id string) legVisit {
 	e.t.Helper()
 	var v legVisit
-	if code := e.api(http.MethodGet, "/v1/visits/"+id, nil, &v); code != http.StatusOK {
-		e.t.Fatalf("GET /v1/visits/%s = %d; want 200", id, code)
-	}
+	e.getInto(id, &v)
 	return v
 }
 

@@ -154,8 +154,14 @@ type errorJSON struct {
 
 func (e *env) createVisit(id string) visitJSON {
 	e.t.Helper()
+	return e.createFrom(visitBody(id))
+}
+
+// createFrom creates a visit from body and requires 201.
+func (e *env) createFrom(body map[string]any) visitJSON {
+	e.t.Helper()
 	var v visitJSON
-	if code := e.api(http.MethodPost, "/v1/visits", visitBody(id), &v); code != http.StatusCreated {
+	if code := e.api(http.MethodPost, "/v1/visits", body, &v); code != http.StatusCreated {
 		e.t.Fatalf("POST /v1/visits = %d; want 201", code)
 	}
 	return v
@@ -164,10 +170,16 @@ func (e *env) createVisit(id string) visitJSON {
 func (e *env) getVisit(id string) visitJSON {
 	e.t.Helper()
 	var v visitJSON
-	if code := e.api(http.MethodGet, "/v1/visits/"+id, nil, &v); code != http.StatusOK {
+	e.getInto(id, &v)
+	return v
+}
+
+// getInto reads visit id into out (any shape of the resource) and requires 200.
+func (e *env) getInto(id string, out any) {
+	e.t.Helper()
+	if code := e.api(http.MethodGet, "/v1/visits/"+id, nil, out); code != http.StatusOK {
 		e.t.Fatalf("GET /v1/visits/%s = %d; want 200", id, code)
 	}
-	return v
 }
 
 func visitBody(id string) map[string]any {
