@@ -49,8 +49,8 @@ func (e *Engine) enableTimers() {
 	e.Handle(TypeReminderSend, e.handleReminder)
 	e.Handle(TypeNoShowCheck, e.handleNoShowCheck)
 	e.Handle(TypeProviderLateCheck, e.handleProviderLate)
-	e.Handle(TypeFollowupSend, e.handleFollowup)
-	e.Handle(TypeCancelSMS, e.handleCancelSMS)
+	e.Handle(TypeFollowupSend, e.patientSMSJob("followup", e.cfg.Visits.Templates.Followup, visit.Completed))
+	e.Handle(TypeCancelSMS, e.patientSMSJob("cancelled", e.cfg.Visits.Templates.Cancelled, visit.Cancelled))
 	e.Handle(TypeRetentionPurge, e.handleRetentionPurge)
 }
 
@@ -353,24 +353,18 @@ func (e *Engine) handleProviderLate(ctx context.Context, t *asynq.Task) error {
 		template: e.cfg.Visits.Templates.PatientLate, applies: stillWaiting})
 }
 
-func (e *Engine) handleFollowup(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
-	if err != nil {
-		return err
+// patientSMSJob is the handler of a task that texts the patient once,
+// with template, only while the visit is in state want (the follow-up after
+// completion, the notice after a cancel).
+func (e *Engine) patientSMSJob(purpose, template string, want visit.State) func(context.Context, *asynq.Task) error {
+	return func(ctx context.Context, t *asynq.Task) error {
+		p, err := decodePayload(t)
+		if err != nil {
+			return err
+		}
+		return e.sendOnce(ctx, smsSend{visitID: p.VisitID, purpose: purpose, to: visit.RolePatient,
+			template: template, applies: func(v *visit.Visit) bool { return v.State() == want }})
 	}
-	return e.sendOnce(ctx, smsSend{visitID: p.VisitID, purpose: "followup", to: visit.RolePatient,
-		template: e.cfg.Visits.Templates.Followup,
-		applies:  func(v *visit.Visit) bool { return v.State() == visit.Completed }})
-}
-
-func (e *Engine) handleCancelSMS(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
-	if err != nil {
-		return err
-	}
-	return e.sendOnce(ctx, smsSend{visitID: p.VisitID, purpose: "cancelled", to: visit.RolePatient,
-		template: e.cfg.Visits.Templates.Cancelled,
-		applies:  func(v *visit.Visit) bool { return v.State() == visit.Cancelled }})
 }
 
 // ignoreGone turns "the visit was purged" into success: the job no longer applies.

@@ -77,8 +77,8 @@ type participant struct {
 	DisconnectedAt *string `json:"disconnected_at"`
 }
 
-// participants reads a visit's participants through the API, by SID.
-func participants(t testing.TB, baseURL, id string) map[string]participant {
+// getVisit reads visit id through the API into out (any shape of the resource).
+func getVisit(t testing.TB, baseURL, id string, out any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, baseURL+"/v1/visits/"+id, nil)
 	req.Header.Set("Authorization", "Bearer "+apiToken)
@@ -90,12 +90,18 @@ func participants(t testing.TB, baseURL, id string) map[string]participant {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /v1/visits/%s = %d", id, resp.StatusCode)
 	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// participants reads a visit's participants through the API, by SID.
+func participants(t testing.TB, baseURL, id string) map[string]participant {
+	t.Helper()
 	var v struct {
 		Participants []participant `json:"participants"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		t.Fatal(err)
-	}
+	getVisit(t, baseURL, id, &v)
 	out := map[string]participant{}
 	for _, p := range v.Participants {
 		out[p.SID] = p

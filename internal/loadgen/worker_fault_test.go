@@ -3,7 +3,6 @@ package loadgen_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -97,19 +96,10 @@ type timelineEntry struct {
 
 func timeline(t *testing.T, baseURL, id string) []timelineEntry {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, baseURL+"/v1/visits/"+id, nil)
-	req.Header.Set("Authorization", "Bearer "+apiToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var v struct {
 		Timeline []timelineEntry `json:"timeline"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		t.Fatal(err)
-	}
+	getVisit(t, baseURL, id, &v)
 	return v.Timeline
 }
 
