@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/visitflow/visitflow/internal/redisx"
 )
 
 // startServer runs `visitflow serve` in-process with env and returns its
 // base URL; the server stops when t ends and must exit cleanly.
-func startServer(t *testing.T, env map[string]string) string {
+func startServer(t *testing.T, env map[string]string, serveArgs ...string) string {
 	t.Helper()
 	t.Chdir(t.TempDir()) // no config.yaml here: defaults + env only
 	getenv := func(k string) string { return env[k] }
@@ -20,7 +22,7 @@ func startServer(t *testing.T, env map[string]string) string {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve"}, getenv, pw, io.Discard)
+		done <- run(ctx, append([]string{"serve"}, serveArgs...), getenv, pw, io.Discard)
 		pw.Close()
 	}()
 	t.Cleanup(func() {
@@ -89,5 +91,47 @@ func TestUnknownRoleIsRefused(t *testing.T) {
 	err := run(context.Background(), []string{"serve", "--role", "cook"}, func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--role") {
 		t.Fatalf("run(--role cook) = %v; want an error about --role", err)
+	}
+}
+
+// TestRolesSplitAndReadiness runs the web role alone: it is not ready while
+// no worker is registered, and becomes ready once a separate worker-role
+// process (here: another run) joins the same Redis.
+func TestRolesSplitAndReadiness(t *testing.T) {
+	env := map[string]string{
+		"VISITFLOW_HTTP_ADDR": freeAddr(t),
+		"VISITFLOW_REDIS_URL": redisx.ForTest(t),
+		"VISITFLOW_API_TOKEN": "roles-token",
+	}
+	base := startServer(t, env, "--role", "web")
+	readyz := func() int {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := readyz(); code != http.StatusServiceUnavailable {
+		t.Fatalf("web role without workers: /readyz = %d; want 503", code)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--role", "worker"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker run() after shutdown = %v; want nil", err)
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for readyz() != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never answered 200 after a worker joined")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
