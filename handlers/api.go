@@ -10,7 +10,6 @@ import (
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
-	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
 )
@@ -57,19 +56,24 @@ func decodeJSON(r *http.Request, dst any) error {
 	return nil
 }
 
-// apiFailure translates an engine error to the contract's JSON error.
+// apiFailure is the /v1 edge's one error translator: an engine error
+// becomes the contract's JSON error and status.
 func (d Deps) apiFailure(w http.ResponseWriter, r *http.Request, err error) {
 	var in *workflows.InputError
 	switch {
 	case errors.As(err, &in):
 		writeError(w, http.StatusBadRequest, "invalid", in.Message, in.Field)
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, visit.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "no visit with that id", "")
+	case errors.Is(err, visit.ErrLegLive):
+		writeError(w, http.StatusConflict, "interpreter_live", "an interpreter leg is already being dialled or connected; DELETE it first", "")
+	case errors.Is(err, workflows.ErrGone):
+		writeError(w, http.StatusGone, "gone", "this invitation has expired or was revoked", "")
 	case errors.Is(err, workflows.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", "a visit with this id exists with different details", "id")
 	case errors.Is(err, visit.ErrInvalidChange):
 		writeError(w, http.StatusUnprocessableEntity, "invalid_state", err.Error(), "")
-	case errors.Is(err, store.ErrBadCursor):
+	case errors.Is(err, visit.ErrBadCursor):
 		writeError(w, http.StatusBadRequest, "invalid", "cursor is not one this server made", "cursor")
 	default:
 		d.Log.Error("api request failed", zap.String("path", r.URL.Path), zap.Error(err))
@@ -123,7 +127,7 @@ type listPage struct {
 func handleListVisits(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		lq := store.ListQuery{Cursor: q.Get("cursor"), Limit: 50}
+		lq := visit.ListQuery{Cursor: q.Get("cursor"), Limit: 50}
 		if s := q.Get("state"); s != "" {
 			st, ok := visit.ParseState(s)
 			if !ok {
@@ -169,6 +173,134 @@ func handleListVisits(d Deps) http.Handler {
 func handleCancelVisit(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := d.Engine.CancelVisit(r.Context(), mux.Vars(r)["id"])
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ViewOf(v, nil))
+	})
+}
+
+// handleUpdateVisit is PATCH /v1/visits/{id}: reschedule (scheduled_at,
+// timezone) and/or contact details; reminders and checks follow.
+func handleUpdateVisit(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := visitID(r)
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		var in workflows.PatchInput
+		if err := decodeJSON(r, &in); err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		v, err := d.Engine.UpdateVisit(r.Context(), id, in)
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ViewOf(v, nil))
+	})
+}
+
+// visitID reads {id}; an id that cannot exist is 404 without touching Redis.
+func visitID(r *http.Request) (string, error) {
+	id := mux.Vars(r)["id"]
+	if !visit.ValidID(id) {
+		return "", visit.ErrNotFound
+	}
+	return id, nil
+}
+
+// handleIssueToken: POST /v1/visits/{id}/tokens {"role"} → a room-scoped token.
+func handleIssueToken(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Role string `json:"role"`
+		}
+		id, err := visitID(r)
+		if err == nil {
+			err = decodeJSON(r, &in)
+		}
+		var g workflows.Grant
+		if err == nil {
+			g, err = d.Engine.IssueToken(r.Context(), id, in.Role)
+		}
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, g)
+	})
+}
+
+// handleCreateInvite: POST /v1/visits/{id}/invites {"phone","name","role"}.
+func handleCreateInvite(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in workflows.InviteInput
+		id, err := visitID(r)
+		if err == nil {
+			err = decodeJSON(r, &in)
+		}
+		var inv workflows.InviteView
+		if err == nil {
+			inv, err = d.Engine.CreateInvite(r.Context(), id, in)
+		}
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, inv)
+	})
+}
+
+// handleRequestInterpreter: POST /v1/visits/{id}/interpreter {"line"} → 202.
+func handleRequestInterpreter(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Line string `json:"line"`
+		}
+		id, err := visitID(r)
+		if err == nil {
+			err = decodeJSON(r, &in)
+		}
+		var v *visit.Visit
+		if err == nil {
+			v, err = d.Engine.RequestInterpreter(r.Context(), id, in.Line)
+		}
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, ViewOf(v, nil))
+	})
+}
+
+// handleHangUpInterpreter: DELETE /v1/visits/{id}/interpreter.
+func handleHangUpInterpreter(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := visitID(r)
+		var v *visit.Visit
+		if err == nil {
+			v, err = d.Engine.HangUpInterpreter(r.Context(), id)
+		}
+		if err != nil {
+			d.apiFailure(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ViewOf(v, nil))
+	})
+}
+
+// handleEndVisit: POST /v1/visits/{id}/end.
+func handleEndVisit(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := visitID(r)
+		var v *visit.Visit
+		if err == nil {
+			v, err = d.Engine.EndVisit(r.Context(), id)
+		}
 		if err != nil {
 			d.apiFailure(w, r, err)
 			return

@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 )
 
 func TestCreateIsIdempotentWithClientID(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	first := e.createVisit("V-idem")
 	var again visitJSON
 	if code := e.api(http.MethodPost, "/v1/visits", visitBody("V-idem"), &again); code != http.StatusOK {
@@ -33,7 +33,7 @@ func TestCreateIsIdempotentWithClientID(t *testing.T) {
 }
 
 func TestCreateValidationNamesTheField(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	cases := []struct {
 		name  string
 		edit  func(map[string]any)
@@ -67,7 +67,7 @@ func TestCreateValidationNamesTheField(t *testing.T) {
 }
 
 func TestAPIAuthAndNotFound(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	req, _ := http.NewRequest(http.MethodGet, e.url+"/v1/visits", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -87,7 +87,7 @@ func TestAPIAuthAndNotFound(t *testing.T) {
 }
 
 func TestCancelCompletedIs422(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	e.createVisit("V-done")
 	e.deliver("V-done", join("PA1", "pat-8812", 0))
 	e.deliver("V-done", join("PA2", "dr-lee", 1))
@@ -99,7 +99,7 @@ func TestCancelCompletedIs422(t *testing.T) {
 }
 
 func TestListFiltersAndPaginates(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	for _, id := range []string{"L1", "L2", "L3"} {
 		e.createVisit(id)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/twilioapi"
@@ -46,7 +47,7 @@ type legEnv struct {
 
 func newLegEnv(t *testing.T, clk clock.Clock) *legEnv {
 	t.Helper()
-	conn, err := redisx.Connect(context.Background(), redisx.ForTest(t))
+	conn, err := redisx.Connect(context.Background(), redistest.ForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,8 +318,8 @@ func TestInterpreterBusyOnceThenBridgedAndHungUpOnEnd(t *testing.T) {
 		t.Fatalf("leg call_sid = %s; want the answered call %s", v.Interpreter.CallSID, calls[1].SID)
 	}
 	// A dial job delivered again (an Asynq retry, a duplicate) places no call.
-	for _, purpose := range []string{"r1-a1", "r1-a2"} {
-		e.runTask(workflows.TypeInterpreterDial, workflows.Payload{VisitID: "V-int", Purpose: purpose})
+	for attempt := 1; attempt <= 2; attempt++ {
+		e.runTask(workflows.TypeInterpreterDial, workflows.Payload{VisitID: "V-int", Request: 1, Attempt: attempt})
 	}
 	if n := len(e.callsTo(sandbox.NumberBusyOnce)); n != 2 {
 		t.Fatalf("%d calls after re-running the dial jobs; want still 2", n)
@@ -603,7 +604,7 @@ func TestInvitesExpireAndDieOnCancel(t *testing.T) {
 		}
 	}
 	// Only a hash of the secret is stored anywhere in Redis.
-	keys, err := redisx.AllKeys(context.Background(), e.conn.Client, "*")
+	keys, err := redistest.AllKeys(context.Background(), e.conn.Client, "*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -740,7 +741,7 @@ func TestDialIn(t *testing.T) {
 	e.waitEvent("PIN prompt", func(ev sandbox.Event) bool {
 		return ev.Kind == sandbox.KindVoiceVerb && ev.Name == "Gather" && ev.SID == sid
 	})
-	keys, _ := redisx.AllKeys(context.Background(), e.conn.Client, "*")
+	keys, _ := redistest.AllKeys(context.Background(), e.conn.Client, "*")
 	for _, k := range keys {
 		if strings.Contains(k, "5557650002") {
 			t.Fatalf("Redis key %s holds the caller's number", k)
@@ -819,11 +820,11 @@ func TestInterpreterWatchdogRecoversALostClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its dial job, re-delivered, must not place a call it cannot know about.
-	e.runTask(workflows.TypeInterpreterDial, workflows.Payload{VisitID: "V-w", Purpose: "r1-a1"})
+	e.runTask(workflows.TypeInterpreterDial, workflows.Payload{VisitID: "V-w", Request: 1, Attempt: 1})
 	if n := len(e.callsTo(interpreterPhone)); n != 0 {
 		t.Fatalf("a re-delivered claimed dial job placed %d calls; want 0", n)
 	}
-	e.runTask(workflows.TypeInterpreterCheck, workflows.Payload{VisitID: "V-w", Purpose: "r1-a1"})
+	e.runTask(workflows.TypeInterpreterCheck, workflows.Payload{VisitID: "V-w", Request: 1, Attempt: 1})
 	v := e.eventually("V-w", "bridged on attempt 2", func(v legVisit) bool {
 		return v.Interpreter.State == "bridged"
 	})

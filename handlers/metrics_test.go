@@ -11,7 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/workflows"
 )
 
@@ -49,7 +49,7 @@ func (e *env) startWorkers() {
 }
 
 func TestMetricsCountWhatHappenedWithoutPHI(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	e.startWorkers()
 	e.createVisit("V-m1")
 	e.getVisit("V-m1")

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/twiliosig"
 )
 
@@ -62,7 +62,7 @@ func summary(v visitJSON) string {
 // idempotency token) and concurrently from many goroutines to another, and
 // requires the same state, participants and timeline.
 func TestOrderIndependenceThroughHTTP(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	rng := rand.New(rand.NewSource(42))
 	for round := 0; round < 12; round++ {
 		calls := generateVisit(rng)

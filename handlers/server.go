@@ -32,8 +32,6 @@ type Deps struct {
 	Board http.Handler
 	// Sandbox is the Twilio emulator, served under /sandbox/ (sandbox mode only).
 	Sandbox http.Handler
-	// Extra lets feature packages add routes (phone legs, SMS) to the router.
-	Extra []func(r *mux.Router, d Deps)
 }
 
 // NewServer returns the whole HTTP surface.
@@ -46,8 +44,5 @@ func NewServer(d Deps) http.Handler {
 	}
 	r := mux.NewRouter()
 	addRoutes(r, d)
-	for _, add := range d.Extra {
-		add(r, d)
-	}
 	return recoverPanics(d.Log, logRequests(d.Log, r))
 }

@@ -20,12 +20,13 @@ import (
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/metrics"
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/twiliosig"
 	"github.com/visitflow/visitflow/workflows"
 )
 
-func TestMain(m *testing.M) { os.Exit(redisx.MainWithRedis(m)) }
+func TestMain(m *testing.M) { os.Exit(redistest.MainWithRedis(m)) }
 
 const (
 	authToken = "0123456789abcdef0123456789abcdef"
@@ -239,7 +240,7 @@ func (e *env) deliver(visitID string, c cb) {
 }
 
 func TestTypicalVisitStepByStep(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	v := e.createVisit("V-42")
 	if v.State != "scheduled" || v.Room.Name != "visit-V-42" || len(v.DialIn.PIN) != 6 {
 		t.Fatalf("created visit = %+v; want scheduled, room visit-V-42, a 6-digit PIN", v)
@@ -277,7 +278,7 @@ func TestTypicalVisitStepByStep(t *testing.T) {
 }
 
 func TestNoShowWhenRoomEndsWithoutPatient(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	e.createVisit("V-ns")
 	e.deliver("V-ns", join("PA1", "dr-lee", 0))
 	e.deliver("V-ns", leave("PA1", "dr-lee", 15))
@@ -288,7 +289,7 @@ func TestNoShowWhenRoomEndsWithoutPatient(t *testing.T) {
 }
 
 func TestCancelledVisitRecordsButIgnoresCallbacks(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	e.createVisit("V-c")
 	var v visitJSON
 	if code := e.api(http.MethodPost, "/v1/visits/V-c/cancel", nil, &v); code != http.StatusOK || v.State != "cancelled" {
@@ -312,7 +313,7 @@ func TestCancelledVisitRecordsButIgnoresCallbacks(t *testing.T) {
 }
 
 func TestUnmatchedAndMalformedCallbacks(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	resp := e.postSigned("/twilio/video/status", join("PA1", "x", 0).params("visit-unknown"))
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("unknown room = %d; want 204", resp.StatusCode)
@@ -338,7 +339,7 @@ func TestUnmatchedAndMalformedCallbacks(t *testing.T) {
 }
 
 func TestBadSignaturesChangeNothing(t *testing.T) {
-	e := newEnv(t, redisx.ForTest(t))
+	e := newEnv(t, redistest.ForTest(t))
 	e.createVisit("V-s")
 	path := "/twilio/video/status?visit=V-s"
 	p := join("PA1", "pat-8812", 0).params("visit-V-s")
@@ -371,7 +372,7 @@ func TestBadSignaturesChangeNothing(t *testing.T) {
 func TestRedisDownIs503(t *testing.T) {
 	// Append-only with fsync: what was committed survives the restart, as in
 	// production.
-	srv := redisx.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
 	e := newEnv(t, srv.URL())
 	e.createVisit("V-d")
 	if err := srv.Stop(); err != nil {

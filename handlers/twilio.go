@@ -206,3 +206,25 @@ func ParseVoiceEvent(v url.Values) (workflows.VoiceEvent, error) {
 	}
 	return ev, f.err
 }
+
+// handleSMSStatus is POST /twilio/sms/status: the message's status in the
+// visit's timeline (204).
+func handleSMSStatus(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		f := &form{v: r.PostForm}
+		ev := workflows.SMSStatusEvent{
+			VisitHint: r.URL.Query().Get("visit"), Purpose: r.URL.Query().Get("purpose"),
+			Token:      r.Header.Get(idempotencyHeader),
+			MessageSID: f.required("MessageSid"), Status: f.required("MessageStatus"),
+			ErrorCode: f.integer("ErrorCode"), To: f.str("To"),
+		}
+		if f.err != nil {
+			d.badCallback(w, r, f.err)
+			return
+		}
+		d.Metrics.SMSOutcome(ev.Status)
+		res, err := d.Engine.ApplySMSStatus(r.Context(), ev)
+		d.callbackOutcome(w, r, start, res, err)
+	})
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -132,7 +131,7 @@ func (e *Engine) ApplyVoice(ctx context.Context, ev VoiceEvent) (Result, error) 
 		}
 		v.Log(visit.Entry{At: at, Source: visit.SourceVoice, Type: "call-" + ev.CallStatus,
 			Summary: callLegName(v, ev) + " " + ev.CallStatus})
-		e.onCallStatus(v, ev, at)
+		e.interpreterCallStatus(v, ev, at) // the leg progresses or retries (interpreter.go)
 		return nil
 	})
 }
@@ -158,16 +157,10 @@ func (e *Engine) applyCallback(ctx context.Context, hint string, lookup func() (
 // unmatchedIfMissing turns "no such visit" (a stale ?visit= hint or index
 // entry) into ErrUnmatched: Twilio gets a 204 and must not retry.
 func unmatchedIfMissing(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return ErrUnmatched
 	}
 	return err
-}
-
-// onCallStatus lets the phone-leg workflows react to a call's progress; the
-// interpreter leg is kept current (and retried) in interpreter.go.
-func (e *Engine) onCallStatus(v *visit.Visit, ev VoiceEvent, at time.Time) {
-	e.interpreterCallStatus(v, ev, at)
 }
 
 func callLegName(v *visit.Visit, ev VoiceEvent) string {
@@ -187,7 +180,7 @@ func (e *Engine) visitFor(ctx context.Context, hint string, lookup func() (strin
 		return hint, nil
 	}
 	id, err := lookup()
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return "", ErrUnmatched
 	}
 	if err != nil {

@@ -2,16 +2,12 @@ package workflows
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/twiml"
 )
@@ -42,9 +38,7 @@ const (
 // number: an HMAC of it keyed with the auth token, so the key cannot be
 // reversed by hashing every possible phone number.
 func (e *Engine) callerKey(from string) string {
-	m := hmac.New(sha256.New, []byte("dialin:"+e.cfg.Twilio.AuthToken))
-	m.Write([]byte(from))
-	return hex.EncodeToString(m.Sum(nil))[:32]
+	return keyedPhoneHash("dialin:"+e.cfg.Twilio.AuthToken, from)[:32]
 }
 
 func (e *Engine) pinAction(try int) string {
@@ -96,7 +90,7 @@ func (e *Engine) DialInPIN(ctx context.Context, callSID, from, digits string, tr
 			v.Log(visit.Entry{At: now, Source: visit.SourceVoice, Type: "dial-in", Summary: "patient dialed in (PIN accepted)"})
 		}
 		if v.Room.SID == "" {
-			v.Enqueue(job(TypeRoomEnsure, QueueCritical, Payload{VisitID: v.ID, Purpose: "dialin"}, time.Time{}))
+			v.Enqueue(roomEnsureJob(v))
 		}
 		return nil
 	})
@@ -110,14 +104,14 @@ func (e *Engine) DialInPIN(ctx context.Context, callSID, from, digits string, tr
 // the holds so far). The call must be one DialInPIN accepted for the visit.
 func (e *Engine) DialInConnect(ctx context.Context, callSID, id string, hold int) (string, error) {
 	got, err := e.store.VisitForCall(ctx, callSID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && got != id) {
+	if errors.Is(err, visit.ErrNotFound) || (err == nil && got != id) {
 		return twiml.Goodbye(sayVisitOver), nil
 	}
 	if err != nil {
 		return "", err
 	}
 	v, err := e.store.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return twiml.Goodbye(sayVisitOver), nil
 	}
 	if err != nil {
@@ -128,7 +122,7 @@ func (e *Engine) DialInConnect(ctx context.Context, callSID, id string, hold int
 
 func (e *Engine) dialInConnect(v *visit.Visit, hold int) string {
 	switch {
-	case joinable(v) != nil:
+	case v.Finished():
 		return twiml.Goodbye(sayVisitOver)
 	case v.Room.SID != "":
 		return twiml.JoinRoom(v.Room.Name, v.DialInIdentity())
@@ -145,20 +139,20 @@ func (e *Engine) visitByPIN(ctx context.Context, pin string) (*visit.Visit, erro
 		return nil, nil
 	}
 	id, err := e.store.VisitForPIN(ctx, pin)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	v, err := e.store.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if v.DialIn.PIN != pin || joinable(v) != nil {
+	if v.DialIn.PIN != pin || v.Finished() {
 		return nil, nil
 	}
 	return v, nil

@@ -4,8 +4,14 @@
 //
 // Every change goes through the store's atomic Update, which commits the
 // fact, the timeline entries and the outbox entries (the jobs) together; the
-// engine then hands the jobs to Asynq (see outbox.go). Jobs carry ids only and
+// engine then hands the jobs to Asynq (outbox.go). Jobs carry ids only and
 // re-read the visit when they run.
+//
+// Where to look: tasks.go declares every task type (queue, payload, what its
+// handler re-checks) with the typed job constructors; transitions.go is the
+// table of what entering each state causes; callbacks.go folds Twilio's
+// callbacks into facts. The feature files (rooms, reminders, checks, sms,
+// interpreter, dialin, tokens, invites) hold the handlers and their I/O.
 package workflows
 
 import (
@@ -19,7 +25,6 @@ import (
 	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/metrics"
-	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 	"github.com/visitflow/visitflow/internal/visit"
 )
@@ -28,9 +33,13 @@ import (
 type Store interface {
 	Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool, error)
 	Get(ctx context.Context, id string) (*visit.Visit, error)
-	Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (store.Change, error)
+	// Update runs fn on the stored visit and commits what it recorded in one
+	// atomic step. fn may run more than once (the transaction is retried
+	// when another writer got there first), so it must set every result it
+	// reports from scratch on each run.
+	Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (visit.Change, error)
 	Timeline(ctx context.Context, id string) ([]visit.Entry, error)
-	List(ctx context.Context, q store.ListQuery) ([]*visit.Visit, string, error)
+	List(ctx context.Context, q visit.ListQuery) ([]*visit.Visit, string, error)
 	VisitForRoom(ctx context.Context, name string) (string, error)
 	VisitForCall(ctx context.Context, sid string) (string, error)
 	IndexCall(ctx context.Context, sid, id string) error
@@ -41,14 +50,11 @@ type Store interface {
 	PendingOutboxes(ctx context.Context, n int64) ([]string, error)
 	ScanOutboxes(ctx context.Context) ([]string, error)
 	ClearPendingIfEmpty(ctx context.Context, id string) error
-
-	// Phone legs, invites and tokens (internal/store/legs.go).
 	VisitForPIN(ctx context.Context, pin string) (string, error)
 	IndexInvite(ctx context.Context, hash, id string, expires time.Time) error
 	VisitForInvite(ctx context.Context, hash string) (string, error)
 	AddDialInFailure(ctx context.Context, caller string, window time.Duration) (int, error)
 	DialInFailures(ctx context.Context, caller string) (int, error)
-	// Reminders, opt-outs and retention (issue 4).
 	SetOptOut(ctx context.Context, hash string, out bool, at time.Time) error
 	OptedOut(ctx context.Context, hash string) (bool, error)
 	ScheduledBefore(ctx context.Context, t time.Time, offset, n int64) ([]string, error)
@@ -79,15 +85,6 @@ type TaskDeleter interface {
 	DeleteTask(queue, id string) error
 }
 
-// Errors the HTTP edge translates.
-var (
-	// ErrUnmatched: a well-formed callback for a room or call we do not know.
-	ErrUnmatched = errors.New("workflows: callback matches no visit")
-	ErrNotFound  = store.ErrNotFound
-	// ErrConflict: a create with a known id and a different body.
-	ErrConflict = errors.New("workflows: visit exists with different details")
-)
-
 // Engine applies events to visits.
 type Engine struct {
 	store   Store
@@ -99,10 +96,6 @@ type Engine struct {
 	cfg     config.Config
 
 	metrics *metrics.Metrics
-
-	transitionHooks []TransitionHook
-	scheduleHooks   []ScheduleHook
-	extraHandlers   map[string]func(context.Context, *asynq.Task) error
 }
 
 // Deps are the engine's collaborators.
@@ -127,11 +120,7 @@ func New(d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = zap.NewNop()
 	}
-	e := &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config, metrics: d.Metrics}
-	e.enableRooms()
-	e.enableLegs()
-	e.enableTimers()
-	return e
+	return &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config, metrics: d.Metrics}
 }
 
 // Result is what applying one event did.
@@ -143,7 +132,9 @@ type Result struct {
 }
 
 // update runs fn on visit id through the store, records the transition and
-// its side effects in the same atomic step, then flushes the outbox.
+// its side effects in the same atomic step, then flushes the outbox. Like
+// Store.Update's fn, fn may run more than once: a value it hands out of the
+// closure must be reset at its start.
 func (e *Engine) update(ctx context.Context, id, token string, at time.Time, fn func(v *visit.Visit) error) (Result, *visit.Visit, error) {
 	res := Result{VisitID: id}
 	ch, err := e.store.Update(ctx, id, token, func(v *visit.Visit) error {
@@ -157,7 +148,7 @@ func (e *Engine) update(ctx context.Context, id, token string, at time.Time, fn 
 		}
 		return nil
 	})
-	if errors.Is(err, store.ErrDuplicate) {
+	if errors.Is(err, visit.ErrDuplicate) {
 		return Result{VisitID: id, Duplicate: true}, nil, nil
 	}
 	if err != nil {

@@ -11,12 +11,13 @@ import (
 
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
 )
 
-func TestMain(m *testing.M) { os.Exit(redisx.MainWithRedis(m)) }
+func TestMain(m *testing.M) { os.Exit(redistest.MainWithRedis(m)) }
 
 type fixture struct {
 	engine *workflows.Engine
@@ -26,7 +27,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, queue workflows.Queue) *fixture {
 	t.Helper()
-	conn, err := redisx.Connect(context.Background(), redisx.ForTest(t))
+	conn, err := redisx.Connect(context.Background(), redistest.ForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/twilioapi"
@@ -51,7 +52,7 @@ type envOption func(*config.Config)
 
 func newSMSEnv(t *testing.T, opts ...envOption) *smsEnv {
 	t.Helper()
-	conn, err := redisx.Connect(context.Background(), redisx.ForTest(t))
+	conn, err := redisx.Connect(context.Background(), redistest.ForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}

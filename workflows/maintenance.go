@@ -11,9 +11,6 @@ import (
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
-// TypeRetentionPurge deletes finished visits older than visits.retention.
-const TypeRetentionPurge = "maintenance:retention-purge"
-
 // MaintenanceSchedule is what the scheduler role enqueues periodically.
 type MaintenanceSchedule struct {
 	OutboxSweep    string // cron spec, e.g. "@every 30s"
@@ -33,7 +30,7 @@ func RegisterMaintenance(s *asynq.Scheduler, m MaintenanceSchedule, uniqueFor ti
 		{m.OutboxSweep, TypeOutboxSweep}, {m.RetentionPurge, TypeRetentionPurge},
 	} {
 		if _, err := s.Register(t.spec, asynq.NewTask(t.typ, nil),
-			asynq.Queue(QueueLow), asynq.Unique(uniqueFor), asynq.MaxRetry(1)); err != nil {
+			asynq.Queue(taskQueues[t.typ]), asynq.Unique(uniqueFor), asynq.MaxRetry(1)); err != nil {
 			return fmt.Errorf("register %s: %w", t.typ, err)
 		}
 	}

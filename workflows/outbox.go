@@ -11,17 +11,6 @@ import (
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
-// Queues, by urgency. Webhook-driven work (interpreter, room) is critical;
-// SMS is default; maintenance is low.
-const (
-	QueueCritical = "critical"
-	QueueDefault  = "default"
-	QueueLow      = "low"
-)
-
-// Queues is the weight of each queue for the Asynq server.
-var Queues = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
-
 // flush hands a change's outbox entries to Asynq and acknowledges the ones
 // Asynq took. Failures leave entries in the outbox for the sweeper: the
 // change is already committed, so nothing is lost.
@@ -102,4 +91,13 @@ func (e *Engine) SweepOutbox(ctx context.Context, full bool) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+func (e *Engine) handleOutboxSweep(ctx context.Context, t *asynq.Task) error {
+	// The payload "full" asks for the keyspace scan too (run less often).
+	n, err := e.SweepOutbox(ctx, string(t.Payload()) == "full")
+	if n > 0 {
+		e.log.Info("outbox sweep re-sent entries", zap.Int("entries", n))
+	}
+	return err
 }

@@ -15,20 +15,6 @@ import (
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
-// Room task types.
-const (
-	// TypeRoomCreate creates the visit's Group Room (with our status
-	// callback) visits.room_lead before scheduled_at, so nobody ever joins a
-	// room Twilio would not report on.
-	TypeRoomCreate = "room:create"
-	// TypeRoomEnsure creates the room now, outside the schedule (a dial-in
-	// caller holding for a room that is not open yet).
-	TypeRoomEnsure = "room:ensure"
-	// TypeRoomEnd ends the room of a visit that was ended through the API or
-	// cancelled. A room Twilio ended by itself needs nothing.
-	TypeRoomEnd = "room:end"
-)
-
 // maxRoomTimeout is Twilio's upper bound for Empty/UnusedRoomTimeout.
 const maxRoomTimeout = 60 * time.Minute
 
@@ -36,26 +22,12 @@ const maxRoomTimeout = 60 * time.Minute
 // room:end knows Twilio needs no REST call.
 const doneRoomEndedByTwilio = "video:room-ended"
 
-// enableRooms registers the room jobs and the hooks that schedule them.
-func (e *Engine) enableRooms() {
-	if e.twilio == nil { // an engine without Twilio (some tests) makes no rooms
-		return
-	}
-	e.Handle(TypeRoomCreate, e.handleRoomCreate)
-	e.Handle(TypeRoomEnsure, e.handleRoomEnsure)
-	e.Handle(TypeRoomEnd, e.handleRoomEnd)
-	e.OnSchedule(e.scheduleRoom)
-	e.OnTransition(e.endRoomWhenDone)
-}
-
-// scheduleRoom enqueues room:create at scheduled_at - room_lead (now when
+// scheduleRoom records room:create at scheduled_at - room_lead (now when
 // that is past). The schedule number is the purpose, so a reschedule's job
-// never collides with the old one, and the old one does nothing.
+// never collides with the old one, which is deleted (and would do nothing).
 func (e *Engine) scheduleRoom(v *visit.Visit, now time.Time) {
-	if v.Schedule > 0 { // a reschedule: the previous schedule's job is void
-		old := job(TypeRoomCreate, QueueCritical, Payload{VisitID: v.ID, Purpose: fmt.Sprintf("s%d", v.Schedule-1)}, time.Time{})
-		old.Delete = true
-		v.Enqueue(old)
+	if v.Schedule > 0 {
+		v.Enqueue(roomCreateDeletion(v, v.Schedule-1))
 	}
 	if v.Room.SID != "" {
 		return
@@ -64,35 +36,7 @@ func (e *Engine) scheduleRoom(v *visit.Visit, now time.Time) {
 	if !at.After(now) {
 		at = time.Time{}
 	}
-	v.Enqueue(job(TypeRoomCreate, QueueCritical,
-		Payload{VisitID: v.ID, Purpose: fmt.Sprintf("s%d", v.Schedule), N: v.Schedule}, at))
-}
-
-// endRoomWhenDone enqueues room:end when a visit becomes completed or
-// cancelled. The room SID is part of the purpose: a room recorded after the
-// visit ended gets its own room:end (see recordRoom).
-func (e *Engine) endRoomWhenDone(v *visit.Visit, _, to visit.State, _ time.Time) {
-	if to != visit.Completed && to != visit.Cancelled {
-		return
-	}
-	v.Enqueue(roomEndJob(v))
-}
-
-func roomEndJob(v *visit.Visit) visit.Job {
-	purpose := v.Room.SID
-	if purpose == "" {
-		purpose = "no-room"
-	}
-	return job(TypeRoomEnd, QueueCritical, Payload{VisitID: v.ID, Purpose: purpose}, time.Time{})
-}
-
-// roomClosed reports whether a visit may no longer get a room.
-func roomClosed(v *visit.Visit) bool {
-	switch v.State() {
-	case visit.Completed, visit.Cancelled:
-		return true
-	}
-	return false
+	v.Enqueue(roomCreateJob(v, at))
 }
 
 // ensureRoom makes sure visit id has its Group Room and returns the visit
@@ -110,8 +54,8 @@ func (e *Engine) ensureRoom(ctx context.Context, id string) (*visit.Visit, error
 	if v.Room.SID != "" {
 		return v, nil
 	}
-	if roomClosed(v) {
-		return nil, fmt.Errorf("%w: a %s visit gets no room", visit.ErrInvalidChange, v.State())
+	if err := v.RefuseIfFinished("open a room for"); err != nil {
+		return nil, err
 	}
 	empty, unused := e.roomTimeouts(v, e.clock.Now())
 	room, err := e.twilio.CreateRoom(ctx, twilioapi.CreateRoomParams{
@@ -142,7 +86,7 @@ func (e *Engine) recordRoom(ctx context.Context, id, sid string) (*visit.Visit, 
 			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "room-created",
 				Summary: "room " + v.Room.SID + " created with our status callback"})
 		}
-		if roomClosed(v) {
+		if v.Finished() {
 			v.Enqueue(roomEndJob(v))
 		}
 		return nil
@@ -208,16 +152,15 @@ func (e *Engine) handleRoomCreate(ctx context.Context, t *asynq.Task) error {
 	if v == nil {
 		return err
 	}
-	if v.Room.SID != "" || v.Schedule != p.N || roomClosed(v) {
+	if v.Room.SID != "" || v.Schedule != p.Schedule || v.Finished() {
 		return nil
 	}
 	_, err = e.ensureRoom(ctx, p.VisitID)
 	switch {
-	case err == nil, errors.Is(err, ErrNotFound), errors.Is(err, visit.ErrInvalidChange):
+	case err == nil, errors.Is(err, visit.ErrNotFound), errors.Is(err, visit.ErrInvalidChange):
 		return nil
 	case twilioapi.Permanent(err):
 		e.log.Error("room:create failed permanently", zap.String("visit", p.VisitID), zap.Error(err))
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	return err
 }
@@ -235,7 +178,6 @@ func (e *Engine) handleRoomEnd(ctx context.Context, t *asynq.Task) error {
 	if err := e.twilio.EndRoom(ctx, v.Room.SID); err != nil {
 		if twilioapi.Permanent(err) {
 			e.log.Error("room:end failed permanently", zap.String("visit", p.VisitID), zap.Error(err))
-			return fmt.Errorf("workflows: end room for %s: %w: %w", p.VisitID, err, asynq.SkipRetry)
 		}
 		return fmt.Errorf("workflows: end room for %s: %w", p.VisitID, err)
 	}
@@ -256,14 +198,14 @@ func (e *Engine) handleRoomEnsure(ctx context.Context, t *asynq.Task) error {
 	if v == nil {
 		return err
 	}
-	if !v.State().Open() || v.Finished() {
+	if v.Finished() {
 		return nil
 	}
 	_, err = e.ensureRoom(ctx, v.ID)
 	if errors.Is(err, visit.ErrInvalidChange) {
 		return nil
 	}
-	return jobError(err)
+	return err
 }
 
 // EndVisit ends the visit now: it records the room-ended fact (the state
@@ -274,11 +216,11 @@ func (e *Engine) EndVisit(ctx context.Context, id string) (*visit.Visit, error) 
 	now := e.clock.Now()
 	_, v, err := e.update(ctx, id, "", now, func(v *visit.Visit) error {
 		if v.State() == visit.Cancelled {
-			return fmt.Errorf("%w: cannot end a cancelled visit", visit.ErrInvalidChange)
+			return v.Refuse("end")
 		}
 		if v.RoomEnded(now) {
 			v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "ended", Summary: "visit ended"})
-			v.Enqueue(job(TypeRoomEnd, QueueCritical, Payload{VisitID: v.ID, Purpose: "end"}, time.Time{}))
+			v.Enqueue(roomEndOnRequestJob(v))
 		}
 		e.stopLegs(v, now, "visit ended")
 		return nil
@@ -290,16 +232,4 @@ func (e *Engine) EndVisit(ctx context.Context, id string) (*visit.Visit, error) 
 		return e.store.Get(ctx, id)
 	}
 	return v, nil
-}
-
-// jobError tells Asynq whether to retry: permanent Twilio errors skip
-// retries (twilioapi.Error unwraps to asynq.SkipRetry), the rest retry.
-func jobError(err error) error {
-	if err == nil {
-		return nil
-	}
-	if twilioapi.Permanent(err) && !errors.Is(err, asynq.SkipRetry) {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-	}
-	return err
 }

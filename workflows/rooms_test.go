@@ -15,6 +15,7 @@ import (
 
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/twilioapi"
@@ -32,7 +33,7 @@ type roomFixture struct {
 
 func newRoomFixture(t *testing.T) *roomFixture {
 	t.Helper()
-	conn, err := redisx.Connect(context.Background(), redisx.ForTest(t))
+	conn, err := redisx.Connect(context.Background(), redistest.ForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,10 @@ func (f *roomFixture) emulatorRooms(t *testing.T, name string) []map[string]any 
 	return out
 }
 
-func task(typ string, p Payload) *asynq.Task { return asynq.NewTask(typ, p.bytes()) }
+func task(typ string, p Payload) *asynq.Task {
+	b, _ := json.Marshal(p)
+	return asynq.NewTask(typ, b)
+}
 
 func TestEnsureRoomConcurrentAndRepeatedMakesOneRoom(t *testing.T) {
 	f := newRoomFixture(t)
@@ -119,7 +123,7 @@ func TestEnsureRoomConcurrentAndRepeatedMakesOneRoom(t *testing.T) {
 	wg.Wait()
 	// The scheduled job firing as well (twice: a duplicate or a retry).
 	for range 2 {
-		if err := f.engine.handleRoomCreate(ctx, task(TypeRoomCreate, Payload{VisitID: v.ID, Purpose: "s0"})); err != nil {
+		if err := f.engine.handleRoomCreate(ctx, task(TypeRoomCreate, Payload{VisitID: v.ID, Schedule: 0})); err != nil {
 			t.Fatalf("room:create = %v; want nil", err)
 		}
 	}
@@ -189,7 +193,7 @@ func TestRoomEndCallsTwilioOnlyWhenTwilioHasNotEndedTheRoom(t *testing.T) {
 	if _, err := f.engine.CancelVisit(ctx, cancelled.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.engine.handleRoomEnd(ctx, task(TypeRoomEnd, Payload{VisitID: cancelled.ID, Purpose: cancelled.Room.SID})); err != nil {
+	if err := f.engine.handleRoomEnd(ctx, task(TypeRoomEnd, Payload{VisitID: cancelled.ID})); err != nil {
 		t.Fatalf("room:end = %v", err)
 	}
 	if rooms := f.emulatorRooms(t, cancelled.Room.Name); len(rooms) != 1 || rooms[0]["status"] != "completed" {
@@ -222,7 +226,7 @@ func TestRoomEndCallsTwilioOnlyWhenTwilioHasNotEndedTheRoom(t *testing.T) {
 	if _, err := f.inspector.GetTaskInfo(QueueCritical, done.ID+":"+TypeRoomEnd+":"+done.Room.SID); err != nil {
 		t.Fatalf("completing the visit enqueued no room:end: %v", err)
 	}
-	if err := f.engine.handleRoomEnd(ctx, task(TypeRoomEnd, Payload{VisitID: done.ID, Purpose: done.Room.SID})); err != nil {
+	if err := f.engine.handleRoomEnd(ctx, task(TypeRoomEnd, Payload{VisitID: done.ID})); err != nil {
 		t.Fatalf("room:end = %v", err)
 	}
 	if n := f.roomUpdates.Load(); n != 1 {
@@ -240,7 +244,7 @@ func TestEnsureRoomRefusesAFinishedVisit(t *testing.T) {
 	if _, err := f.engine.ensureRoom(ctx, v.ID); err == nil || !strings.Contains(err.Error(), "cancelled") {
 		t.Fatalf("ensureRoom(cancelled visit) = %v; want visit.ErrInvalidChange naming the state", err)
 	}
-	if err := f.engine.handleRoomCreate(ctx, task(TypeRoomCreate, Payload{VisitID: v.ID, Purpose: "s0"})); err != nil {
+	if err := f.engine.handleRoomCreate(ctx, task(TypeRoomCreate, Payload{VisitID: v.ID, Schedule: 0})); err != nil {
 		t.Fatalf("room:create for a cancelled visit = %v; want nil (nothing to do)", err)
 	}
 	if rooms := f.emulatorRooms(t, v.Room.Name); len(rooms) != 0 {

@@ -67,7 +67,7 @@ var errSendInFlight = errors.New("sms: another attempt is sending this message")
 func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 	key := smsKey(s.purpose)
 	v, err := e.store.Get(ctx, s.visitID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -137,7 +137,7 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 		return nil
 	})
 	if err != nil {
-		return ignoreGone(e, asynq.NewTask("sms", nil), Payload{VisitID: s.visitID}, err)
+		return e.ignoreGone("sms", s.visitID, err)
 	}
 	if held {
 		return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, errSendInFlight)
@@ -200,7 +200,7 @@ func (e *Engine) settle(ctx context.Context, s smsSend, claim, unsentInvite, typ
 		}
 		return nil
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return nil
 	}
 	return err
@@ -217,7 +217,7 @@ func (e *Engine) release(ctx context.Context, s smsSend, claim, inviteHash strin
 		}
 		return nil
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return nil
 	}
 	return err
@@ -239,7 +239,14 @@ func (e *Engine) phoneHash(phone string) string {
 		sum := sha256.Sum256([]byte("visitflow opt-out key:" + e.cfg.Twilio.AuthToken))
 		secret = string(sum[:])
 	}
-	m := hmac.New(sha256.New, []byte(secret))
+	return keyedPhoneHash(secret, phone)
+}
+
+// keyedPhoneHash is the HMAC-SHA256 of phone under key, hex: the only form in
+// which visitflow keys anything by a phone number. Without the key the hash
+// cannot be reversed by hashing every possible number.
+func keyedPhoneHash(key, phone string) string {
+	m := hmac.New(sha256.New, []byte(key))
 	m.Write([]byte(phone))
 	return hex.EncodeToString(m.Sum(nil))
 }
@@ -303,7 +310,7 @@ func (e *Engine) ApplySMSStatus(ctx context.Context, ev SMSStatusEvent) (Result,
 		}
 		return nil
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return res, ErrUnmatched
 	}
 	return res, err

@@ -5,37 +5,263 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
-	"go.uber.org/zap"
 
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
-// Task types: "domain:verb".
+// This file is the map of every job visitflow runs, as handlers/routes.go is
+// the map of every route: the task types, their queues, what their payload
+// carries and what their handler re-checks, the handler registration, and
+// the typed constructors every other file uses to make a job.
+//
+// Every job re-reads its visit when it runs and does nothing (successfully)
+// when it no longer applies: the re-checks below are what "applies" means.
+// Task IDs are <visit>:<type>[:<purpose>], so one purpose is one task ever.
+
+// Queues, by urgency. Webhook-driven work (interpreter, room) is critical;
+// SMS is default; maintenance is low.
 const (
-	// TypeStateChanged records a committed state change in the timeline; it
-	// is the proof that the outbox delivers, and the hook later effects use.
-	TypeStateChanged = "visit:state-changed"
-	// TypeOutboxSweep flushes outbox entries a crash left behind.
-	TypeOutboxSweep = "maintenance:outbox-sweep"
+	QueueCritical = "critical"
+	QueueDefault  = "default"
+	QueueLow      = "low"
 )
 
-// Register adds the engine's task handlers to mux.
-func (e *Engine) Register(mux *asynq.ServeMux) {
-	mux.HandleFunc(TypeStateChanged, e.handleStateChanged)
-	mux.HandleFunc(TypeOutboxSweep, e.handleOutboxSweep)
-	for typ, h := range e.extraHandlers {
-		mux.HandleFunc(typ, h)
+// Queues is the weight of each queue for the Asynq server.
+var Queues = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
+
+// Task types: "domain:verb".
+const (
+	// TypeStateChanged records a committed state change in the timeline.
+	// Payload: transition, from, to, at. Re-checks: that transition number
+	// was not recorded yet.
+	TypeStateChanged = "visit:state-changed"
+
+	// TypeRoomCreate creates the visit's Group Room (with our status
+	// callback) visits.room_lead before scheduled_at. Payload: schedule.
+	// Re-checks: no room yet, still that schedule, visit not finished.
+	TypeRoomCreate = "room:create"
+	// TypeRoomEnsure creates the room now, outside the schedule (a dial-in
+	// caller holding for it). Payload: visit only. Re-checks: not finished.
+	TypeRoomEnsure = "room:ensure"
+	// TypeRoomEnd ends the room of a visit ended through the API or
+	// cancelled. Payload: visit only (the purpose names the room SID).
+	// Re-checks: a room exists and neither Twilio nor we ended it already.
+	TypeRoomEnd = "room:end"
+
+	// TypeReminderSend sends one reminder SMS. Payload: schedule, reminder.
+	// Re-checks: still that schedule, the patient has not joined (scheduled
+	// or provider_waiting), not sent before.
+	TypeReminderSend = "reminder:send"
+	// TypeNoShowCheck records that the no-show deadline passed (the state
+	// derives no_show when the patient never joined). Payload: schedule.
+	// Re-checks: still that schedule, visit not finished.
+	TypeNoShowCheck = "visit:no-show-check"
+	// TypeProviderLateCheck texts provider and patient when the patient has
+	// waited provider_late_after alone. Payload: transition (the one that
+	// made the visit waiting). Re-checks: no transition since, still
+	// waiting, each SMS not sent before.
+	TypeProviderLateCheck = "visit:provider-late-check"
+	// TypeFollowupSend sends the follow-up SMS after completion. Payload:
+	// visit only. Re-checks: completed, not sent before.
+	TypeFollowupSend = "followup:send"
+	// TypeCancelSMS tells the patient the visit was cancelled
+	// (visits.cancel_sms). Payload: visit only. Re-checks: cancelled, not
+	// sent before.
+	TypeCancelSMS = "visit:cancel-sms"
+
+	// TypeInterpreterDial places one attempt's call. Payload: request,
+	// attempt. Re-checks: the leg claims that attempt (requested, the
+	// previous attempt done), visit not finished.
+	TypeInterpreterDial = "interpreter:dial"
+	// TypeInterpreterCheck fails an attempt claimed but never placed (a
+	// worker died in between). Payload: request, attempt. Re-checks: that
+	// attempt is still claimed without a call.
+	TypeInterpreterCheck = "interpreter:check"
+	// TypeInterpreterHangup hangs up the leg's call. Payload: request.
+	// Re-checks: the leg is that request's and has a call.
+	TypeInterpreterHangup = "interpreter:hangup"
+	// TypeInterpreterFailedSMS tells the provider the line could not be
+	// reached. Payload: request. Re-checks: that request's leg failed, not
+	// sent before.
+	TypeInterpreterFailedSMS = "interpreter:failed-sms"
+
+	// TypeOutboxSweep flushes outbox entries a crash left behind (payload
+	// "full" also scans the keyspace). Enqueued by the scheduler role.
+	TypeOutboxSweep = "maintenance:outbox-sweep"
+	// TypeRetentionPurge deletes finished visits older than
+	// visits.retention. Enqueued by the scheduler role.
+	TypeRetentionPurge = "maintenance:retention-purge"
+)
+
+// taskQueues is the queue of every task type.
+var taskQueues = map[string]string{
+	TypeStateChanged:         QueueDefault,
+	TypeRoomCreate:           QueueCritical,
+	TypeRoomEnsure:           QueueCritical,
+	TypeRoomEnd:              QueueCritical,
+	TypeReminderSend:         QueueDefault,
+	TypeNoShowCheck:          QueueDefault,
+	TypeProviderLateCheck:    QueueDefault,
+	TypeFollowupSend:         QueueDefault,
+	TypeCancelSMS:            QueueDefault,
+	TypeInterpreterDial:      QueueCritical,
+	TypeInterpreterCheck:     QueueCritical,
+	TypeInterpreterHangup:    QueueCritical,
+	TypeInterpreterFailedSMS: QueueDefault,
+	TypeOutboxSweep:          QueueLow,
+	TypeRetentionPurge:       QueueLow,
+}
+
+// handlers is the handler of every task type in taskQueues.
+func (e *Engine) handlers() map[string]func(context.Context, *asynq.Task) error {
+	return map[string]func(context.Context, *asynq.Task) error{
+		TypeStateChanged:         e.handleStateChanged,
+		TypeRoomCreate:           e.handleRoomCreate,
+		TypeRoomEnsure:           e.handleRoomEnsure,
+		TypeRoomEnd:              e.handleRoomEnd,
+		TypeReminderSend:         e.handleReminder,
+		TypeNoShowCheck:          e.handleNoShowCheck,
+		TypeProviderLateCheck:    e.handleProviderLate,
+		TypeFollowupSend:         e.handleFollowup,
+		TypeCancelSMS:            e.handleCancelSMS,
+		TypeInterpreterDial:      e.handleInterpreterDial,
+		TypeInterpreterCheck:     e.handleInterpreterCheck,
+		TypeInterpreterHangup:    e.handleInterpreterHangup,
+		TypeInterpreterFailedSMS: e.handleInterpreterFailedSMS,
+		TypeOutboxSweep:          e.handleOutboxSweep,
+		TypeRetentionPurge:       e.handleRetentionPurge,
 	}
 }
 
-// Handle registers a further task handler (used by the feature workflows).
-func (e *Engine) Handle(typ string, h func(context.Context, *asynq.Task) error) {
-	if e.extraHandlers == nil {
-		e.extraHandlers = map[string]func(context.Context, *asynq.Task) error{}
+// Register adds every task handler to mux. Each handler's error goes
+// through jobError, the one place that decides retry or not.
+func (e *Engine) Register(mux *asynq.ServeMux) {
+	for typ, h := range e.handlers() {
+		mux.HandleFunc(typ, func(ctx context.Context, t *asynq.Task) error { return jobError(h(ctx, t)) })
 	}
-	e.extraHandlers[typ] = h
+}
+
+// Payload is every task's payload: ids and counters only, never PHI
+// (contract §7). Which fields a type uses is said at its declaration above.
+type Payload struct {
+	VisitID string `json:"visit_id"`
+	// Schedule is the schedule generation a schedule's job belongs to; a
+	// reschedule starts the next one and makes the old jobs stale.
+	Schedule int `json:"schedule,omitempty"`
+	// Reminder names a reminder: "r<offset>" ("r24h0m0s") or "starting-soon".
+	Reminder string `json:"reminder,omitempty"`
+	// Transition is the visit's transition count when the job was made.
+	Transition int       `json:"transition,omitempty"`
+	From       string    `json:"from,omitempty"`
+	To         string    `json:"to,omitempty"`
+	At         time.Time `json:"at,omitempty"`
+	// Request and Attempt name an interpreter request and its dial attempt
+	// (both count from 1).
+	Request int `json:"request,omitempty"`
+	Attempt int `json:"attempt,omitempty"`
+}
+
+// newJob builds an outbox entry for typ whose task ID is derived from the
+// visit, the type and purpose, so one purpose can only ever be one task.
+func newJob(typ string, p Payload, purpose string, processAt time.Time) visit.Job {
+	id := p.VisitID + ":" + typ
+	if purpose != "" {
+		id += ":" + purpose
+	}
+	b, _ := json.Marshal(p)
+	return visit.Job{ID: id, Type: typ, Queue: taskQueues[typ], Payload: b, ProcessAt: processAt}
+}
+
+// deletion is the outbox entry that removes the pending task with ID id of
+// type typ (a reschedule or cancel voiding a job).
+func deletion(typ, id string) visit.Job {
+	return visit.Job{ID: id, Queue: taskQueues[typ], Delete: true}
+}
+
+func schedulePurpose(schedule int) string { return fmt.Sprintf("s%d", schedule) }
+
+func requestPurpose(request int) string { return fmt.Sprintf("r%d", request) }
+
+func attemptPurpose(request, attempt int) string { return fmt.Sprintf("r%d-a%d", request, attempt) }
+
+func stateChangedJob(v *visit.Visit, from, to visit.State, at time.Time) visit.Job {
+	return newJob(TypeStateChanged, Payload{VisitID: v.ID, Transition: v.Transitions, From: string(from), To: string(to), At: at},
+		fmt.Sprint(v.Transitions), time.Time{})
+}
+
+// roomCreateJob creates the room of v's current schedule at at (now when zero).
+func roomCreateJob(v *visit.Visit, at time.Time) visit.Job {
+	return newJob(TypeRoomCreate, Payload{VisitID: v.ID, Schedule: v.Schedule}, schedulePurpose(v.Schedule), at)
+}
+
+// roomCreateDeletion voids the room:create job of schedule generation schedule.
+func roomCreateDeletion(v *visit.Visit, schedule int) visit.Job {
+	return deletion(TypeRoomCreate, roomCreateJob(&visit.Visit{ID: v.ID, Schedule: schedule}, time.Time{}).ID)
+}
+
+func roomEnsureJob(v *visit.Visit) visit.Job {
+	return newJob(TypeRoomEnsure, Payload{VisitID: v.ID}, "dialin", time.Time{})
+}
+
+// roomEndJob ends v's room; the room SID is the purpose, so a room recorded
+// after the visit ended gets its own room:end.
+func roomEndJob(v *visit.Visit) visit.Job {
+	purpose := v.Room.SID
+	if purpose == "" {
+		purpose = "no-room"
+	}
+	return newJob(TypeRoomEnd, Payload{VisitID: v.ID}, purpose, time.Time{})
+}
+
+// roomEndOnRequestJob ends v's room because the visit was ended through the API.
+func roomEndOnRequestJob(v *visit.Visit) visit.Job {
+	return newJob(TypeRoomEnd, Payload{VisitID: v.ID}, "end", time.Time{})
+}
+
+func reminderJob(v *visit.Visit, r Reminder) visit.Job {
+	return newJob(TypeReminderSend, Payload{VisitID: v.ID, Schedule: v.Schedule, Reminder: r.Name},
+		r.Name+":"+schedulePurpose(v.Schedule), r.At)
+}
+
+func noShowCheckJob(v *visit.Visit, at time.Time) visit.Job {
+	return newJob(TypeNoShowCheck, Payload{VisitID: v.ID, Schedule: v.Schedule}, schedulePurpose(v.Schedule), at)
+}
+
+func providerLateJob(v *visit.Visit, at time.Time) visit.Job {
+	return newJob(TypeProviderLateCheck, Payload{VisitID: v.ID, Transition: v.Transitions},
+		fmt.Sprintf("t%d", v.Transitions), at)
+}
+
+func followupJob(v *visit.Visit, at time.Time) visit.Job {
+	return newJob(TypeFollowupSend, Payload{VisitID: v.ID}, "followup", at)
+}
+
+func cancelSMSJob(v *visit.Visit) visit.Job {
+	return newJob(TypeCancelSMS, Payload{VisitID: v.ID}, "cancelled", time.Time{})
+}
+
+// dialJob places attempt of the leg's current request at at (now when zero).
+func dialJob(v *visit.Visit, attempt int, at time.Time) visit.Job {
+	r := v.Interpreter.Request
+	return newJob(TypeInterpreterDial, Payload{VisitID: v.ID, Request: r, Attempt: attempt}, attemptPurpose(r, attempt), at)
+}
+
+func dialCheckJob(v *visit.Visit, attempt int, at time.Time) visit.Job {
+	r := v.Interpreter.Request
+	return newJob(TypeInterpreterCheck, Payload{VisitID: v.ID, Request: r, Attempt: attempt}, attemptPurpose(r, attempt), at)
+}
+
+func hangupJob(v *visit.Visit) visit.Job {
+	r := v.Interpreter.Request
+	return newJob(TypeInterpreterHangup, Payload{VisitID: v.ID, Request: r}, requestPurpose(r), time.Time{})
+}
+
+func interpreterFailedSMSJob(v *visit.Visit) visit.Job {
+	r := v.Interpreter.Request
+	return newJob(TypeInterpreterFailedSMS, Payload{VisitID: v.ID, Request: r}, requestPurpose(r), time.Time{})
 }
 
 // decodePayload reads a task payload; a payload that cannot be read will
@@ -48,46 +274,17 @@ func decodePayload(t *asynq.Task) (Payload, error) {
 	return p, nil
 }
 
-// jobVisit decodes a job's payload and reads its visit as stored now (jobs
-// re-read the visit and do nothing when it no longer applies). A visit that
-// is gone (purged, never created) is a nil visit and no error: the job has
-// nothing left to do.
+// jobVisit decodes a job's payload and reads its visit as stored now. A
+// visit that is gone (purged, never created) is a nil visit and no error:
+// the job has nothing left to do.
 func (e *Engine) jobVisit(ctx context.Context, t *asynq.Task) (Payload, *visit.Visit, error) {
 	p, err := decodePayload(t)
 	if err != nil {
 		return p, nil, err
 	}
 	v, err := e.store.Get(ctx, p.VisitID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return p, nil, nil
 	}
 	return p, v, err
-}
-
-func (e *Engine) handleStateChanged(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
-	if err != nil {
-		return err
-	}
-	_, _, err = e.update(ctx, p.VisitID, "", p.At, func(v *visit.Visit) error {
-		if v.MarkDone("state-changed:"+p.Purpose, e.clock.Now()) {
-			v.Log(visit.Entry{At: p.At, Source: visit.SourceWorker, Type: "state-changed",
-				Summary: p.From + " → " + p.To})
-		}
-		return nil
-	})
-	if errors.Is(err, ErrNotFound) {
-		e.log.Info("state-changed: visit gone", zap.String("visit", p.VisitID))
-		return nil
-	}
-	return err
-}
-
-func (e *Engine) handleOutboxSweep(ctx context.Context, t *asynq.Task) error {
-	// The payload "full" asks for the keyspace scan too (run less often).
-	n, err := e.SweepOutbox(ctx, string(t.Payload()) == "full")
-	if n > 0 {
-		e.log.Info("outbox sweep re-sent entries", zap.Int("entries", n))
-	}
-	return err
 }

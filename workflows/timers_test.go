@@ -16,7 +16,7 @@ import (
 
 	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/config"
-	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 	"github.com/visitflow/visitflow/internal/twiliosig"
@@ -159,7 +159,7 @@ func TestRescheduleReplacesEveryPendingTimer(t *testing.T) {
 		}
 	}
 	// A stale task that escaped deletion (already running) sends nothing.
-	if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-rs", Purpose: "r24h0m0s:s0", N: 0}); err != nil {
+	if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-rs", Reminder: "r24h0m0s", Schedule: 0}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(env.messages()); n != 0 {
@@ -230,7 +230,7 @@ func TestCancelRemovesTimersAndSendsCancellationWhenConfigured(t *testing.T) {
 				t.Fatalf("SMS sent = %d; want %d", n, want)
 			}
 			// A reminder of the cancelled visit that ran anyway sends nothing.
-			if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-c", Purpose: "r1h0m0s:s0"}); err != nil {
+			if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-c", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
 				t.Fatal(err)
 			}
 			if n := len(env.messages()); n != want {
@@ -266,7 +266,7 @@ func TestNoShowCheckFiresAfterDeadline(t *testing.T) {
 		t.Fatalf("state = %s; want no_show", v.State())
 	}
 	// The visit whose patient joined is left alone by its check.
-	if err := run(env.engine, workflows.TypeNoShowCheck, workflows.Payload{VisitID: "V-came", Purpose: "s0"}); err != nil {
+	if err := run(env.engine, workflows.TypeNoShowCheck, workflows.Payload{VisitID: "V-came", Schedule: 0}); err != nil {
 		t.Fatal(err)
 	}
 	if v, _, _ := env.engine.Visit(context.Background(), "V-came"); v.State() != visit.Waiting {
@@ -309,7 +309,7 @@ func TestProviderLateNotSentWhenProviderJoinedInTime(t *testing.T) {
 	joinPatient(t, env.engine, "V-ok", "PA1")
 	joinAs(t, env.engine, "V-ok", "PA2", "dr-lee")
 	// The check made when the patient started waiting (transition 1) runs late.
-	if err := run(env.engine, workflows.TypeProviderLateCheck, workflows.Payload{VisitID: "V-ok", Purpose: "t1", N: 1}); err != nil {
+	if err := run(env.engine, workflows.TypeProviderLateCheck, workflows.Payload{VisitID: "V-ok", Transition: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(env.messages()); n != 0 {
@@ -345,7 +345,7 @@ func TestSMSOnceWithDuplicatedAndConcurrentCallbacks(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = run(env.engine, workflows.TypeProviderLateCheck, workflows.Payload{VisitID: "V-dup", Purpose: "t1", N: 1})
+			_ = run(env.engine, workflows.TypeProviderLateCheck, workflows.Payload{VisitID: "V-dup", Transition: 1})
 		}()
 	}
 	wg.Wait()
@@ -401,7 +401,7 @@ func TestSMSOnceWithSeveralProcessesOnOneRedis(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_ = run(e, workflows.TypeReminderSend, workflows.Payload{VisitID: fmt.Sprintf("V-m%d", i), Purpose: "r1h0m0s:s0"})
+				_ = run(e, workflows.TypeReminderSend, workflows.Payload{VisitID: fmt.Sprintf("V-m%d", i), Reminder: "r1h0m0s", Schedule: 0})
 			}()
 		}
 	}
@@ -425,7 +425,7 @@ func TestSMSNotResentAfterCrashBetweenTwilioAndRecord(t *testing.T) {
 		crash := &crashAfterSend{Twilio: env.twilio, crashes: 1}
 		worker := env.newEngine(crash, nil)
 		env.create(visitInput("V-crash", time.Now().Add(48*time.Hour), "UTC"))
-		p := workflows.Payload{VisitID: "V-crash", Purpose: "r1h0m0s:s0"}
+		p := workflows.Payload{VisitID: "V-crash", Reminder: "r1h0m0s", Schedule: 0}
 		if err := run(worker, workflows.TypeReminderSend, p); err == nil {
 			t.Fatal("first attempt returned nil; want the crash error (Asynq retries)")
 		}
@@ -448,7 +448,7 @@ func TestSMSNotResentAfterCrashBetweenTwilioAndRecord(t *testing.T) {
 		crash := &crashAfterSend{Twilio: env.twilio, crashes: 1}
 		worker := env.newEngine(crash, clk)
 		env.create(visitInput("V-lost", time.Now().Add(48*time.Hour), "UTC"))
-		p := workflows.Payload{VisitID: "V-lost", Purpose: "r1h0m0s:s0"}
+		p := workflows.Payload{VisitID: "V-lost", Reminder: "r1h0m0s", Schedule: 0}
 		if err := run(worker, workflows.TypeReminderSend, p); err == nil {
 			t.Fatal("first attempt returned nil; want the crash error")
 		}
@@ -491,7 +491,7 @@ func TestSMSRetriedWhenTwilioRefusedBeforeAccepting(t *testing.T) {
 	}
 	worker := env.newEngine(tw, nil)
 	env.create(visitInput("V-503", time.Now().Add(48*time.Hour), "UTC"))
-	p := workflows.Payload{VisitID: "V-503", Purpose: "r1h0m0s:s0"}
+	p := workflows.Payload{VisitID: "V-503", Reminder: "r1h0m0s", Schedule: 0}
 	if err := run(worker, workflows.TypeReminderSend, p); err == nil {
 		t.Fatal("attempt answered 503 returned nil; want an error so Asynq retries")
 	}
@@ -572,7 +572,7 @@ func TestDeliveryStatusWithErrorCodeInTimeline(t *testing.T) {
 	in := visitInput("V-und", time.Now().Add(48*time.Hour), "UTC")
 	in.Patient.Phone = "+15005550010" // undelivered, 30003
 	env.create(in)
-	if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-und", Purpose: "r1h0m0s:s0"}); err != nil {
+	if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-und", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
 		t.Fatal(err)
 	}
 	env.waitUntil("undelivered in the timeline", func() bool { return len(entries(env.timeline("V-und"), "sms-undelivered")) == 1 })
@@ -591,13 +591,13 @@ func TestOptedOutNumbersReceiveNothing(t *testing.T) {
 		in := visitInput("V-stop", time.Now().Add(48*time.Hour), "UTC")
 		in.Patient.Phone = "+15005550004" // REST 400 21610
 		env.create(in)
-		_ = run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-stop", Purpose: "r2h0m0s:s0"})
+		_ = run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-stop", Reminder: "r2h0m0s", Schedule: 0})
 		if got := entries(env.timeline("V-stop"), "sms-opted-out"); len(got) != 1 {
 			t.Fatalf("timeline opted-out entries = %v; want 1", got)
 		}
 		var requests atomic.Int32
 		counting := &countingTwilio{Twilio: env.twilio, n: &requests}
-		if err := run(env.newEngine(counting, nil), workflows.TypeReminderSend, workflows.Payload{VisitID: "V-stop", Purpose: "r1h0m0s:s0"}); err != nil {
+		if err := run(env.newEngine(counting, nil), workflows.TypeReminderSend, workflows.Payload{VisitID: "V-stop", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
 			t.Fatal(err)
 		}
 		if requests.Load() != 0 {
@@ -607,7 +607,7 @@ func TestOptedOutNumbersReceiveNothing(t *testing.T) {
 			t.Fatalf("timeline skipped entries = %v; want one saying opted out", got)
 		}
 		// The record is a keyed hash, not the number.
-		keys, _ := redisx.AllKeys(context.Background(), env.conn.Client, "vf:optout:*")
+		keys, _ := redistest.AllKeys(context.Background(), env.conn.Client, "vf:optout:*")
 		if len(keys) != 1 || strings.Contains(keys[0], "5550004") {
 			t.Fatalf("opt-out keys = %v; want one hash", keys)
 		}
@@ -616,14 +616,14 @@ func TestOptedOutNumbersReceiveNothing(t *testing.T) {
 		env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{2 * time.Hour, time.Hour} })
 		env.create(visitInput("V-kw", time.Now().Add(48*time.Hour), "UTC"))
 		textIn(t, env, "stop")
-		if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-kw", Purpose: "r2h0m0s:s0"}); err != nil {
+		if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-kw", Reminder: "r2h0m0s", Schedule: 0}); err != nil {
 			t.Fatal(err)
 		}
 		if n := len(env.messagesTo(patientPhone)); n != 0 {
 			t.Fatalf("SMS after STOP = %d; want 0", n)
 		}
 		textIn(t, env, "START")
-		if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-kw", Purpose: "r1h0m0s:s0"}); err != nil {
+		if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-kw", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
 			t.Fatal(err)
 		}
 		if n := len(env.messagesTo(patientPhone)); n != 1 {
@@ -755,7 +755,7 @@ func TestSMSRetriedAfterConnectionRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.create(visitInput("V-refused", time.Now().Add(48*time.Hour), "UTC"))
-	p := workflows.Payload{VisitID: "V-refused", Purpose: "r1h0m0s:s0"}
+	p := workflows.Payload{VisitID: "V-refused", Reminder: "r1h0m0s", Schedule: 0}
 	if err := run(env.newEngine(down, nil), workflows.TypeReminderSend, p); err == nil {
 		t.Fatal("attempt with Twilio unreachable returned nil; want an error so Asynq retries")
 	}
@@ -796,7 +796,7 @@ func TestStatusCallback21610MarksOptOut(t *testing.T) {
 	if len(entries(tl, "sms-opted-out")) != 1 || !strings.Contains(entries(tl, "sms-undelivered")[0].Summary, "error 21610") {
 		t.Fatalf("timeline = %+v; want undelivered with 21610 and an opted-out entry", tl)
 	}
-	if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-21610", Purpose: "r1h0m0s:s0"}); err != nil {
+	if err := run(env.engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-21610", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(env.messages()); n != 0 {

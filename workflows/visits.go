@@ -12,21 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/visit"
 )
-
-// InputError is bad input naming the field (API: 400).
-type InputError struct {
-	Field   string
-	Message string
-}
-
-func (e *InputError) Error() string { return e.Field + ": " + e.Message }
-
-func badField(field, format string, args ...any) error {
-	return &InputError{Field: field, Message: fmt.Sprintf(format, args...)}
-}
 
 // PersonInput is a provider or patient as the API receives it.
 type PersonInput struct {
@@ -102,13 +89,6 @@ func (p PersonInput) person() visit.Person {
 	return visit.Person{Identity: p.Identity, Name: p.Name, Phone: p.Phone}
 }
 
-// ScheduleHook adds the jobs a visit's schedule calls for (room, reminders,
-// no-show check) inside the atomic create or reschedule; only records.
-type ScheduleHook func(v *visit.Visit, now time.Time)
-
-// OnSchedule registers a hook run on create and on every reschedule.
-func (e *Engine) OnSchedule(h ScheduleHook) { e.scheduleHooks = append(e.scheduleHooks, h) }
-
 // CreateVisit creates a visit. With a client-supplied id it is idempotent:
 // the same body returns the existing visit (created=false); a different body
 // is ErrConflict.
@@ -138,7 +118,7 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 	}
 	if existing, err := e.store.Get(ctx, v.ID); err == nil {
 		return e.sameOrConflict(existing, hash)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	} else if !errors.Is(err, visit.ErrNotFound) {
 		return nil, false, err
 	}
 	pin, err := e.reservePIN(ctx, v)
@@ -148,9 +128,7 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 	v.DialIn = visit.DialIn{Number: e.cfg.Twilio.FromNumber, PIN: pin}
 	v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "scheduled",
 		Summary: "visit scheduled for " + at.Format(time.RFC3339)})
-	for _, h := range e.scheduleHooks {
-		h(v, now)
-	}
+	e.schedule(v, now)
 	jobs := v.PendingJobs()
 	stored, created, err := e.store.Create(ctx, v)
 	if err != nil {
@@ -200,9 +178,8 @@ func requestHash(in CreateInput) string {
 }
 
 func newVisitID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "V-" + strings.ToUpper(hex.EncodeToString(b[:]))
+	h, _ := randomHex(8) // crypto/rand does not fail on supported platforms
+	return "V-" + strings.ToUpper(h)
 }
 
 // Visit returns a visit and its timeline, each entry with its state.
@@ -219,7 +196,7 @@ func (e *Engine) Visit(ctx context.Context, id string) (*visit.Visit, []visit.En
 }
 
 // ListVisits returns a page of visits, newest schedule first.
-func (e *Engine) ListVisits(ctx context.Context, q store.ListQuery) ([]*visit.Visit, string, error) {
+func (e *Engine) ListVisits(ctx context.Context, q visit.ListQuery) ([]*visit.Visit, string, error) {
 	return e.store.List(ctx, q)
 }
 
@@ -240,4 +217,98 @@ func (e *Engine) CancelVisit(ctx context.Context, id string) (*visit.Visit, erro
 		return nil, err
 	}
 	return v, nil
+}
+
+// PatchInput is the body of PATCH /v1/visits/{id}: every field optional.
+type PatchInput struct {
+	ScheduledAt *string      `json:"scheduled_at"`
+	Timezone    *string      `json:"timezone"`
+	Provider    *PersonPatch `json:"provider"`
+	Patient     *PersonPatch `json:"patient"`
+}
+
+// PersonPatch updates a person's contact details (not the identity).
+type PersonPatch struct {
+	Name  *string `json:"name"`
+	Phone *string `json:"phone"`
+}
+
+// UpdateVisit reschedules a visit and/or updates contact details. A new
+// scheduled_at or timezone starts a new schedule generation: the old
+// schedule's reminders and checks are deleted from the queues (and would do
+// nothing if they ran anyway) and the new ones are enqueued. Only a visit
+// nobody has joined yet can be rescheduled (visit.ErrInvalidChange).
+func (e *Engine) UpdateVisit(ctx context.Context, id string, in PatchInput) (*visit.Visit, error) {
+	var at *time.Time
+	if in.ScheduledAt != nil {
+		t, err := time.Parse(time.RFC3339, *in.ScheduledAt)
+		if err != nil {
+			return nil, badField("scheduled_at", "must be an RFC 3339 time like 2026-12-01T15:00:00Z")
+		}
+		t = t.UTC()
+		at = &t
+	}
+	if in.Timezone != nil {
+		if _, err := loadZone(*in.Timezone); err != nil || *in.Timezone == "" {
+			return nil, badField("timezone", "must be an IANA time zone like America/New_York")
+		}
+	}
+	for _, p := range []struct {
+		field string
+		p     *PersonPatch
+	}{{"provider", in.Provider}, {"patient", in.Patient}} {
+		if p.p != nil && p.p.Phone != nil && *p.p.Phone != "" && !visit.ValidPhone(*p.p.Phone) {
+			return nil, badField(p.field+".phone", "must be an E.164 number like +15551230001")
+		}
+	}
+	now := e.clock.Now()
+	rescheduled := false
+	_, v, err := e.update(ctx, id, "", now, func(v *visit.Visit) error {
+		rescheduled = false
+		applyPerson(&v.Provider, in.Provider)
+		applyPerson(&v.Patient, in.Patient)
+		newAt, newTZ := v.ScheduledAt, v.Timezone
+		if at != nil {
+			newAt = *at
+		}
+		if in.Timezone != nil {
+			newTZ = *in.Timezone
+		}
+		if newAt.Equal(v.ScheduledAt) && newTZ == v.Timezone {
+			return nil
+		}
+		if v.State() != visit.Scheduled {
+			return v.Refuse("reschedule")
+		}
+		old := v.ScheduledAt
+		dropScheduleTimers(v)
+		v.Schedule++
+		v.ScheduledAt, v.Timezone = newAt, newTZ
+		v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "rescheduled",
+			Summary: "rescheduled from " + old.Format(time.RFC3339) + " to " + newAt.Format(time.RFC3339)})
+		e.schedule(v, now)
+		rescheduled = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rescheduled {
+		if err := e.store.Reschedule(ctx, id, v.ScheduledAt); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+func applyPerson(p *visit.Person, in *PersonPatch) {
+	if in == nil {
+		return
+	}
+	if in.Name != nil {
+		p.Name = *in.Name
+	}
+	if in.Phone != nil {
+		p.Phone = *in.Phone
+	}
 }

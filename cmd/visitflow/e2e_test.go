@@ -16,12 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/sandbox"
+	sim "github.com/visitflow/visitflow/internal/simulate" // the command func is simulate
 	"github.com/visitflow/visitflow/internal/twilioapi"
 )
 
-func TestMain(m *testing.M) { os.Exit(redisx.MainWithRedis(m)) }
+func TestMain(m *testing.M) { os.Exit(redistest.MainWithRedis(m)) }
 
 // sandboxServer is a whole visitflow (web + workers + scheduler, sandbox
 // mode, real Redis) started in-process through run.
@@ -51,7 +52,7 @@ func startSandboxServerWith(t *testing.T, extra map[string]string) *sandboxServe
 	env := map[string]string{
 		"VISITFLOW_HTTP_ADDR":            addr,
 		"VISITFLOW_HTTP_PUBLIC_BASE_URL": "http://" + addr,
-		"VISITFLOW_REDIS_URL":            redisx.ForTest(t),
+		"VISITFLOW_REDIS_URL":            redistest.ForTest(t),
 	}
 	maps.Copy(env, extra)
 	base := startServer(t, env) // also moves into a temp dir for the session file
@@ -381,7 +382,8 @@ func TestE2ESimulateScenariosReachTheirEndState(t *testing.T) {
 		"dial-in":     {"the server says it was not recognised"},
 		"reminders":   {"reminder:r10m0s:s0 sent", "rescheduled from", "reminder:r1h0m0s:s1 sent"},
 	}
-	for name, sc := range scenarioRegistry() {
+	for _, sc := range sim.Scenarios() {
+		name := sc.Name
 		t.Run(name, func(t *testing.T) {
 			t.Parallel() // one server; every scenario plays its own visit
 			var out bytes.Buffer
@@ -402,14 +404,17 @@ func TestE2ESimulateScenariosReachTheirEndState(t *testing.T) {
 func TestE2ESimulateFailsWhenTheVisitMissesItsEndState(t *testing.T) {
 	s := startSandboxServer(t)
 	// The happy steps, but expecting a no-show: simulate must report failure.
-	wrong := scenarioRegistry()["happy"]
+	wrong, err := sim.Lookup("happy")
+	if err != nil {
+		t.Fatal(err)
+	}
 	wrong.Name, wrong.Want = "happy-expecting-no-show", "no_show"
 	var out bytes.Buffer
-	sim := &simulation{base: s.base, token: s.session.APIToken, accountSID: s.session.AccountSID,
-		authToken: s.session.AuthToken, http: http.DefaultClient, out: &out, started: time.Now()}
+	player := sim.NewPlayer(sim.Options{BaseURL: s.base, Token: s.session.APIToken, AccountSID: s.session.AccountSID,
+		AuthToken: s.session.AuthToken, HTTP: http.DefaultClient, Out: &out})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := sim.play(ctx, wrong)
+	err = player.Play(ctx, wrong)
 	if err == nil || !strings.Contains(err.Error(), "expects no_show") {
 		t.Fatalf("play(happy expecting no_show) = %v; want an error saying it expects no_show\n%s", err, out.String())
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 )
 
 // startServer runs `visitflow serve` in-process with env and returns its
@@ -100,7 +100,7 @@ func TestUnknownRoleIsRefused(t *testing.T) {
 func TestRolesSplitAndReadiness(t *testing.T) {
 	env := map[string]string{
 		"VISITFLOW_HTTP_ADDR": freeAddr(t),
-		"VISITFLOW_REDIS_URL": redisx.ForTest(t),
+		"VISITFLOW_REDIS_URL": redistest.ForTest(t),
 		"VISITFLOW_API_TOKEN": "roles-token",
 	}
 	base := startServer(t, env, "--role", "web")

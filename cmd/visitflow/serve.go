@@ -149,7 +149,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		srv := asynq.NewServerFromRedisClient(conn.Client, asynq.Config{
 			Concurrency: cfg.Worker.Concurrency,
 			Queues:      workflows.Queues,
-			// Reminders are due to the second (issue 4).
+			// Reminders are due to the second.
 			DelayedTaskCheckInterval: workflows.DelayedTaskCheckInterval,
 			Logger:                   log.Named("asynq").Sugar(),
 			ShutdownTimeout:          cfg.HTTP.ShutdownTimeout,
@@ -207,8 +207,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				PayloadFormatter: asynqmon.PayloadFormatterFunc(workflows.RedactPayload),
 				ResultFormatter:  asynqmon.ResultFormatterFunc(workflows.RedactPayload),
 			}),
-			Board: board.New(board.Options{Visits: engine, Tasks: inspector,
-				Queues: []string{workflows.QueueCritical, workflows.QueueDefault, workflows.QueueLow}}),
+			Board: board.New(board.Options{Visits: engine,
+				Jobs: workflows.NewJobList(inspector, []string{workflows.QueueCritical, workflows.QueueDefault, workflows.QueueLow})}),
 		}
 		if sandboxMode {
 			emu := sandbox.New(sandbox.Options{

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 )
 
 // freeAddr returns a loopback address nobody listens on right now.
@@ -32,7 +32,7 @@ func walkthroughServer(t *testing.T) (base string, env map[string]string) {
 	env = map[string]string{
 		"VISITFLOW_HTTP_ADDR":            addr,
 		"VISITFLOW_HTTP_PUBLIC_BASE_URL": "http://" + addr,
-		"VISITFLOW_REDIS_URL":            redisx.ForTest(t),
+		"VISITFLOW_REDIS_URL":            redistest.ForTest(t),
 		"VISITFLOW_API_TOKEN":            "walkthrough-token",
 		"VISITFLOW_ADMIN_PASSWORD":       "walkthrough-admin",
 	}

@@ -18,35 +18,27 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/visitflow/visitflow/internal/clock"
-	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/visit"
+	"github.com/visitflow/visitflow/workflows"
 )
 
 // Visits is what the board reads (implemented by *workflows.Engine).
 type Visits interface {
-	ListVisits(ctx context.Context, q store.ListQuery) ([]*visit.Visit, string, error)
+	ListVisits(ctx context.Context, q visit.ListQuery) ([]*visit.Visit, string, error)
 	Visit(ctx context.Context, id string) (*visit.Visit, []visit.Entry, error)
 }
 
-// Tasks lists Asynq tasks (implemented by *asynq.Inspector).
-type Tasks interface {
-	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	ListActiveTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	ListScheduledTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	ListRetryTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	ListArchivedTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	ListCompletedTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+// Jobs lists a visit's jobs (implemented by *workflows.JobList).
+type Jobs interface {
+	VisitJobs(ctx context.Context, id string) ([]workflows.JobView, error)
 }
 
 // Options configure the board.
 type Options struct {
 	Visits Visits
-	// Tasks and Queues let a visit's page list its jobs; nil Tasks hides them.
-	Tasks  Tasks
-	Queues []string
+	// Jobs lets a visit's page list its jobs; nil hides them.
+	Jobs Jobs
 	// Prefix is where the board is mounted ("/admin/visits"); QueuesPath is
 	// the Asynq dashboard's root ("/admin/queues") for links to tasks.
 	Prefix     string
@@ -58,10 +50,6 @@ type Options struct {
 
 // maxDay bounds how many visits one day's board reads.
 const maxDay = 2000
-
-// maxTasksPerState bounds how many tasks of one state and queue are scanned
-// for a visit's jobs.
-const maxTasksPerState = 1000
 
 // New returns the board handler. It serves Prefix (the day's board) and
 // Prefix/{id} (one visit).
@@ -114,7 +102,7 @@ func (b *board) day(w http.ResponseWriter, r *http.Request) {
 		from = t
 	}
 	to := from.AddDate(0, 0, 1).Add(-time.Millisecond)
-	visits, _, err := b.o.Visits.ListVisits(r.Context(), store.ListQuery{From: from, To: to, Limit: maxDay})
+	visits, _, err := b.o.Visits.ListVisits(r.Context(), visit.ListQuery{From: from, To: to, Limit: maxDay})
 	if err != nil {
 		b.fail(w, "list visits", err)
 		return
@@ -132,11 +120,11 @@ func (b *board) day(w http.ResponseWriter, r *http.Request) {
 		}
 		if v.Interpreter != nil {
 			page.Interpreters = append(page.Interpreters, interpreterRow{
-				row: rw, Line: MaskPhone(v.Interpreter.Line), State: v.Interpreter.State, Attempts: v.Interpreter.Attempts,
+				row: rw, Line: MaskPhone(v.Interpreter.Line), State: string(v.Interpreter.State), Attempts: v.Interpreter.Attempts,
 			})
 		}
 		_, tl, err := b.o.Visits.Visit(r.Context(), v.ID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err != nil && !errors.Is(err, visit.ErrNotFound) {
 			b.fail(w, "read timeline", err)
 			return
 		}
@@ -157,7 +145,7 @@ func (b *board) day(w http.ResponseWriter, r *http.Request) {
 // one renders a visit's page.
 func (b *board) one(w http.ResponseWriter, r *http.Request, id string) {
 	v, tl, err := b.o.Visits.Visit(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, visit.ErrNotFound) {
 		http.Error(w, "no such visit", http.StatusNotFound)
 		return
 	}
@@ -185,11 +173,11 @@ func (b *board) one(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	if v.Interpreter != nil {
 		page.Interpreter = &interpreterRow{row: page.row, Line: MaskPhone(v.Interpreter.Line),
-			State: v.Interpreter.State, Attempts: v.Interpreter.Attempts}
+			State: string(v.Interpreter.State), Attempts: v.Interpreter.Attempts}
 	}
-	if b.o.Tasks != nil {
+	if b.o.Jobs != nil {
 		page.ShowJobs = true
-		jobs, err := b.jobs(id)
+		jobs, err := b.jobs(r.Context(), id)
 		if err != nil {
 			page.JobsError = "could not read the queues: " + err.Error()
 		}
@@ -198,53 +186,19 @@ func (b *board) one(w http.ResponseWriter, r *http.Request, id string) {
 	b.render(w, visitTemplate, page)
 }
 
-// jobs lists the visit's tasks in every queue and state: their IDs start
-// with the visit id (workflows' deterministic task IDs).
-func (b *board) jobs(id string) ([]jobRow, error) {
-	lists := []struct {
-		state string
-		list  func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	}{
-		{"active", b.o.Tasks.ListActiveTasks},
-		{"pending", b.o.Tasks.ListPendingTasks},
-		{"scheduled", b.o.Tasks.ListScheduledTasks},
-		{"retry", b.o.Tasks.ListRetryTasks},
-		{"archived", b.o.Tasks.ListArchivedTasks},
-		{"completed", b.o.Tasks.ListCompletedTasks},
-	}
-	var out []jobRow
-	var errs []error
-	for _, q := range b.o.Queues {
-		for _, l := range lists {
-			tasks, err := l.list(q, asynq.PageSize(maxTasksPerState))
-			if errors.Is(err, asynq.ErrQueueNotFound) {
-				break // nothing was ever queued there
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s %s: %w", q, l.state, err))
-				continue
-			}
-			for _, t := range tasks {
-				if !strings.HasPrefix(t.ID, id+":") {
-					continue
-				}
-				jr := jobRow{ID: t.ID, Type: t.Type, Queue: q, State: l.state, Retried: t.Retried,
-					LastError: t.LastErr,
-					Link:      b.o.QueuesPath + "/queues/" + url.PathEscape(q) + "/tasks/" + url.PathEscape(t.ID) + "?state=" + l.state}
-				switch {
-				case !t.NextProcessAt.IsZero():
-					jr.When = b.clockTime(t.NextProcessAt)
-				case !t.CompletedAt.IsZero():
-					jr.When = b.clockTime(t.CompletedAt)
-				case !t.LastFailedAt.IsZero():
-					jr.When = b.clockTime(t.LastFailedAt)
-				}
-				out = append(out, jr)
-			}
+// jobs lists the visit's jobs with links into the Asynq dashboard.
+func (b *board) jobs(ctx context.Context, id string) ([]jobRow, error) {
+	jobs, err := b.o.Jobs.VisitJobs(ctx, id)
+	out := make([]jobRow, 0, len(jobs))
+	for _, j := range jobs {
+		jr := jobRow{ID: j.ID, Type: j.Type, Queue: j.Queue, State: j.State, Retried: j.Retried, LastError: j.LastError,
+			Link: b.o.QueuesPath + "/queues/" + url.PathEscape(j.Queue) + "/tasks/" + url.PathEscape(j.ID) + "?state=" + j.State}
+		if !j.At.IsZero() {
+			jr.When = b.clockTime(j.At)
 		}
+		out = append(out, jr)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, errors.Join(errs...)
+	return out, err
 }
 
 func (b *board) row(v *visit.Visit, st visit.State, now time.Time) row {

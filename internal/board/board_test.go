@@ -19,11 +19,12 @@ import (
 	"github.com/visitflow/visitflow/internal/board"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/workflows"
 )
 
-func TestMain(m *testing.M) { os.Exit(redisx.MainWithRedis(m)) }
+func TestMain(m *testing.M) { os.Exit(redistest.MainWithRedis(m)) }
 
 const adminUser, adminPass = "admin", "board-test-pass"
 
@@ -36,7 +37,7 @@ type boardEnv struct {
 
 func newBoardEnv(t *testing.T) *boardEnv {
 	t.Helper()
-	conn, err := redisx.Connect(context.Background(), redisx.ForTest(t))
+	conn, err := redisx.Connect(context.Background(), redistest.ForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +49,8 @@ func newBoardEnv(t *testing.T) *boardEnv {
 		Store: store.New(conn.Client), Queue: asynq.NewClientFromRedisClient(conn.Client),
 		Deleter: inspector, Config: cfg,
 	})
-	b := board.New(board.Options{Visits: engine, Tasks: inspector,
-		Queues: []string{workflows.QueueCritical, workflows.QueueDefault, workflows.QueueLow}})
+	b := board.New(board.Options{Visits: engine,
+		Jobs: workflows.NewJobList(inspector, []string{workflows.QueueCritical, workflows.QueueDefault, workflows.QueueLow})})
 	srv := httptest.NewServer(handlers.NewServer(handlers.Deps{Engine: engine, Config: cfg, Board: b}))
 	t.Cleanup(srv.Close)
 	return &boardEnv{url: srv.URL, engine: engine}

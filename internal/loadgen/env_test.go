@@ -16,6 +16,7 @@ import (
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/loadgen"
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/workflows"
 )
@@ -24,7 +25,7 @@ func TestMain(m *testing.M) {
 	// The fault tests stop Redis on purpose; go-redis would log every
 	// refused dial of the outage.
 	redis.SetLogger(quietLogger{})
-	os.Exit(redisx.MainWithRedis(m))
+	os.Exit(redistest.MainWithRedis(m))
 }
 
 type quietLogger struct{}

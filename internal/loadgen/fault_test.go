@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/visitflow/visitflow/internal/loadgen"
-	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 )
 
 // outcomes collects what the load generator saw, by status.
@@ -65,7 +65,7 @@ func checkComplete(t *testing.T, baseURL string, o loadgen.Options) {
 func TestRedisStoppedAndRestartedUnderLoad(t *testing.T) {
 	// Append-only with fsync on every write: what Redis acknowledged survives
 	// the restart, as in production.
-	redis := redisx.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	redis := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
 	w := startWeb(t, redis.URL(), "")
 	o := loadgen.Options{BaseURL: w.srv.URL, AuthToken: authToken, APIToken: apiToken, RunID: "r",
 		Visits: 16, Senders: 8, Callbacks: 1600}
@@ -144,7 +144,7 @@ func TestRedisStoppedAndRestartedUnderLoad(t *testing.T) {
 }
 
 func TestWebReplicaKilledLosesNothing(t *testing.T) {
-	url := redisx.ForTest(t)
+	url := redistest.ForTest(t)
 	// Two replicas behind one public URL, as behind a load balancer.
 	const public = "https://visitflow.example"
 	a := startWeb(t, url, public)

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/visitflow/visitflow/internal/loadgen"
-	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 )
 
 func TestLoadRecordsEveryAcknowledgedCallback(t *testing.T) {
-	w := startWeb(t, redisx.ForTest(t), "")
+	w := startWeb(t, redistest.ForTest(t), "")
 	o := loadgen.Options{BaseURL: w.srv.URL, AuthToken: authToken, APIToken: apiToken, RunID: "t", Visits: 8, Callbacks: 80}
 	var mu sync.Mutex
 	var acked []loadgen.Callback
@@ -87,7 +87,7 @@ func BenchmarkWebhookPath(b *testing.B) {
 		b.ReportMetric(float64(rep.P99.Microseconds())/1000, "p99-ms")
 	}
 	b.Run("visitflow", func(b *testing.B) {
-		w := startWeb(b, redisx.ForTest(b), "")
+		w := startWeb(b, redistest.ForTest(b), "")
 		run(b, w.srv.URL, true)
 	})
 	b.Run("bare204", func(b *testing.B) {

@@ -17,6 +17,7 @@ import (
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/loadgen"
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/workflows"
 )
@@ -107,7 +108,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for Asynq's 30 s lease to expire")
 	}
-	url := redisx.ForTest(t)
+	url := redistest.ForTest(t)
 	w := startWeb(t, url, "")
 	o := loadgen.Options{BaseURL: w.srv.URL, AuthToken: authToken, APIToken: apiToken, RunID: "w", Visits: 1, Callbacks: 1}
 	ctx := context.Background()

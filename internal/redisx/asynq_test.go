@@ -1,4 +1,4 @@
-package redisx
+package redisx_test
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 )
 
 // TestAsynq runs the Asynq features visitflow relies on against the embedded
@@ -22,12 +25,12 @@ func TestAsynq(t *testing.T) {
 		url  func(t *testing.T) string
 	}{
 		{"embedded", func(*testing.T) string { return "" }},
-		{"redis-server", func(t *testing.T) string { return ForTest(t) }},
+		{"redis-server", func(t *testing.T) string { return redistest.ForTest(t) }},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := Connect(context.Background(), b.url(t))
+			c, err := redisx.Connect(context.Background(), b.url(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,8 +1,9 @@
 // Package redisx owns the way visitflow reaches Redis: it turns a redis.url
 // (contract §3) into a go-redis client plus the matching Asynq connection
-// option, starts the embedded in-memory Redis when no URL is configured, and
-// provides the test harness (ForTest, StartServer, MainWithRedis) that finds or
-// starts a Redis for every package's tests (contract §9).
+// option and starts the embedded in-memory Redis when no URL is configured.
+// The test harness that finds or starts a Redis for every package's tests
+// (contract §9) is in package redistest, so that production binaries do not
+// link package testing.
 package redisx
 
 import (
@@ -65,7 +66,7 @@ func Connect(ctx context.Context, rawURL string) (*Conn, error) {
 	}
 	c := &Conn{Client: tg.client(), Asynq: tg.asynqOpt(), Addr: MaskURL(rawURL)}
 	c.Close = c.Client.Close
-	if err := ping(ctx, c.Client); err != nil {
+	if err := Ping(ctx, c.Client); err != nil {
 		c.Client.Close()
 		return nil, fmt.Errorf("redisx: connect %s: %w", c.Addr, err)
 	}
@@ -73,7 +74,7 @@ func Connect(ctx context.Context, rawURL string) (*Conn, error) {
 }
 
 func connectEmbedded(ctx context.Context) (*Conn, error) {
-	e, err := startEmbedded()
+	e, err := StartEmbedded()
 	if err != nil {
 		return nil, fmt.Errorf("redisx: connect embedded: %w", err)
 	}
@@ -84,14 +85,53 @@ func connectEmbedded(ctx context.Context) (*Conn, error) {
 		e.Close()
 		return err
 	}
-	if err := ping(ctx, c.Client); err != nil {
+	if err := Ping(ctx, c.Client); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("redisx: connect embedded %s: %w", c.Addr, err)
 	}
 	return c, nil
 }
 
-func ping(ctx context.Context, c redis.UniversalClient) error {
+// NewClient returns a go-redis client for rawURL, built as Connect builds
+// Conn.Client, without pinging it. It fails only when rawURL is malformed (an
+// empty rawURL is malformed here: only Connect starts the embedded server);
+// the error never contains the password.
+func NewClient(rawURL string) (redis.UniversalClient, error) {
+	tg, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return tg.client(), nil
+}
+
+// URLForDB returns rawURL rewritten to select logical database db, keeping
+// its scheme, credentials and hosts as written. A redis-cluster:// URL has
+// only database 0 and is returned unchanged. It fails, like NewClient, when
+// rawURL is malformed, or when db is negative or not 0 for a cluster.
+func URLForDB(rawURL string, db int) (string, error) {
+	tg, err := parseURL(rawURL)
+	if err != nil {
+		return "", err
+	}
+	scheme, rest, _ := strings.Cut(rawURL, "://")
+	if db < 0 || (tg.kind == kindCluster && db != 0) {
+		return "", fmt.Errorf("invalid db %d for %s://", db, scheme)
+	}
+	authority, _ := splitAuthority(rest)
+	switch tg.kind {
+	case kindCluster:
+		return rawURL, nil
+	case kindSentinel:
+		return fmt.Sprintf("%s://%s/%s/%d", scheme, authority, tg.master, db), nil
+	default:
+		return fmt.Sprintf("%s://%s/%d", scheme, authority, db), nil
+	}
+}
+
+// Ping checks that c serves commands: PING, and on a Cluster client PING on
+// every master. Without a deadline on ctx it gives up after 5 s. Connect
+// pings with it.
+func Ping(ctx context.Context, c redis.UniversalClient) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)

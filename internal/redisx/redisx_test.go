@@ -3,7 +3,6 @@ package redisx
 import (
 	"context"
 	"crypto/tls"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,8 +11,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
-
-func TestMain(m *testing.M) { os.Exit(MainWithRedis(m)) }
 
 func TestParseURL(t *testing.T) {
 	tests := []struct {
@@ -155,86 +152,6 @@ func FuzzMaskURL(f *testing.F) {
 	})
 }
 
-func TestConnect(t *testing.T) {
-	ctx := context.Background()
-	secured := StartServer(t, "--requirepass", "s3cret")
-	securedURL := strings.Replace(secured.URL(), "redis://", "redis://:s3cret@", 1)
-	tests := []struct {
-		name     string
-		url      string
-		embedded bool
-	}{
-		{"embedded", "", true},
-		{"ForTest", ForTest(t), false},
-		{"password", securedURL, false},
-		{"user and password", strings.Replace(secured.URL(), "redis://", "redis://default:s3cret@", 1), false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := Connect(ctx, tt.url)
-			if err != nil {
-				t.Fatalf("Connect(%q): %v", MaskURL(tt.url), err)
-			}
-			defer c.Close()
-			if c.Embedded != tt.embedded {
-				t.Errorf("Connect(%q).Embedded = %v; want %v", MaskURL(tt.url), c.Embedded, tt.embedded)
-			}
-			if strings.Contains(c.Addr, "s3cret") {
-				t.Errorf("Connect(%q).Addr = %q; leaks the password", MaskURL(tt.url), c.Addr)
-			}
-			if err := c.Client.Set(ctx, "k", "v", 0).Err(); err != nil {
-				t.Fatalf("SET: %v", err)
-			}
-			// The Asynq option must reach the same database.
-			other := redis.NewUniversalClient(universalOptions(t, c.Asynq))
-			defer other.Close()
-			if got, err := other.Get(ctx, "k").Result(); err != nil || got != "v" {
-				t.Errorf("GET k through the Asynq option = %q, %v; want \"v\"", got, err)
-			}
-		})
-	}
-
-	t.Run("wrong password", func(t *testing.T) {
-		bad := strings.Replace(secured.URL(), "redis://", "redis://:wr0ngpass@", 1)
-		_, err := Connect(ctx, bad)
-		if err == nil {
-			t.Fatalf("Connect(%q) succeeded; want an auth error", MaskURL(bad))
-		}
-		if strings.Contains(err.Error(), "wr0ngpass") || !strings.Contains(err.Error(), secured.Addr()) {
-			t.Errorf("Connect error %q; want the masked URL and no password", err)
-		}
-	})
-	t.Run("unreachable", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		if _, err := Connect(ctx, "redis://127.0.0.1:1/0"); err == nil {
-			t.Error("Connect(redis://127.0.0.1:1/0) succeeded; want an error")
-		}
-	})
-	t.Run("bad url", func(t *testing.T) {
-		_, err := Connect(ctx, "redis://:s3cret@h:1/x")
-		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "invalid db") {
-			t.Errorf("Connect(bad url) error = %v; want invalid db without the password", err)
-		}
-	})
-}
-
-// universalOptions turns an Asynq option back into go-redis options, so a
-// test can check that it points at the same place as Conn.Client.
-func universalOptions(t *testing.T, opt asynq.RedisConnOpt) *redis.UniversalOptions {
-	t.Helper()
-	switch o := opt.(type) {
-	case asynq.RedisClientOpt:
-		return &redis.UniversalOptions{Addrs: []string{o.Addr}, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig}
-	case asynq.RedisClusterClientOpt:
-		return &redis.UniversalOptions{Addrs: o.Addrs, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig, IsClusterMode: true}
-	case asynq.RedisFailoverClientOpt:
-		return &redis.UniversalOptions{Addrs: o.SentinelAddrs, MasterName: o.MasterName, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig}
-	}
-	t.Fatalf("unexpected Asynq option %T", opt)
-	return nil
-}
-
 func TestEmbeddedExpiresKeys(t *testing.T) {
 	ctx := context.Background()
 	c, err := Connect(ctx, "")
@@ -248,5 +165,33 @@ func TestEmbeddedExpiresKeys(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n, err := c.Client.Exists(ctx, "short").Result(); err != nil || n != 0 {
 		t.Errorf("EXISTS short after its TTL = %d, %v; want 0 (embedded Redis must expire keys by the clock)", n, err)
+	}
+}
+
+func TestURLForDB(t *testing.T) {
+	tests := []struct {
+		url  string
+		db   int
+		want string
+	}{
+		{"redis://localhost:6379", 3, "redis://localhost:6379/3"},
+		{"redis://u:p@ss/w@h:1/4", 0, "redis://u:p@ss/w@h:1/0"},
+		{"rediss://:pw@h:1/2", 5, "rediss://:pw@h:1/5"},
+		{"redis-cluster://h1:1,h2:2/0", 0, "redis-cluster://h1:1,h2:2/0"},
+		{"redis-sentinel://pw@s1,s2/m/2", 7, "redis-sentinel://pw@s1,s2/m/7"},
+		{"redis-sentinel://u:pw@s1/m", 1, "redis-sentinel://u:pw@s1/m/1"},
+	}
+	for _, tt := range tests {
+		if got, err := URLForDB(tt.url, tt.db); err != nil || got != tt.want {
+			t.Errorf("URLForDB(%q, %d) = %q, %v; want %q", tt.url, tt.db, got, err, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		url string
+		db  int
+	}{{"redis-cluster://h1:1", 1}, {"redis://h:1", -1}, {"redis://h:1/x", 0}, {"", 0}} {
+		if got, err := URLForDB(tt.url, tt.db); err == nil {
+			t.Errorf("URLForDB(%q, %d) = %q; want an error", tt.url, tt.db, got)
+		}
 	}
 }

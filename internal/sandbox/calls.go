@@ -646,9 +646,7 @@ func snake(s string) string {
 // Control: POST /calls/{sid}/digits {"digits":"482913#"}. Digits are kept
 // until a <Gather> consumes them, so they may be sent before it starts.
 func (e *Emulator) handleDigits(w http.ResponseWriter, req *http.Request) {
-	var body struct {
-		Digits string `json:"digits"`
-	}
+	var body digitsRequest
 	if err := decodeJSON(req, &body); err != nil {
 		controlError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
@@ -676,10 +674,7 @@ func (e *Emulator) handleDigits(w http.ResponseWriter, req *http.Request) {
 
 // Control: POST /calls/incoming {"from","to"}: a PSTN caller dials our number.
 func (e *Emulator) handleIncomingCall(w http.ResponseWriter, req *http.Request) {
-	var body struct {
-		From string `json:"from"`
-		To   string `json:"to"`
-	}
+	var body incomingCallRequest
 	if err := decodeJSON(req, &body); err != nil {
 		controlError(w, http.StatusBadRequest, "body: "+err.Error())
 		return

@@ -31,16 +31,16 @@ const (
 // (or would have, when the resource has no callback URL: URL is then empty), a
 // TwiML fetch, or a TwiML verb it executed.
 type Event struct {
-	Seq    int        // 1-based, in recording order
-	At     time.Time  // when it was recorded
-	Kind   string     // Kind… constant
-	Name   string     // event name within the kind
-	SID    string     // RM…, CA… or SM…
-	Method string     // HTTP method used, "" when nothing was sent
-	URL    string     // URL requested (fragment removed; for GET with the parameters)
-	Params url.Values // parameters sent
-	Status int        // HTTP status our app answered; 0 when not delivered
-	Err    string     // delivery error, if any
+	Seq    int        `json:"seq"`              // 1-based, in recording order
+	At     time.Time  `json:"at"`               // when it was recorded
+	Kind   string     `json:"kind"`             // Kind… constant
+	Name   string     `json:"name"`             // event name within the kind
+	SID    string     `json:"sid"`              // RM…, CA… or SM…
+	Method string     `json:"method,omitempty"` // HTTP method used, "" when nothing was sent
+	URL    string     `json:"url,omitempty"`    // URL requested (fragment removed; for GET with the parameters)
+	Params url.Values `json:"params,omitempty"` // parameters sent
+	Status int        `json:"status,omitempty"` // HTTP status our app answered; 0 when not delivered
+	Err    string     `json:"error,omitempty"`  // delivery error, if any
 }
 
 // Events returns a copy of everything recorded so far, in order.

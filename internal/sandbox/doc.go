@@ -13,6 +13,10 @@
 //   - an inspection API (GET /calls, /messages, /rooms, /events) that masks
 //     nothing: it is test data, and it exists only in sandbox mode.
 //
+// Client (NewClient) is the typed Go client for the control and inspection
+// API; it decodes into the same view types the handlers serve (CallView,
+// MessageView, RoomView, ParticipantView, Event, IncomingSMSResult).
+//
 // # Routing and the /sandbox prefix
 //
 // Routing is by path alone; the Host header is ignored. Paths starting with

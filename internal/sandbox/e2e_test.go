@@ -1,7 +1,7 @@
 package sandbox_test
 
 import (
-	"errors"
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 )
@@ -71,15 +70,20 @@ func TestRoomLifecycle(t *testing.T) {
 		t.Errorf("FetchRoom(name) = %+v, %v; want %s", got, err, room.SID)
 	}
 
-	joined := e.control(http.MethodPost, "/rooms/visit-V-1/participants", map[string]string{"identity": "pat-1", "kind": "browser"}, http.StatusCreated)
+	joined, err := e.ctl.JoinAs(ctx, "visit-V-1", "pat-1", sandbox.ParticipantBrowser)
+	if err != nil {
+		t.Fatal(err)
+	}
 	conn := e.app.waitHit("participant-connected", videoEvent("participant-connected", room.SID))
-	if conn.Form.Get("ParticipantIdentity") != "pat-1" || conn.Form.Get("ParticipantSid") != joined["sid"] ||
+	if conn.Form.Get("ParticipantIdentity") != "pat-1" || conn.Form.Get("ParticipantSid") != joined.SID ||
 		conn.Form.Get("ParticipantStatus") != "connected" {
-		t.Errorf("participant-connected = %v; want pat-1 %v connected", conn.Form, joined["sid"])
+		t.Errorf("participant-connected = %v; want pat-1 %v connected", conn.Form, joined.SID)
 	}
 	e.app.waitHit("video track", func(h hit) bool { return videoEvent("track-added", room.SID)(h) && h.Form.Get("TrackKind") == "video" })
 
-	e.control(http.MethodDelete, "/rooms/visit-V-1/participants/pat-1", nil, http.StatusOK)
+	if _, err := e.ctl.Leave(ctx, "visit-V-1", "pat-1"); err != nil {
+		t.Fatal(err)
+	}
 	left := e.app.waitHit("participant-disconnected", videoEvent("participant-disconnected", room.SID))
 	if left.Form.Get("ParticipantDuration") == "" || left.Form.Get("ParticipantStatus") != "disconnected" {
 		t.Errorf("participant-disconnected = %v; want ParticipantDuration and status disconnected", left.Form)
@@ -132,7 +136,9 @@ func TestEndRoomDisconnectsEveryoneFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"dr-lee", "pat-1"} {
-		e.control(http.MethodPost, "/rooms/visit-E/participants", map[string]string{"identity": id}, http.StatusCreated)
+		if _, err := e.ctl.Join(ctx, "visit-E", id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := e.api.EndRoom(ctx, room.SID); err != nil {
 		t.Fatalf("EndRoom: %v", err)
@@ -223,19 +229,14 @@ func TestInterpreterCallIsBridgedIntoRoom(t *testing.T) {
 	}
 
 	// The inspection API shows it all, unmasked.
-	calls := e.control(http.MethodGet, "/calls", nil, http.StatusOK)["calls"].([]any)
-	got := calls[0].(map[string]any)
-	if got["to"] != "+15551230003" || got["status"] != "completed" || !strings.Contains(strings.Join(toStrings(got["log"]), "\n"), "ww1ww4#") {
-		t.Errorf("GET /calls = %v; want the call with its number, status and log", got)
+	calls, err := e.ctl.Calls(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-func toStrings(v any) []string {
-	var out []string
-	for _, x := range v.([]any) {
-		out = append(out, x.(string))
+	if len(calls) == 0 || calls[0].To != "+15551230003" || calls[0].Status != "completed" ||
+		!strings.Contains(strings.Join(calls[0].Log, "\n"), "ww1ww4#") {
+		t.Errorf("GET /calls = %+v; want the call with its number, status and log", calls)
 	}
-	return out
 }
 
 func TestConnectToMissingRoomGoesOn(t *testing.T) {
@@ -395,7 +396,7 @@ func TestSMSRejected(t *testing.T) {
 	e := newEnv(t)
 	for to, code := range map[string]int{"+15005550001": 21211, "+15005550004": 21610, "+15005550009": 21614, "5551234": 21211} {
 		_, err := e.api.SendSMS(e.ctx(), twilioapi.SendSMSParams{To: to, Body: "hi"})
-		if twilioapi.Code(err) != code || !twilioapi.Permanent(err) || !errors.Is(err, asynq.SkipRetry) {
+		if twilioapi.Code(err) != code || !twilioapi.Permanent(err) {
 			t.Errorf("SendSMS(%s) error = %v; want permanent %d", to, err, code)
 		}
 		if err != nil && strings.Contains(err.Error(), strings.TrimPrefix(to, "+")) {
@@ -422,14 +423,19 @@ func TestIncomingCallGathersPIN(t *testing.T) {
 		return `<Response><Connect><Room participantIdentity="pat-2">visit-V-2</Room></Connect></Response>`
 	})
 
-	in := e.control(http.MethodPost, "/calls/incoming", map[string]string{"from": "+15551230002"}, http.StatusCreated)
-	sid := in["sid"].(string)
+	in, err := e.ctl.IncomingCall(ctx, "+15551230002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := in.SID
 	incoming := e.app.waitHit("incoming webhook", func(h hit) bool { return h.Path == "/twilio/voice/incoming" })
 	if incoming.Form.Get("CallSid") != sid || incoming.Form.Get("Direction") != "inbound" ||
 		incoming.Form.Get("CallStatus") != "ringing" || incoming.Form.Get("To") != ourNumber || incoming.Form.Get("From") != "+15551230002" {
 		t.Errorf("incoming webhook = %v; want the inbound call, ringing", incoming.Form)
 	}
-	e.control(http.MethodPost, "/calls/"+sid+"/digits", map[string]string{"digits": "482913#"}, http.StatusAccepted)
+	if _, err := e.ctl.Digits(ctx, sid, "482913#"); err != nil {
+		t.Fatal(err)
+	}
 
 	pin := e.app.waitHit("PIN", func(h hit) bool { return h.Path == "/twilio/voice/pin" })
 	if pin.Form.Get("Digits") != "482913" || pin.Query.Get("attempt") != "1" || pin.Form.Get("CallStatus") != "in-progress" {
@@ -454,7 +460,11 @@ func TestGatherWithoutInputFallsThrough(t *testing.T) {
 	e.app.answer("/twilio/voice/incoming", func(url.Values) string {
 		return `<Response><Gather numDigits="6" timeout="1"><Say>Enter your PIN</Say></Gather><Say>Goodbye</Say></Response>`
 	})
-	sid := e.control(http.MethodPost, "/calls/incoming", map[string]string{"from": "+15551230002"}, http.StatusCreated)["sid"].(string)
+	in, err := e.ctl.IncomingCall(e.ctx(), "+15551230002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := in.SID
 	g := e.waitEvent("gather without input", func(ev sandbox.Event) bool {
 		return verb(sid, "Gather")(ev) && ev.Params.Get("result") == "no input"
 	})
@@ -468,18 +478,23 @@ func TestIncomingSMS(t *testing.T) {
 	e.app.answer("/twilio/sms/incoming", func(f url.Values) string {
 		return `<Response><Message>You are unsubscribed.</Message></Response>`
 	})
-	out := e.control(http.MethodPost, "/messages/incoming", map[string]string{"from": "+15551230002", "body": "STOP"}, http.StatusCreated)
+	out, err := e.ctl.IncomingSMS(e.ctx(), "+15551230002", "STOP")
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := e.app.waitHit("incoming sms", func(h hit) bool { return h.Path == "/twilio/sms/incoming" })
 	if h.Form.Get("Body") != "STOP" || h.Form.Get("From") != "+15551230002" || !strings.HasPrefix(h.Form.Get("MessageSid"), "SM") {
 		t.Errorf("incoming SMS webhook = %v", h.Form)
 	}
-	replies, _ := out["replies"].([]any)
-	if out["webhook_status"] != float64(200) || len(replies) != 1 || replies[0].(map[string]any)["body"] != "You are unsubscribed." {
-		t.Errorf("POST /messages/incoming = %v; want status 200 and the reply", out)
+	if out.WebhookStatus != 200 || len(out.Replies) != 1 || out.Replies[0].Body != "You are unsubscribed." {
+		t.Errorf("POST /messages/incoming = %+v; want status 200 and the reply", out)
 	}
-	msgs := e.control(http.MethodGet, "/messages", nil, http.StatusOK)["messages"].([]any)
-	if len(msgs) != 2 {
-		t.Errorf("GET /messages = %v; want the inbound SMS and the reply", msgs)
+	msgs, err := e.ctl.Messages(e.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 || msgs[0].Direction != "inbound" || msgs[1].Direction != "outbound-reply" {
+		t.Errorf("GET /messages = %+v; want the inbound SMS and the reply", msgs)
 	}
 }
 
@@ -511,7 +526,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	_, _ = e.api.CreateRoom(e.ctx(), twilioapi.CreateRoomParams{UniqueName: "x"})
 	e.emu.Close() // must return although a call is pausing and a room timer is armed
-	if got, _ := e.restForm(http.MethodGet, "/calls", nil, "", ""); got != http.StatusServiceUnavailable {
-		t.Errorf("GET /calls after Close = %d; want 503", got)
+	if _, err := e.ctl.Calls(context.Background()); sandbox.StatusCode(err) != http.StatusServiceUnavailable {
+		t.Errorf("GET /calls after Close: %v; want 503", err)
 	}
 }

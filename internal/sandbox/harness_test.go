@@ -1,9 +1,7 @@
 package sandbox_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -153,6 +151,7 @@ type env struct {
 	emu  *sandbox.Emulator
 	base string // the emulator's base URL, "…/sandbox"
 	api  *twilioapi.Client
+	ctl  *sandbox.Client // the control/inspection API
 	app  *app
 }
 
@@ -185,36 +184,14 @@ func newEnv(t *testing.T, tweak ...func(*sandbox.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, emu: emu, base: srv.URL + "/sandbox", api: api, app: a}
+	return &env{t: t, emu: emu, base: srv.URL + "/sandbox", api: api,
+		ctl: sandbox.NewClient(srv.URL+"/sandbox", srv.Client()), app: a}
 }
 
 func (e *env) ctx() context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	e.t.Cleanup(cancel)
 	return ctx
-}
-
-// control calls the control/inspection API and decodes its JSON answer.
-func (e *env) control(method, path string, body any, wantStatus int) map[string]any {
-	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, e.base+path, rd)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(raw, &out)
-	if resp.StatusCode != wantStatus {
-		e.t.Fatalf("%s %s = %d %s; want %d", method, path, resp.StatusCode, raw, wantStatus)
-	}
-	return out
 }
 
 // waitEvent awaits an emulator event.

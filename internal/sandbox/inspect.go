@@ -2,15 +2,19 @@ package sandbox
 
 import (
 	"net/http"
-	"net/url"
 	"sort"
 	"time"
 )
 
 // The inspection API shows everything unmasked: it is sandbox test data and
-// exists only in sandbox mode.
+// exists only in sandbox mode. The view types below are what it serves (and
+// what the control API answers); Client decodes into the same types.
 
-type callView struct {
+// CallView is a call as GET /calls shows it (and POST /calls/incoming and
+// POST /calls/{sid}/digits answer). Direction is "outbound-api" for calls
+// placed through the REST API, "inbound" for POST /calls/incoming. Log is
+// the call's history in words (verbs run, DTMF played or received…).
+type CallView struct {
 	SID                  string     `json:"sid"`
 	Direction            string     `json:"direction"`
 	From                 string     `json:"from"`
@@ -31,7 +35,10 @@ type callView struct {
 	Log                  []string   `json:"log"`
 }
 
-type messageView struct {
+// MessageView is an SMS as GET /messages shows it. Direction is
+// "outbound-api" (sent through the REST API), "inbound" (POST
+// /messages/incoming) or "outbound-reply" (a <Message> our webhook answered).
+type MessageView struct {
 	SID            string    `json:"sid"`
 	Direction      string    `json:"direction"`
 	From           string    `json:"from"`
@@ -44,7 +51,9 @@ type messageView struct {
 	CreatedAt      time.Time `json:"created_at"`
 }
 
-type roomView struct {
+// RoomView is a Video room as GET /rooms shows it, with every participant
+// it has had (connected or not), in joining order.
+type RoomView struct {
 	SID               string            `json:"sid"`
 	UniqueName        string            `json:"unique_name"`
 	Type              string            `json:"type"`
@@ -55,10 +64,15 @@ type roomView struct {
 	MaxParticipants   int               `json:"max_participants"`
 	CreatedAt         time.Time         `json:"created_at"`
 	EndedAt           *time.Time        `json:"ended_at"`
-	Participants      []participantView `json:"participants"`
+	Participants      []ParticipantView `json:"participants"`
 }
 
-type participantView struct {
+// ParticipantView is a room participant. Kind is "browser" or "phone";
+// Status "connected" or "disconnected"; Tracks are "kind:sid" of the tracks
+// it published ("audio:MT…", plus "video:MT…" for a browser unless the room
+// is audio-only); CallSID is set
+// for a call bridged with <Connect><Room>.
+type ParticipantView struct {
 	SID            string     `json:"sid"`
 	Identity       string     `json:"identity"`
 	Kind           string     `json:"kind"`
@@ -77,8 +91,8 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // callView shows c. e.mu must be held.
-func (e *Emulator) callView(c *call) callView {
-	v := callView{
+func (e *Emulator) callView(c *call) CallView {
+	v := CallView{
 		SID: c.sid, Direction: c.direction, From: c.from, To: c.to, Status: c.status,
 		AnsweredBy: c.answeredBy, StatusCallback: c.statusCallback,
 		URL: c.src.url, Twiml: c.src.twiml, SendDigits: c.sendDigits, PendingDigits: c.digits,
@@ -97,8 +111,8 @@ func (e *Emulator) callView(c *call) callView {
 }
 
 // messageView shows m. e.mu must be held.
-func (e *Emulator) messageView(m *message) messageView {
-	return messageView{
+func (e *Emulator) messageView(m *message) MessageView {
+	return MessageView{
 		SID: m.sid, Direction: m.direction, From: m.from, To: m.to, Body: m.body,
 		Status: m.status, ErrorCode: m.errCode, Service: m.service,
 		StatusCallback: m.statusCallback, CreatedAt: m.created,
@@ -106,8 +120,8 @@ func (e *Emulator) messageView(m *message) messageView {
 }
 
 // participantView shows p. e.mu must be held.
-func (e *Emulator) participantView(p *participant) participantView {
-	v := participantView{
+func (e *Emulator) participantView(p *participant) ParticipantView {
+	v := ParticipantView{
 		SID: p.sid, Identity: p.identity, Kind: p.kind, Status: p.status, CallSID: p.callSID,
 		ConnectedAt: p.connected, DisconnectedAt: timePtr(p.ended), Tracks: []string{},
 	}
@@ -118,12 +132,12 @@ func (e *Emulator) participantView(p *participant) participantView {
 }
 
 // roomView shows r. e.mu must be held.
-func (e *Emulator) roomView(r *room) roomView {
-	v := roomView{
+func (e *Emulator) roomView(r *room) RoomView {
+	v := RoomView{
 		SID: r.sid, UniqueName: r.uniqueName, Type: r.typ, Status: r.status,
 		StatusCallback: r.statusCallback, EmptyRoomTimeout: r.emptyTimeout,
 		UnusedRoomTimeout: r.unusedTimeout, MaxParticipants: r.maxParticipants,
-		CreatedAt: r.created, EndedAt: timePtr(r.ended), Participants: []participantView{},
+		CreatedAt: r.created, EndedAt: timePtr(r.ended), Participants: []ParticipantView{},
 	}
 	for _, p := range r.participants {
 		v.Participants = append(v.Participants, e.participantView(p))
@@ -131,61 +145,66 @@ func (e *Emulator) roomView(r *room) roomView {
 	return v
 }
 
+// The inspection API's list answers: {"calls": […]}, {"messages": […]},
+// {"rooms": […]}, {"events": […]}, each in creation (recording) order.
+type callList struct {
+	Calls []CallView `json:"calls"`
+}
+
+type messageList struct {
+	Messages []MessageView `json:"messages"`
+}
+
+type roomList struct {
+	Rooms []RoomView `json:"rooms"`
+}
+
+type eventList struct {
+	Events []Event `json:"events"`
+}
+
 // Inspect: GET /calls
 func (e *Emulator) handleListCalls(w http.ResponseWriter, _ *http.Request) {
 	e.mu.Lock()
-	list := []callView{}
+	list := callList{Calls: []CallView{}}
 	for _, c := range e.calls {
-		list = append(list, e.callView(c))
+		list.Calls = append(list.Calls, e.callView(c))
 	}
 	e.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"calls": list})
+	writeJSON(w, http.StatusOK, list)
 }
 
 // Inspect: GET /messages
 func (e *Emulator) handleListMessages(w http.ResponseWriter, _ *http.Request) {
 	e.mu.Lock()
-	list := []messageView{}
+	list := messageList{Messages: []MessageView{}}
 	for _, m := range e.messages {
-		list = append(list, e.messageView(m))
+		list.Messages = append(list.Messages, e.messageView(m))
 	}
 	e.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"messages": list})
+	writeJSON(w, http.StatusOK, list)
 }
 
 // Inspect: GET /rooms
 func (e *Emulator) handleListRooms(w http.ResponseWriter, _ *http.Request) {
 	e.mu.Lock()
-	list := []roomView{}
+	list := roomList{Rooms: []RoomView{}}
 	for _, r := range e.rooms {
-		list = append(list, e.roomView(r))
+		list.Rooms = append(list.Rooms, e.roomView(r))
 	}
 	e.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"rooms": list})
-}
-
-type eventView struct {
-	Seq    int        `json:"seq"`
-	At     time.Time  `json:"at"`
-	Kind   string     `json:"kind"`
-	Name   string     `json:"name"`
-	SID    string     `json:"sid"`
-	Method string     `json:"method,omitempty"`
-	URL    string     `json:"url,omitempty"`
-	Params url.Values `json:"params,omitempty"`
-	Status int        `json:"status,omitempty"`
-	Err    string     `json:"error,omitempty"`
+	writeJSON(w, http.StatusOK, list)
 }
 
 // Inspect: GET /events[?sid=]
 func (e *Emulator) handleListEvents(w http.ResponseWriter, r *http.Request) {
 	sid := r.URL.Query().Get("sid")
-	list := []eventView{}
+	list := eventList{Events: []Event{}}
 	for _, ev := range e.Events() {
 		if sid != "" && ev.SID != sid {
 			continue
 		}
-		list = append(list, eventView(ev))
+		list.Events = append(list.Events, ev)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": list})
+	writeJSON(w, http.StatusOK, list)
 }

@@ -216,11 +216,7 @@ func validSID(s, prefix string) bool {
 // number. The webhook is called synchronously; <Message> replies in its TwiML
 // are recorded as outbound-reply messages and returned.
 func (e *Emulator) handleIncomingSMS(w http.ResponseWriter, req *http.Request) {
-	var in struct {
-		From string `json:"from"`
-		To   string `json:"to"`
-		Body string `json:"body"`
-	}
+	var in incomingSMSRequest
 	if err := decodeJSON(req, &in); err != nil {
 		controlError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
@@ -253,11 +249,10 @@ func (e *Emulator) handleIncomingSMS(w http.ResponseWriter, req *http.Request) {
 	}
 	status, body, err := e.deliver(request{kind: KindSMSIncoming, name: "received", sid: m.sid,
 		url: e.opts.IncomingSMSURL, params: params})
-	out := map[string]any{"webhook_status": status}
+	out := IncomingSMSResult{WebhookStatus: status}
 	if err != nil {
-		out["webhook_error"] = err.Error()
+		out.WebhookError = err.Error()
 	}
-	var replies []messageView
 	if err == nil && len(body) > 0 {
 		for _, text := range smsReplies(body) {
 			e.mu.Lock()
@@ -266,14 +261,13 @@ func (e *Emulator) handleIncomingSMS(w http.ResponseWriter, req *http.Request) {
 				body: text, status: "delivered", created: now, updated: now, sent: now}
 			e.messages = append(e.messages, r)
 			e.msgBy[r.sid] = r
-			replies = append(replies, e.messageView(r))
+			out.Replies = append(out.Replies, e.messageView(r))
 			e.mu.Unlock()
 		}
 	}
 	e.mu.Lock()
-	out["message"] = e.messageView(m)
+	out.Message = e.messageView(m)
 	e.mu.Unlock()
-	out["replies"] = replies
 	writeJSON(w, http.StatusCreated, out)
 }
 

@@ -453,10 +453,7 @@ func (e *Emulator) participantJSON(r *room, p *participant) participantJSON {
 
 // Control: POST /rooms/{name}/participants {"identity","kind"}
 func (e *Emulator) handleJoinRoom(w http.ResponseWriter, req *http.Request) {
-	var body struct {
-		Identity string `json:"identity"`
-		Kind     string `json:"kind"`
-	}
+	var body joinRequest
 	if err := decodeJSON(req, &body); err != nil {
 		controlError(w, http.StatusBadRequest, "body: "+err.Error())
 		return

@@ -191,7 +191,9 @@ func TestRESTAnswersMatchOpenAPI(t *testing.T) {
 	room := post("/v1/Rooms", url.Values{"UniqueName": {"visit-S-1"}, "Type": {"group"},
 		"StatusCallback": {e.app.url("/twilio/video/status")}, "UnusedRoomTimeout": {"60"}}, http.StatusCreated)
 	roomSID, _ := room["sid"].(string)
-	e.control(http.MethodPost, "/rooms/visit-S-1/participants", map[string]string{"identity": "pat-1"}, http.StatusCreated)
+	if _, err := e.ctl.Join(e.ctx(), "visit-S-1", "pat-1"); err != nil {
+		t.Fatal(err)
+	}
 	parts := get("/v1/Rooms/" + roomSID + "/Participants")
 	partSID := ""
 	if list, _ := parts["participants"].([]any); len(list) == 1 {

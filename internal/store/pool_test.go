@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/visit"
 )
@@ -21,7 +22,7 @@ import (
 // "connection pool timeout").
 func TestUpdatesWithJobsDoNotStarveThePool(t *testing.T) {
 	ctx := context.Background()
-	url := redisx.ForTest(t)
+	url := redistest.ForTest(t)
 	conn, err := redisx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/visit"
 )
@@ -20,14 +21,14 @@ func TestRoundTripThroughSentinel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a master and a sentinel")
 	}
-	master := redisx.StartServer(t, "--requirepass", "s3cret")
+	master := redistest.StartServer(t, "--requirepass", "s3cret")
 	conf := t.TempDir() + "/sentinel.conf"
 	_, port, _ := strings.Cut(master.Addr(), ":")
 	body := fmt.Sprintf("sentinel monitor vfmaster 127.0.0.1 %s 1\nsentinel auth-pass vfmaster s3cret\n", port)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sentinel := redisx.StartServer(t, conf, "--sentinel")
+	sentinel := redistest.StartServer(t, conf, "--sentinel")
 	ctx := context.Background()
 	conn, err := redisx.Connect(ctx, "redis-sentinel://s3cret@"+sentinel.Addr()+"/vfmaster/3")
 	if err != nil {
@@ -49,7 +50,7 @@ func TestRoundTripThroughSentinel(t *testing.T) {
 	if err != nil || ch.Visit.State() != visit.Waiting {
 		t.Fatalf("Update() = %v, %v; want the patient waiting", ch.Visit, err)
 	}
-	if _, err := s.Update(ctx, "V-sentinel", "tok-1", func(*visit.Visit) error { return nil }); !errors.Is(err, store.ErrDuplicate) {
+	if _, err := s.Update(ctx, "V-sentinel", "tok-1", func(*visit.Visit) error { return nil }); !errors.Is(err, visit.ErrDuplicate) {
 		t.Fatalf("the same idempotency token again = %v; want ErrDuplicate", err)
 	}
 	got, err := s.Get(ctx, "V-sentinel")

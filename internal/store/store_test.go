@@ -10,20 +10,28 @@ import (
 	"time"
 
 	"github.com/visitflow/visitflow/internal/redisx"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
-func TestMain(m *testing.M) { os.Exit(redisx.MainWithRedis(m)) }
+func TestMain(m *testing.M) { os.Exit(redistest.MainWithRedis(m)) }
 
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
-	conn, err := redisx.Connect(context.Background(), redisx.ForTest(t))
+	s, _ := newStoreOn(t)
+	return s
+}
+
+// newStoreOn is newStore with its Redis connection, for a second store on it.
+func newStoreOn(t *testing.T) (*store.Store, *redisx.Conn) {
+	t.Helper()
+	conn, err := redisx.Connect(context.Background(), redistest.ForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return store.New(conn.Client)
+	return store.New(conn.Client), conn
 }
 
 var t0 = time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
@@ -66,7 +74,7 @@ func TestCreateIsOnceAndIndexed(t *testing.T) {
 
 func TestUpdateDropsDuplicateTokensAndConcurrentWritesAllLand(t *testing.T) {
 	ctx := context.Background()
-	s := newStore(t)
+	s, conn := newStoreOn(t)
 	if _, _, err := s.Create(ctx, newVisit("V-2", t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -81,11 +89,11 @@ func TestUpdateDropsDuplicateTokensAndConcurrentWritesAllLand(t *testing.T) {
 	if _, err := s.Update(ctx, "V-2", "tok-1", apply("PA0")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Update(ctx, "V-2", "tok-1", apply("PA-other")); !errors.Is(err, store.ErrDuplicate) {
+	if _, err := s.Update(ctx, "V-2", "tok-1", apply("PA-other")); !errors.Is(err, visit.ErrDuplicate) {
 		t.Fatalf("Update() with a used token = %v; want ErrDuplicate", err)
 	}
 	// Two stores on one Redis stand for two web replicas.
-	other := store.New(s.Redis())
+	other := store.New(conn.Client)
 	var wg sync.WaitGroup
 	for i := 1; i <= 40; i++ {
 		wg.Add(1)
@@ -117,7 +125,7 @@ func TestUpdateDropsDuplicateTokensAndConcurrentWritesAllLand(t *testing.T) {
 func TestUpdateUnknownVisit(t *testing.T) {
 	s := newStore(t)
 	_, err := s.Update(context.Background(), "nope", "", func(*visit.Visit) error { return nil })
-	if !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, visit.ErrNotFound) {
 		t.Fatalf("Update(unknown) = %v; want ErrNotFound", err)
 	}
 }
@@ -151,7 +159,7 @@ func TestListPagesNewestFirstAndFilters(t *testing.T) {
 	var seen []string
 	cursor := ""
 	for page := 0; page < 10; page++ {
-		vs, next, err := s.List(ctx, store.ListQuery{Limit: 2, Cursor: cursor})
+		vs, next, err := s.List(ctx, visit.ListQuery{Limit: 2, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,11 +184,11 @@ func TestListPagesNewestFirstAndFilters(t *testing.T) {
 	if seen[0] != "V-6" {
 		t.Fatalf("first listed = %s; want the newest schedule V-6", seen[0])
 	}
-	vs, _, err := s.List(ctx, store.ListQuery{Limit: 10, State: visit.Cancelled})
+	vs, _, err := s.List(ctx, visit.ListQuery{Limit: 10, State: visit.Cancelled})
 	if err != nil || len(vs) != 1 || vs[0].ID != "V-3" {
 		t.Fatalf("List(state=cancelled) = %v, %v; want V-3", vs, err)
 	}
-	vs, _, _ = s.List(ctx, store.ListQuery{Limit: 10, From: t0.Add(2 * time.Hour), To: t0.Add(3 * time.Hour)})
+	vs, _, _ = s.List(ctx, visit.ListQuery{Limit: 10, From: t0.Add(2 * time.Hour), To: t0.Add(3 * time.Hour)})
 	if len(vs) != 3 {
 		t.Fatalf("List(from,to) returned %d; want 3", len(vs))
 	}

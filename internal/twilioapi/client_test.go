@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 	"go.uber.org/zap/zaptest"
@@ -411,8 +410,8 @@ func TestErrorClassification(t *testing.T) {
 				t.Errorf("error = %+v; want op %q status %d code %d retryable %v", te, tt.op, tt.status, tt.code, tt.retryable)
 			}
 			if twilioapi.Retryable(err) != tt.retryable || twilioapi.Permanent(err) == tt.retryable ||
-				errors.Is(err, asynq.SkipRetry) == tt.retryable || twilioapi.Code(err) != tt.code {
-				t.Errorf("Retryable/Permanent/SkipRetry/Code disagree for %v", err)
+				twilioapi.Code(err) != tt.code {
+				t.Errorf("Retryable/Permanent/Code disagree for %v", err)
 			}
 			if strings.Contains(err.Error(), tt.hidden) || strings.Contains(te.Message, tt.hidden) {
 				t.Errorf("error %q shows the phone number", err)

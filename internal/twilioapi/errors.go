@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/hibiken/asynq"
 	"github.com/twilio/twilio-go/client"
 )
 
@@ -48,15 +47,6 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, " (status %d)", e.Status)
 	}
 	return b.String()
-}
-
-// Unwrap makes a permanent error match asynq.SkipRetry, so a task handler
-// that returns it (wrapped or not) is not retried.
-func (e *Error) Unwrap() error {
-	if e.Retryable {
-		return nil
-	}
-	return asynq.SkipRetry
 }
 
 // Retryable reports whether err is a Twilio failure worth retrying with

@@ -1,10 +1,7 @@
 package twilioapi
 
 import (
-	"errors"
 	"testing"
-
-	"github.com/hibiken/asynq"
 )
 
 func TestRedactPhones(t *testing.T) {
@@ -43,8 +40,8 @@ func TestErrorString(t *testing.T) {
 		if got := tt.err.Error(); got != tt.want {
 			t.Errorf("Error() = %q; want %q", got, tt.want)
 		}
-		if got := errors.Is(tt.err, asynq.SkipRetry); got == tt.err.Retryable {
-			t.Errorf("errors.Is(%v, asynq.SkipRetry) = %v; want %v", tt.err, got, !tt.err.Retryable)
+		if got := Permanent(tt.err); got == tt.err.Retryable {
+			t.Errorf("Permanent(%v) = %v; want %v", tt.err, got, !tt.err.Retryable)
 		}
 	}
 }

@@ -107,11 +107,11 @@ func (v *Visit) RoomEnded(t time.Time) bool { return setOnce(&v.Facts.RoomEndedA
 // Cancel records the cancellation. A visit that already finished cannot be
 // cancelled (ErrInvalidChange); cancelling twice is a no-op returning false.
 func (v *Visit) Cancel(t time.Time) (bool, error) {
-	switch s := v.State(); s {
+	switch v.State() {
 	case Cancelled:
 		return false, nil
 	case Completed:
-		return false, fmt.Errorf("%w: cannot cancel a %s visit", ErrInvalidChange, s)
+		return false, v.Refuse("cancel")
 	}
 	return setOnce(&v.Facts.CancelledAt, t), nil
 }
@@ -122,8 +122,9 @@ func (v *Visit) NoShowDeadlinePassed(t time.Time) bool { return setOnce(&v.Facts
 // State is the visit's state derived from all facts recorded so far.
 func (v *Visit) State() State { return v.StateAt(now) }
 
-// Finished reports whether the visit has reached a state where nothing more
-// is scheduled for it (completed, no-show with the room ended, cancelled).
+// Finished reports whether the visit is over: completed, cancelled, or a
+// no-show whose room has ended. A finished visit gets no room, token,
+// invite, interpreter or dial-in, and nothing more is scheduled for it.
 func (v *Visit) Finished() bool {
 	switch v.State() {
 	case Completed, Cancelled:
@@ -132,6 +133,20 @@ func (v *Visit) Finished() bool {
 		return v.Facts.RoomEndedAt != nil
 	}
 	return false
+}
+
+// Refuse is the error for an action the visit's state does not allow,
+// naming the state: "cannot reschedule a waiting visit".
+func (v *Visit) Refuse(action string) error {
+	return fmt.Errorf("%w: cannot %s a %s visit", ErrInvalidChange, action, v.State())
+}
+
+// RefuseIfFinished refuses action on a finished visit (see Finished).
+func (v *Visit) RefuseIfFinished(action string) error {
+	if v.Finished() {
+		return v.Refuse(action)
+	}
+	return nil
 }
 
 // StateAt derives the state from the facts that had happened by t. It is the

@@ -27,12 +27,3 @@ func ParseState(s string) (State, bool) {
 	}
 	return "", false
 }
-
-// Open reports whether people can still join the visit's room.
-func (s State) Open() bool {
-	switch s {
-	case Completed, Cancelled:
-		return false
-	}
-	return true
-}

@@ -8,7 +8,7 @@
 package visit
 
 import (
-	"fmt"
+	"errors"
 	"regexp"
 	"time"
 )
@@ -75,7 +75,7 @@ type DialIn struct {
 // InterpreterLeg is the outbound call to an interpreter line.
 type InterpreterLeg struct {
 	Line        string     `json:"line"`
-	State       string     `json:"state"`
+	State       LegState   `json:"state"`
 	CallSID     string     `json:"call_sid,omitempty"`
 	Attempts    int        `json:"attempts"`
 	RequestedAt time.Time  `json:"requested_at"`
@@ -222,5 +222,33 @@ type Job struct {
 	Delete bool `json:"delete,omitempty"`
 }
 
-// ErrInvalidChange is wrapped by changes the state does not allow (API: 422).
-var ErrInvalidChange = fmt.Errorf("visit: change not allowed in this state")
+// Errors every layer shares: the store returns them, workflows wrap them,
+// the HTTP edge translates them.
+var (
+	// ErrInvalidChange is wrapped by changes the state does not allow (API: 422).
+	ErrInvalidChange = errors.New("visit: change not allowed in this state")
+	// ErrNotFound: no visit (or invite) with that id (API: 404).
+	ErrNotFound = errors.New("visit: not found")
+	// ErrDuplicate: a callback whose idempotency token was already applied.
+	ErrDuplicate = errors.New("visit: duplicate delivery")
+	// ErrBadCursor: a list cursor this service did not make (API: 400).
+	ErrBadCursor = errors.New("visit: invalid cursor")
+)
+
+// ListQuery selects visits by schedule time, newest first.
+type ListQuery struct {
+	From, To time.Time // zero: unbounded
+	State    State
+	Cursor   string // opaque, from a previous page
+	Limit    int
+}
+
+// Change is the outcome of one committed update.
+type Change struct {
+	Visit *Visit
+	// Jobs are the outbox entries the change wrote; hand them to Asynq and
+	// then acknowledge them.
+	Jobs []Job
+	// Unchanged is true when the update changed nothing (a duplicate fact).
+	Unchanged bool
+}

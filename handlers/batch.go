@@ -8,37 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/visitflow/visitflow/internal/visit"
-	"github.com/visitflow/visitflow/twiml"
 	"github.com/visitflow/visitflow/workflows"
+	"go.uber.org/zap"
 )
-
-// handleUpdateVisit is PATCH /v1/visits/{id}: reschedule (scheduled_at,
-// timezone) and/or contact details; reminders and checks follow.
-func handleUpdateVisit(d Deps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := visitID(r)
-		if err != nil {
-			d.apiFailure(w, r, err)
-			return
-		}
-		var in workflows.PatchInput
-		if err := decodeJSON(r, &in); err != nil {
-			d.apiFailure(w, r, err)
-			return
-		}
-		v, err := d.Engine.UpdateVisit(r.Context(), id, in)
-		if err != nil {
-			d.apiFailure(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, ViewOf(v, nil))
-	})
-}
 
 // batchResult is one item of POST /v1/visits/batch's answer.
 type batchResult struct {
@@ -189,48 +163,4 @@ func peekNonSpace(br *bufio.Reader) (byte, error) {
 		}
 		return b, br.UnreadByte()
 	}
-}
-
-// handleSMSStatus is POST /twilio/sms/status: the message's status in the
-// visit's timeline (204).
-func handleSMSStatus(d Deps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		f := &form{v: r.PostForm}
-		ev := workflows.SMSStatusEvent{
-			VisitHint: r.URL.Query().Get("visit"), Purpose: r.URL.Query().Get("purpose"),
-			Token:      r.Header.Get(idempotencyHeader),
-			MessageSID: f.required("MessageSid"), Status: f.required("MessageStatus"),
-			ErrorCode: f.integer("ErrorCode"), To: f.str("To"),
-		}
-		if f.err != nil {
-			d.badCallback(w, r, f.err)
-			return
-		}
-		d.Metrics.SMSOutcome(ev.Status)
-		res, err := d.Engine.ApplySMSStatus(r.Context(), ev)
-		d.callbackOutcome(w, r, start, res, err)
-	})
-}
-
-// handleSMSIncoming is POST /twilio/sms/incoming: STOP/START keep the opt-out
-// record current, HELP is answered; the answer is TwiML.
-func handleSMSIncoming(d Deps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f := &form{v: r.PostForm}
-		from := f.required("From")
-		body := f.str("Body")
-		if f.err != nil {
-			d.badCallback(w, r, f.err)
-			return
-		}
-		replies, err := d.Engine.ApplyIncomingSMS(r.Context(), from, body)
-		if err != nil {
-			d.Log.Error("inbound sms not recorded", zap.Error(err))
-			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-		_, _ = w.Write(twiml.MessagingResponse(replies...))
-	})
 }

@@ -1,4 +1,10 @@
-package redisx
+// Package redistest provides the Redis test harness (contract §9): ForTest
+// finds or starts a Redis and leases each test its own database,
+// MainWithRedis stops what ForTest started, StartServer starts a dedicated
+// redis-server a fault test may stop and restart, and AllKeys lists keys
+// across a Cluster. It is kept apart from package redisx, like
+// net/http/httptest, so that production binaries do not link package testing.
+package redistest
 
 import (
 	"context"
@@ -15,10 +21,12 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/visitflow/visitflow/internal/redisx"
 )
 
 // TestURLEnv names the variable that points the test harness at an existing
-// Redis (any form Connect accepts). The value "embedded" forces the
+// Redis (any form redisx.Connect accepts). The value "embedded" forces the
 // in-memory miniredis even when redis-server is installed, to check that the
 // suite passes on a machine that has only Go.
 const TestURLEnv = "VISITFLOW_TEST_REDIS_URL"
@@ -48,11 +56,11 @@ func ForTest(t testing.TB) string {
 	t.Helper()
 	h, err := sharedHarness()
 	if err != nil {
-		t.Fatalf("redisx.ForTest: %v", err)
+		t.Fatalf("redistest.ForTest: %v", err)
 	}
 	url, release, err := h.lease(context.Background())
 	if err != nil {
-		t.Fatalf("redisx.ForTest: %v", err)
+		t.Fatalf("redistest.ForTest: %v", err)
 	}
 	t.Cleanup(release)
 	return url
@@ -61,7 +69,7 @@ func ForTest(t testing.TB) string {
 // MainWithRedis runs the tests and then stops the Redis that ForTest started
 // for this test binary, returning m.Run's exit code. Use it as
 //
-//	func TestMain(m *testing.M) { os.Exit(redisx.MainWithRedis(m)) }
+//	func TestMain(m *testing.M) { os.Exit(redistest.MainWithRedis(m)) }
 func MainWithRedis(m *testing.M) int {
 	code := m.Run()
 	harnessMu.Lock()
@@ -85,7 +93,7 @@ func MainWithRedis(m *testing.M) int {
 func StartServer(t testing.TB, args ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		const msg = "redisx.StartServer: redis-server is not on PATH; install it (e.g. apt-get install redis-server)"
+		const msg = "redistest.StartServer: redis-server is not on PATH; install it (e.g. apt-get install redis-server)"
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg)
 		}
@@ -93,11 +101,11 @@ func StartServer(t testing.TB, args ...string) *Server {
 	}
 	s, err := newServer(t.TempDir(), false, args...)
 	if err != nil {
-		t.Fatalf("redisx.StartServer: %v", err)
+		t.Fatalf("redistest.StartServer: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := s.Stop(); err != nil {
-			t.Errorf("redisx.StartServer cleanup: %v", err)
+			t.Errorf("redistest.StartServer cleanup: %v", err)
 		}
 	})
 	return s
@@ -111,13 +119,13 @@ var (
 )
 
 type testHarness struct {
-	base   string // the server, as a URL that Connect accepts
-	target target
-	admin  redis.UniversalClient // database 0: lease keys
-	server *Server               // when the harness started redis-server
-	mini   *miniredis.Miniredis  // when it fell back to miniredis
-	slots  []int                 // databases handed out
-	next   int                   // where the next search for a free slot starts
+	base    string                // the server, as a URL that redisx.Connect accepts
+	cluster bool                  // base is a redis-cluster:// URL (database 0 only)
+	admin   redis.UniversalClient // database 0: lease keys
+	server  *Server               // when the harness started redis-server
+	mini    *miniredis.Miniredis  // when it fell back to miniredis
+	slots   []int                 // databases handed out
+	next    int                   // where the next search for a free slot starts
 }
 
 const (
@@ -156,30 +164,31 @@ func newHarness() (*testHarness, error) {
 		}
 		h.base = h.server.URL()
 	default:
-		m, err := startEmbedded()
+		m, err := redisx.StartEmbedded()
 		if err != nil {
 			return nil, err
 		}
 		if env == "" {
-			fmt.Fprintf(os.Stderr, "redisx: no redis-server on PATH and %s unset: tests use the embedded miniredis\n", TestURLEnv)
+			fmt.Fprintf(os.Stderr, "redistest: no redis-server on PATH and %s unset: tests use the embedded miniredis\n", TestURLEnv)
 		}
 		h.mini = m
 		h.base = "redis://" + m.Addr() + "/0"
 	}
-	tg, err := parseURL(h.base)
+	adminURL, err := redisx.URLForDB(h.base, 0)
+	if err == nil {
+		h.admin, err = redisx.NewClient(adminURL)
+	}
 	if err != nil {
 		h.close()
-		return nil, fmt.Errorf("%s=%s: %w", TestURLEnv, MaskURL(h.base), err)
+		return nil, fmt.Errorf("%s=%s: %w", TestURLEnv, redisx.MaskURL(h.base), err)
 	}
-	tg.db = 0
-	h.target = tg
-	h.admin = tg.client()
-	if err := ping(context.Background(), h.admin); err != nil {
+	_, h.cluster = h.admin.(*redis.ClusterClient)
+	if err := redisx.Ping(context.Background(), h.admin); err != nil {
 		h.close()
-		return nil, fmt.Errorf("connect %s: %w", MaskURL(h.base), err)
+		return nil, fmt.Errorf("connect %s: %w", redisx.MaskURL(h.base), err)
 	}
 	h.slots = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
-	if tg.kind == kindCluster {
+	if h.cluster {
 		h.slots = []int{0}
 	}
 	return h, nil
@@ -228,20 +237,20 @@ func (h *testHarness) lease(ctx context.Context) (string, func(), error) {
 			key := leasePrefix + strconv.Itoa(db)
 			ok, err := h.admin.SetNX(ctx, key, token, leaseTTL).Result()
 			if err != nil {
-				return "", nil, fmt.Errorf("lease a test database on %s: %w", MaskURL(h.base), err)
+				return "", nil, fmt.Errorf("lease a test database on %s: %w", redisx.MaskURL(h.base), err)
 			}
 			if !ok {
 				continue
 			}
 			if err := h.flush(ctx, db); err != nil {
 				leaseScript.Run(ctx, h.admin, []string{key}, token, 0)
-				return "", nil, fmt.Errorf("flush test database %d on %s: %w", db, MaskURL(h.base), err)
+				return "", nil, fmt.Errorf("flush test database %d on %s: %w", db, redisx.MaskURL(h.base), err)
 			}
 			return h.urlFor(db), h.keepAlive(key, token), nil
 		}
 		if time.Now().After(deadline) {
 			return "", nil, fmt.Errorf("all %d test databases on %s stayed leased for %v (too many tests holding ForTest at once?)",
-				len(h.slots), MaskURL(h.base), leaseWait)
+				len(h.slots), redisx.MaskURL(h.base), leaseWait)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -274,7 +283,7 @@ func (h *testHarness) keepAlive(key, token string) func() {
 }
 
 func (h *testHarness) flush(ctx context.Context, db int) error {
-	if h.target.kind == kindCluster {
+	if h.cluster {
 		// FLUSHALL would drop the lease keys too; delete everything else.
 		return h.admin.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 			iter := m.Scan(ctx, 0, "*", 1000).Iterator()
@@ -288,25 +297,23 @@ func (h *testHarness) flush(ctx context.Context, db int) error {
 			return iter.Err()
 		})
 	}
-	tg := h.target
-	tg.db = db
-	c := tg.client()
+	url, err := redisx.URLForDB(h.base, db)
+	if err != nil {
+		return err
+	}
+	c, err := redisx.NewClient(url)
+	if err != nil {
+		return err
+	}
 	defer c.Close()
 	return c.FlushDB(ctx).Err()
 }
 
 // urlFor rewrites the base URL to select db, keeping credentials as given.
+// newHarness checked that h.base parses, so this cannot fail.
 func (h *testHarness) urlFor(db int) string {
-	scheme, rest, _ := strings.Cut(h.base, "://")
-	authority, _ := splitAuthority(rest)
-	switch h.target.kind {
-	case kindCluster:
-		return h.base
-	case kindSentinel:
-		return fmt.Sprintf("%s://%s/%s/%d", scheme, authority, h.target.master, db)
-	default:
-		return fmt.Sprintf("%s://%s/%d", scheme, authority, db)
-	}
+	url, _ := redisx.URLForDB(h.base, db)
+	return url
 }
 
 // AllKeys lists the keys matching pattern on every master (KEYS on a

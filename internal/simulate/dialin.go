@@ -1,6 +1,7 @@
-package main
+package simulate
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -12,13 +13,13 @@ import (
 
 // dialInScenarios: an audio-only patient joins by phone with the visit's
 // dial-in PIN (issue 5).
-func dialInScenarios() []scenario {
+func dialInScenarios() []Scenario {
 	provider := visit.RoleProvider
-	return []scenario{{
+	return []Scenario{{
 		Name:  "dial-in",
 		About: "an audio-only patient dials in, gets the PIN wrong once, then right, and is bridged; hangs up; the visit ends",
 		Want:  visit.Completed,
-		Steps: []step{
+		steps: []step{
 			join(provider, visit.ProviderWaiting),
 			{Say: "the patient calls our number from a phone (POST /sandbox/calls/incoming)", Do: dialIn, Then: visit.ProviderWaiting},
 			{Say: "the caller enters a wrong PIN", Do: enterWrongPIN, Then: visit.ProviderWaiting},
@@ -53,7 +54,7 @@ func dialIn(ctx context.Context, s *simulation) error {
 	if _, err := s.awaitEvent(ctx, call.SID, func(e simEvent) bool { return e.Kind == "voice.twiml" && e.Name == "incoming" }); err != nil {
 		return fmt.Errorf("the server never answered the call: %w", err)
 	}
-	s.say("  call %s to %s answered; the server asks for the visit PIN", call.SID, firstNonEmpty(s.Visit.DialIn.Number, "our number"))
+	s.say("  call %s to %s answered; the server asks for the visit PIN", call.SID, cmp.Or(s.Visit.DialIn.Number, "our number"))
 	return nil
 }
 

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package redisx
+package redistest
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ type Server struct {
 	mu sync.Mutex
 }
 
-var errNoServer = errors.New("redisx: start redis-server: needs a Unix system")
+var errNoServer = errors.New("redistest: start redis-server: needs a Unix system")
 
 func newServer(dir string, rmDir bool, args ...string) (*Server, error) { return nil, errNoServer }
 

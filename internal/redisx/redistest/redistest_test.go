@@ -1,4 +1,4 @@
-package redisx
+package redistest
 
 import (
 	"bufio"
@@ -13,15 +13,19 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/visitflow/visitflow/internal/redisx"
 )
+
+func TestMain(m *testing.M) { os.Exit(MainWithRedis(m)) }
 
 func dbOf(t *testing.T, url string) int {
 	t.Helper()
-	tg, err := parseURL(url)
+	o, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatalf("ForTest returned %q: %v", url, err)
 	}
-	return tg.db
+	return o.DB
 }
 
 // TestForTestIsolation runs more parallel tests than there are databases and
@@ -77,7 +81,7 @@ func TestStartServerRestart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := StartServer(t)
-	c, err := Connect(ctx, s.URL())
+	c, err := redisx.Connect(ctx, s.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +182,11 @@ func TestServerDiesWithTestBinary(t *testing.T) {
 	}
 	stdout, _ := runHelper(t, "exit-without-stop", TestURLEnv+"=")
 	line, _ := bufio.NewReader(strings.NewReader(stdout)).ReadString('\n')
-	tg, err := parseURL(strings.TrimSpace(line))
+	o, err := redis.ParseURL(strings.TrimSpace(line))
 	if err != nil {
 		t.Fatalf("helper printed %q: %v", stdout, err)
 	}
-	addr := tg.addrs[0]
+	addr := o.Addr
 	deadline := time.Now().Add(5 * time.Second)
 	for pingAddr(addr) == nil {
 		if time.Now().After(deadline) {
@@ -192,9 +196,11 @@ func TestServerDiesWithTestBinary(t *testing.T) {
 	}
 }
 
-// TestConnectCluster builds a three-master Redis Cluster from real
-// redis-server processes and checks Connect and Asynq against it.
-func TestConnectCluster(t *testing.T) {
+// TestForTestCluster builds a three-master Redis Cluster from real
+// redis-server processes and checks ForTest against it: one lease, keys
+// deleted, the URL unchanged. Connect itself is tested on a cluster in
+// package redisx.
+func TestForTestCluster(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a cluster")
@@ -215,10 +221,10 @@ func TestConnectCluster(t *testing.T) {
 	url := "redis-cluster://" + strings.Join(addrs, ",")
 	ctx := context.Background()
 	// The nodes need a moment to agree on the slot map.
-	var c *Conn
+	var c *redisx.Conn
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err = Connect(ctx, url)
+		c, err = redisx.Connect(ctx, url)
 		if err == nil {
 			if info, _ := c.Client.ClusterInfo(ctx).Result(); strings.Contains(info, "cluster_state:ok") {
 				break
@@ -237,9 +243,7 @@ func TestConnectCluster(t *testing.T) {
 			t.Fatalf("SET %s on the cluster: %v", k, err)
 		}
 	}
-	exerciseAsynq(t, c.Asynq)
 
-	// ForTest against a cluster: one lease, keys deleted, the URL unchanged.
 	if stdout, _ := runHelper(t, "url", TestURLEnv+"="+url); !strings.HasPrefix(stdout, url+"\n") {
 		t.Errorf("helper with %s=%s printed %q; want the cluster URL", TestURLEnv, url, stdout)
 	}
@@ -248,9 +252,10 @@ func TestConnectCluster(t *testing.T) {
 	}
 }
 
-// TestConnectSentinel starts a master and a Sentinel monitoring it and
-// connects through the Sentinel.
-func TestConnectSentinel(t *testing.T) {
+// TestForTestSentinel starts a master and a Sentinel monitoring it and
+// checks that ForTest, pointed at the Sentinel, hands out a database of the
+// master through the same Sentinel URL.
+func TestForTestSentinel(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a sentinel")
@@ -265,24 +270,8 @@ func TestConnectSentinel(t *testing.T) {
 	}
 	sentinel := StartServer(t, conf, "--sentinel")
 	url := "redis-sentinel://s3cret@" + sentinel.Addr() + "/vfmaster/2"
-	c, err := Connect(context.Background(), url)
-	if err != nil {
-		t.Fatalf("Connect(%q): %v", MaskURL(url), err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	if err := c.Client.Set(ctx, "through-sentinel", "yes", 0).Err(); err != nil {
-		t.Fatalf("SET through sentinel: %v", err)
-	}
-	direct := redis.NewClient(&redis.Options{Addr: master.Addr(), Password: "s3cret", DB: 2})
-	defer direct.Close()
-	if got, err := direct.Get(ctx, "through-sentinel").Result(); err != nil || got != "yes" {
-		t.Errorf("GET on the master's db 2 = %q, %v; want \"yes\"", got, err)
-	}
-	exerciseAsynq(t, c.Asynq)
-
 	stdout, _ := runHelper(t, "url", TestURLEnv+"="+url)
 	if want := "redis-sentinel://s3cret@" + sentinel.Addr() + "/vfmaster/"; !strings.HasPrefix(stdout, want) {
-		t.Errorf("helper with %s=%s printed %q; want %s<db>", TestURLEnv, MaskURL(url), stdout, want)
+		t.Errorf("helper with %s=%s printed %q; want %s<db>", TestURLEnv, redisx.MaskURL(url), stdout, want)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package simulate
 
 import (
 	"context"
@@ -10,20 +10,21 @@ import (
 )
 
 // interpreterScenarios: the provider brings a phone interpreter into the
-// visit through the API (issue 5). The server must have the line simulate
-// asks for (--interpreter-line, default voyce-es); config.yaml's example
+// visit through the API (issue 5). The server must have the line the
+// player asks for (Options.InterpreterLine: `visitflow simulate
+// --interpreter-line`, default voyce-es); config.yaml's example
 // line dials the emulator's busy-once number, so the first attempt is busy
 // and the retry, interpreter.retry_backoff later (30s by default), answers.
-func interpreterScenarios() []scenario {
+func interpreterScenarios() []Scenario {
 	patient, provider := visit.RolePatient, visit.RoleProvider
-	return []scenario{{
+	return []Scenario{{
 		Name:  "interpreter",
 		About: "the provider calls the interpreter line: busy, retried, answered, IVR played, bridged; the visit ends",
 		Want:  visit.Completed,
 		// Room steps, one interpreter.retry_backoff (30s by default) and the
 		// ringing and IVR of the retry.
 		MinTimeout: 2 * time.Minute,
-		Steps: []step{
+		steps: []step{
 			join(patient, visit.Waiting),
 			join(provider, visit.InProgress),
 			{Say: "the provider requests the interpreter line (POST /v1/visits/{id}/interpreter)", Do: requestInterpreter, Then: visit.InProgress},
@@ -38,10 +39,10 @@ func interpreterScenarios() []scenario {
 // outcome: busy (then when the server retries) or, when the emulator's
 // busy-once number was already used by an earlier run, answered at once.
 func requestInterpreter(ctx context.Context, s *simulation) error {
-	if err := s.API(ctx, http.MethodPost, s.visitPath("/interpreter"), map[string]string{"line": s.line}, nil); err != nil {
-		return fmt.Errorf("%w (the server needs interpreter line %q: start it where config.yaml defines it, or pass --interpreter-line)", err, s.line)
+	if err := s.API(ctx, http.MethodPost, s.visitPath("/interpreter"), map[string]string{"line": s.InterpreterLine}, nil); err != nil {
+		return fmt.Errorf("%w (the server needs interpreter line %q: start it where config.yaml defines it, or pass --interpreter-line)", err, s.InterpreterLine)
 	}
-	s.say("  line %s requested; the server dials it", s.line)
+	s.say("  line %s requested; the server dials it", s.InterpreterLine)
 	err := s.await(ctx, func(v simVisit) bool {
 		leg := v.Interpreter
 		return leg != nil && (leg.LastOutcome != "" || leg.State == visit.LegAnswered || leg.State == visit.LegBridged || leg.State == visit.LegFailed)

@@ -1,4 +1,4 @@
-package main
+package simulate
 
 import (
 	"context"
@@ -10,7 +10,51 @@ import (
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
-// Helpers shared by the phone and reminder scenarios.
+// Steps and helpers the scenario families share: the room steps (join,
+// leave, endRoom, pause), endVisit, and helpers that await a timeline entry
+// or an emulator event, hang up a call, and read a message's text.
+
+// join is "role joins the room", then the visit must be in state then.
+func join(role visit.Role, then visit.State) step {
+	return step{Say: "the " + string(role) + " joins the room", Do: joinDo(role), Then: then}
+}
+
+// leave is "role leaves the room", then the visit must be in state then.
+func leave(role visit.Role, then visit.State) step {
+	return step{Say: "the " + string(role) + " leaves the room", Do: leaveDo(role), Then: then}
+}
+
+// endRoom ends the room through the emulator's REST API.
+func endRoom(then visit.State) step {
+	return step{Say: "the room is ended (Twilio REST, Status=completed)",
+		Do: func(ctx context.Context, s *simulation) error { return s.EndRoom(ctx) }, Then: then}
+}
+
+func joinDo(role visit.Role) func(context.Context, *simulation) error {
+	return func(ctx context.Context, s *simulation) error {
+		return s.Control(ctx, http.MethodPost, "/rooms/"+url.PathEscape(s.Visit.Room.Name)+"/participants",
+			map[string]string{"identity": s.Identity(role)}, nil)
+	}
+}
+
+func leaveDo(role visit.Role) func(context.Context, *simulation) error {
+	return func(ctx context.Context, s *simulation) error {
+		return s.Control(ctx, http.MethodDelete,
+			"/rooms/"+url.PathEscape(s.Visit.Room.Name)+"/participants/"+url.PathEscape(s.Identity(role)), nil, nil)
+	}
+}
+
+// pause lets time pass (a demo shows waiting; nothing depends on it).
+func pause(d time.Duration) func(context.Context, *simulation) error {
+	return func(ctx context.Context, _ *simulation) error {
+		select {
+		case <-time.After(d):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
 
 // visitPath is the API path of the visit being played, plus suffix.
 func (s *simulation) visitPath(suffix string) string {

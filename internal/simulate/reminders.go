@@ -1,4 +1,4 @@
-package main
+package simulate
 
 import (
 	"context"
@@ -42,14 +42,14 @@ func daytimeZone(now time.Time) string {
 
 // reminderScenarios: reminders and a reschedule in compressed time (issue
 // 4). They rely on the server's default reminder offsets and quiet hours.
-func reminderScenarios() []scenario {
-	return []scenario{{
+func reminderScenarios() []Scenario {
+	return []Scenario{{
 		Name:       "reminders",
 		About:      "the 10m reminder goes out, the visit is moved an hour later, the new schedule's 1h reminder goes out; then it is cancelled",
 		Want:       visit.Cancelled,
-		ScheduleIn: 10*time.Minute + reminderLead,
-		Timezone:   daytimeZone,
-		Steps: []step{
+		scheduleIn: 10*time.Minute + reminderLead,
+		timezone:   daytimeZone,
+		steps: []step{
 			{Say: "the visit is scheduled 10m03s ahead: with visits.reminder_offsets [24h, 1h, 10m] the 10m reminder is due in 3s",
 				Do: firstReminder, Then: visit.Scheduled},
 			{Say: "the visit is moved about an hour later (PATCH /v1/visits/{id} scheduled_at)", Do: reschedule, Then: visit.Scheduled},

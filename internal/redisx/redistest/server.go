@@ -1,6 +1,6 @@
 //go:build unix
 
-package redisx
+package redistest
 
 import (
 	"bufio"
@@ -62,11 +62,11 @@ wait "$pid"
 func newServer(dir string, rmDir bool, args ...string) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return nil, fmt.Errorf("redisx: start redis-server: %w", err)
+		return nil, fmt.Errorf("redistest: start redis-server: %w", err)
 	}
 	port, err := freePort()
 	if err != nil {
-		return nil, fmt.Errorf("redisx: start redis-server: %w", err)
+		return nil, fmt.Errorf("redistest: start redis-server: %w", err)
 	}
 	s := &Server{bin: bin, dir: dir, port: port, rmDir: rmDir}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -81,7 +81,7 @@ func newServer(dir string, rmDir bool, args ...string) (*Server, error) {
 		if a == "--cluster-enabled" && i+1 < len(args) && args[i+1] == "yes" {
 			bus, err := freePort()
 			if err != nil {
-				return nil, fmt.Errorf("redisx: start redis-server: %w", err)
+				return nil, fmt.Errorf("redistest: start redis-server: %w", err)
 			}
 			s.args = append(s.args, "--cluster-port", strconv.Itoa(bus),
 				"--cluster-config-file", filepath.Join(dir, "nodes.conf"))
@@ -113,7 +113,7 @@ func (s *Server) Start() error {
 		select {
 		case <-s.proc.done:
 		default:
-			return fmt.Errorf("redisx: start redis-server %s: already running", s.Addr())
+			return fmt.Errorf("redistest: start redis-server %s: already running", s.Addr())
 		}
 	}
 	logPath := filepath.Join(s.dir, "redis.log")
@@ -129,21 +129,21 @@ func (s *Server) Start() error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return fmt.Errorf("redisx: start redis-server %s: %w", s.Addr(), err)
+		return fmt.Errorf("redistest: start redis-server %s: %w", s.Addr(), err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return fmt.Errorf("redisx: start redis-server %s: %w", s.Addr(), err)
+		return fmt.Errorf("redistest: start redis-server %s: %w", s.Addr(), err)
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("redisx: start redis-server %s: %w", s.Addr(), err)
+		return fmt.Errorf("redistest: start redis-server %s: %w", s.Addr(), err)
 	}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	pid, perr := strconv.Atoi(strings.TrimSpace(line))
 	if err != nil || perr != nil {
 		stdin.Close()
 		cmd.Wait()
-		return fmt.Errorf("redisx: start redis-server %s: watchdog did not report a pid (%q)", s.Addr(), line)
+		return fmt.Errorf("redistest: start redis-server %s: watchdog did not report a pid (%q)", s.Addr(), line)
 	}
 	p := &process{cmd: cmd, stdin: stdin, pid: pid, done: make(chan struct{})}
 	go func() {
@@ -160,12 +160,12 @@ func (s *Server) Start() error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("redisx: start redis-server %s: exited: %s", s.Addr(), tail(logPath))
+			return fmt.Errorf("redistest: start redis-server %s: exited: %s", s.Addr(), tail(logPath))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			s.stopLocked(syscall.SIGKILL)
-			return fmt.Errorf("redisx: start redis-server %s: no answer after 10s: %s", s.Addr(), tail(logPath))
+			return fmt.Errorf("redistest: start redis-server %s: no answer after 10s: %s", s.Addr(), tail(logPath))
 		}
 	}
 }
@@ -196,7 +196,7 @@ func (s *Server) stopLocked(sig syscall.Signal) error {
 	default:
 	}
 	if err := syscall.Kill(p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("redisx: stop redis-server %s: %w", s.Addr(), err)
+		return fmt.Errorf("redistest: stop redis-server %s: %w", s.Addr(), err)
 	}
 	select {
 	case <-p.done:
@@ -204,7 +204,7 @@ func (s *Server) stopLocked(sig syscall.Signal) error {
 	case <-time.After(10 * time.Second):
 		syscall.Kill(p.pid, syscall.SIGKILL)
 		<-p.done
-		return fmt.Errorf("redisx: stop redis-server %s: did not exit within 10s of %v; killed", s.Addr(), sig)
+		return fmt.Errorf("redistest: stop redis-server %s: did not exit within 10s of %v; killed", s.Addr(), sig)
 	}
 }
 
