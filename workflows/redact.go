@@ -9,7 +9,9 @@ import (
 // payloadKeys are the only payload fields the dashboard may show. Payloads
 // carry ids only by construction; this is the second lock on the door, for
 // a payload some future task gets wrong.
-var payloadKeys = map[string]bool{"visit_id": true, "purpose": true, "from": true, "to": true, "at": true, "n": true}
+// Every field of Payload is listed (a test holds it to that).
+var payloadKeys = map[string]bool{"visit_id": true, "schedule": true, "reminder": true, "transition": true,
+	"from": true, "to": true, "at": true, "request": true, "attempt": true}
 
 // RedactPayload formats a task payload for the Asynq dashboard showing only
 // known id fields; anything else is reported as redacted, never shown.

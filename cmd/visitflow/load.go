@@ -8,6 +8,7 @@ import (
 
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/loadgen"
+	"github.com/visitflow/visitflow/internal/sandbox"
 )
 
 // load posts signed participant callbacks for many concurrent visits against
@@ -39,7 +40,7 @@ func load(ctx context.Context, args []string, getenv func(string) string, stdout
 	if *authToken == "" {
 		*authToken = cfg.Twilio.AuthToken
 		if cfg.Sandbox() {
-			*authToken = sandboxAuthToken
+			*authToken = sandbox.DefaultAuthToken
 		}
 	}
 	if *apiToken == "" {

@@ -31,14 +31,6 @@ import (
 	"github.com/visitflow/visitflow/workflows"
 )
 
-// Sandbox credentials: well known on purpose, so `visitflow sign` and
-// `visitflow simulate` can sign like the emulator without being told.
-// They open nothing outside the emulator.
-const (
-	sandboxAccountSID = "ACsandbox0000000000000000000000000"
-	sandboxAuthToken  = "sandboxauthtoken0000000000000000"
-)
-
 // sandboxFile is where a sandbox-mode server leaves its generated API token
 // and admin password for `visitflow simulate` on the same machine.
 const sandboxFile = ".visitflow-sandbox.json"
@@ -272,10 +264,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 // the API token and admin password the operator did not set.
 func enterSandbox(cfg *config.Config) sandboxSession {
 	if cfg.Twilio.AccountSID == "" {
-		cfg.Twilio.AccountSID = sandboxAccountSID
+		cfg.Twilio.AccountSID = sandbox.DefaultAccountSID
 	}
 	if cfg.Twilio.AuthToken == "" {
-		cfg.Twilio.AuthToken = sandboxAuthToken
+		cfg.Twilio.AuthToken = sandbox.DefaultAuthToken
 	}
 	if cfg.Twilio.APIKey == "" {
 		cfg.Twilio.APIKey, cfg.Twilio.APISecret = "SKsandbox0000000000000000000000000", randomHex(16)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/visitflow/visitflow/internal/config"
+	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/twiliosig"
 )
 
@@ -48,7 +49,7 @@ func sign(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 		*token = cfg.Twilio.AuthToken
 		if cfg.Sandbox() && getenv("TWILIO_AUTH_TOKEN") == "" && getenv("VISITFLOW_TWILIO_AUTH_TOKEN") == "" {
-			*token = sandboxAuthToken
+			*token = sandbox.DefaultAuthToken
 		}
 	}
 	sig := twiliosig.Sign(*token, *rawURL, params)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/sandbox"
 	sim "github.com/visitflow/visitflow/internal/simulate" // the command func is simulate
 )
 
@@ -52,13 +53,13 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 
 	// A sandbox-mode server started in this directory left its URL, API
 	// token and Twilio credentials in the session file; without it, assume
-	// the sandbox credentials serve fills in (sandboxAccountSID, sandboxAuthToken).
+	// the sandbox credentials serve fills in (sandbox.DefaultAccountSID, sandbox.DefaultAuthToken).
 	session := readSandboxSession()
 	opts := sim.Options{
 		BaseURL:         cmp.Or(*server, session.BaseURL, "http://localhost:8080"),
 		Token:           cmp.Or(*token, getenv("VISITFLOW_API_TOKEN"), session.APIToken),
-		AccountSID:      cmp.Or(session.AccountSID, sandboxAccountSID),
-		AuthToken:       cmp.Or(session.AuthToken, sandboxAuthToken),
+		AccountSID:      cmp.Or(session.AccountSID, sandbox.DefaultAccountSID),
+		AuthToken:       cmp.Or(session.AuthToken, sandbox.DefaultAuthToken),
 		InterpreterLine: *line,
 		Out:             stdout,
 		HTTP:            &http.Client{Timeout: 10 * time.Second},

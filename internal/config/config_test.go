@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/redisurl"
 	"gopkg.in/yaml.v3"
 )
 
@@ -463,8 +464,8 @@ func TestMaskURL(t *testing.T) {
 		{"u:pw@h:1", "****@h:1"},
 	}
 	for _, tt := range tests {
-		if got := maskURL(tt.in); got != tt.want {
-			t.Errorf("maskURL(%q) = %q; want %q", tt.in, got, tt.want)
+		if got := redisurl.Mask(tt.in); got != tt.want {
+			t.Errorf("redisurl.Mask(%q) = %q; want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/redisurl"
 	"gopkg.in/yaml.v3"
 )
 
@@ -35,7 +36,7 @@ func toNode(v reflect.Value, secret string) *yaml.Node {
 		}
 		return str("****")
 	case secret == "url":
-		return str(maskURL(v.String()))
+		return str(redisurl.Mask(v.String()))
 	case v.Type() == durationType:
 		return str(formatDuration(time.Duration(v.Int())))
 	case v.Type().Implements(reflect.TypeFor[encoding.TextMarshaler]()):
@@ -92,30 +93,4 @@ func formatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
-}
-
-// maskURL replaces the password in a Redis URL with "****". It mirrors
-// redisx.MaskURL, which config does not import so that it stays free of
-// Redis client code: everything between "://" and the last "@" of the host
-// part is userinfo; after its first ":" is the password, and a bare userinfo
-// is masked whole in the redis-sentinel form, where it is the password.
-func maskURL(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	at := strings.LastIndex(rest, "@")
-	if !ok || at < 0 {
-		if i := strings.LastIndex(raw, "@"); !ok && i >= 0 {
-			return "****" + raw[i:]
-		}
-		return raw
-	}
-	userinfo := rest[:at]
-	switch user, _, hasPass := strings.Cut(userinfo, ":"); {
-	case hasPass:
-		userinfo = user + ":****"
-	case scheme == "redis" || scheme == "rediss" || scheme == "redis-cluster":
-		// A bare userinfo is a username in these forms.
-	default:
-		userinfo = "****"
-	}
-	return scheme + "://" + userinfo + rest[at:]
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/visitflow/visitflow/internal/redisurl"
 )
 
 var (
@@ -252,11 +254,11 @@ func redisURL(s string) error {
 	scheme, rest, ok := strings.Cut(s, "://")
 	switch {
 	case !ok:
-		return fmt.Errorf("invalid Redis URL %s (want redis://, rediss://, redis-cluster:// or redis-sentinel://)", maskURL(s))
+		return fmt.Errorf("invalid Redis URL %s (want redis://, rediss://, redis-cluster:// or redis-sentinel://)", redisurl.Mask(s))
 	case scheme != "redis" && scheme != "rediss" && scheme != "redis-cluster" && scheme != "redis-sentinel":
 		return fmt.Errorf("unsupported scheme %q (want redis, rediss, redis-cluster or redis-sentinel)", scheme)
 	case scheme != "redis" && scheme != "rediss" && strings.Trim(rest, "/") == "":
-		return fmt.Errorf("invalid Redis URL %s: no hosts", maskURL(s))
+		return fmt.Errorf("invalid Redis URL %s: no hosts", redisurl.Mask(s))
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/visitflow/visitflow/internal/redisurl"
 	"github.com/visitflow/visitflow/internal/redisx"
 	"github.com/visitflow/visitflow/internal/redisx/redistest"
 )
@@ -40,14 +41,14 @@ func TestConnect(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := redisx.Connect(ctx, tt.url)
 			if err != nil {
-				t.Fatalf("Connect(%q): %v", redisx.MaskURL(tt.url), err)
+				t.Fatalf("Connect(%q): %v", redisurl.Mask(tt.url), err)
 			}
 			defer c.Close()
 			if c.Embedded != tt.embedded {
-				t.Errorf("Connect(%q).Embedded = %v; want %v", redisx.MaskURL(tt.url), c.Embedded, tt.embedded)
+				t.Errorf("Connect(%q).Embedded = %v; want %v", redisurl.Mask(tt.url), c.Embedded, tt.embedded)
 			}
 			if strings.Contains(c.Addr, "s3cret") {
-				t.Errorf("Connect(%q).Addr = %q; leaks the password", redisx.MaskURL(tt.url), c.Addr)
+				t.Errorf("Connect(%q).Addr = %q; leaks the password", redisurl.Mask(tt.url), c.Addr)
 			}
 			if err := c.Client.Set(ctx, "k", "v", 0).Err(); err != nil {
 				t.Fatalf("SET: %v", err)
@@ -65,7 +66,7 @@ func TestConnect(t *testing.T) {
 		bad := strings.Replace(secured.URL(), "redis://", "redis://:wr0ngpass@", 1)
 		_, err := redisx.Connect(ctx, bad)
 		if err == nil {
-			t.Fatalf("Connect(%q) succeeded; want an auth error", redisx.MaskURL(bad))
+			t.Fatalf("Connect(%q) succeeded; want an auth error", redisurl.Mask(bad))
 		}
 		if strings.Contains(err.Error(), "wr0ngpass") || !strings.Contains(err.Error(), secured.Addr()) {
 			t.Errorf("Connect error %q; want the masked URL and no password", err)
@@ -170,7 +171,7 @@ func TestConnectSentinel(t *testing.T) {
 	url := "redis-sentinel://s3cret@" + sentinel.Addr() + "/vfmaster/2"
 	c, err := redisx.Connect(context.Background(), url)
 	if err != nil {
-		t.Fatalf("Connect(%q): %v", redisx.MaskURL(url), err)
+		t.Fatalf("Connect(%q): %v", redisurl.Mask(url), err)
 	}
 	defer c.Close()
 	ctx := context.Background()

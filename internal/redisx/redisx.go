@@ -18,6 +18,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/visitflow/visitflow/internal/redisurl"
 )
 
 // Conn is an open connection to Redis: the client visitflow's own code uses
@@ -62,9 +63,9 @@ func Connect(ctx context.Context, rawURL string) (*Conn, error) {
 	}
 	tg, err := parseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("redisx: connect %s: %w", MaskURL(rawURL), err)
+		return nil, fmt.Errorf("redisx: connect %s: %w", redisurl.Mask(rawURL), err)
 	}
-	c := &Conn{Client: tg.client(), Asynq: tg.asynqOpt(), Addr: MaskURL(rawURL)}
+	c := &Conn{Client: tg.client(), Asynq: tg.asynqOpt(), Addr: redisurl.Mask(rawURL)}
 	c.Close = c.Client.Close
 	if err := Ping(ctx, c.Client); err != nil {
 		c.Client.Close()
@@ -117,7 +118,7 @@ func URLForDB(rawURL string, db int) (string, error) {
 	if db < 0 || (tg.kind == kindCluster && db != 0) {
 		return "", fmt.Errorf("invalid db %d for %s://", db, scheme)
 	}
-	authority, _ := splitAuthority(rest)
+	authority, _ := redisurl.SplitAuthority(rest)
 	switch tg.kind {
 	case kindCluster:
 		return rawURL, nil
@@ -151,45 +152,6 @@ func Ping(ctx context.Context, c redis.UniversalClient) error {
 		return fmt.Errorf("ping: %w", err)
 	}
 	return nil
-}
-
-// MaskURL returns rawURL with its password replaced by "****", for logs and
-// error messages. The username stays visible. In the redis-sentinel form a
-// userinfo without a colon is the password and is masked whole. MaskURL never
-// fails: a string it cannot split is masked from the scheme to the last "@".
-func MaskURL(rawURL string) string {
-	scheme, rest, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		if i := strings.LastIndex(rawURL, "@"); i >= 0 {
-			return "****" + rawURL[i:]
-		}
-		return rawURL
-	}
-	authority, tail := splitAuthority(rest)
-	at := strings.LastIndex(authority, "@")
-	if at < 0 {
-		return rawURL
-	}
-	userinfo, hosts := authority[:at], authority[at+1:]
-	switch user, _, hasPass := strings.Cut(userinfo, ":"); {
-	case hasPass:
-		userinfo = user + ":****"
-	case scheme == "redis" || scheme == "rediss" || scheme == "redis-cluster":
-		// A bare userinfo is a username in these forms, as in go-redis.
-	default:
-		userinfo = "****"
-	}
-	return scheme + "://" + userinfo + "@" + hosts + tail
-}
-
-// splitAuthority splits "userinfo@hosts/path?query" at the first "/", "?" or
-// "#" after the last "@", so a password may contain any of them.
-func splitAuthority(rest string) (authority, tail string) {
-	from := strings.LastIndex(rest, "@") + 1
-	if i := strings.IndexAny(rest[from:], "/?#"); i >= 0 {
-		return rest[:from+i], rest[from+i:]
-	}
-	return rest, ""
 }
 
 type kind int
@@ -230,7 +192,7 @@ func parseURL(raw string) (target, error) {
 	default:
 		return target{}, fmt.Errorf("unsupported scheme %q (want redis, rediss, redis-cluster or redis-sentinel)", scheme)
 	}
-	authority, tail := splitAuthority(rest)
+	authority, tail := redisurl.SplitAuthority(rest)
 	hosts := authority
 	if at := strings.LastIndex(authority, "@"); at >= 0 {
 		var err error

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/visitflow/visitflow/internal/visit"
 )
 
 // Magic destination numbers: see the package documentation.
@@ -101,14 +103,6 @@ func (c *call) wakeUp() {
 	case c.wake <- struct{}{}:
 	default:
 	}
-}
-
-func terminal(status string) bool {
-	switch status {
-	case "completed", "busy", "no-answer", "failed", "canceled":
-		return true
-	}
-	return false
 }
 
 var (
@@ -296,7 +290,7 @@ func (e *Emulator) handleUpdateCall(w http.ResponseWriter, req *http.Request) {
 		notFound(w, req)
 		return
 	}
-	if terminal(c.status) {
+	if visit.TerminalCallStatus(c.status) {
 		writeError(w, http.StatusBadRequest, 21220, "Call is not in-progress. Cannot redirect.")
 		return
 	}
@@ -332,7 +326,7 @@ func (e *Emulator) handleUpdateCall(w http.ResponseWriter, req *http.Request) {
 // terminateLocked ends c with status, leaving any room it is bridged into.
 // The call's goroutine sends the terminal callback. e.mu must be held.
 func (e *Emulator) terminateLocked(c *call, status string) {
-	if terminal(c.status) {
+	if visit.TerminalCallStatus(c.status) {
 		return
 	}
 	c.status = status
@@ -353,7 +347,7 @@ func (e *Emulator) wait(c *call, d time.Duration, cond func() bool) (bool, error
 		e.mu.Lock()
 		var err error
 		switch {
-		case terminal(c.status):
+		case visit.TerminalCallStatus(c.status):
 			err = errEnded
 		case c.redirect != nil:
 			err = errRedirected
@@ -444,7 +438,7 @@ func (e *Emulator) runOutbound(c *call) {
 		return
 	}
 	e.mu.Lock()
-	if terminal(c.status) {
+	if visit.TerminalCallStatus(c.status) {
 		e.mu.Unlock()
 		e.finish(c, errEnded)
 		return
@@ -533,7 +527,7 @@ func (e *Emulator) statusEvent(c *call, event, callStatus string) {
 	params.Set("CallStatus", callStatus)
 	params.Set("CallbackSource", "call-progress-events")
 	params.Set("Timestamp", e.now().Format(rfc2822))
-	if terminal(callStatus) {
+	if visit.TerminalCallStatus(callStatus) {
 		secs := 0
 		if !c.start.IsZero() {
 			secs = int(math.Round(c.end.Sub(c.start).Seconds()))
@@ -610,7 +604,7 @@ func (e *Emulator) callJSON(c *call) callJSON {
 	for _, sub := range []string{"Notifications", "Recordings", "Payments", "Events", "Siprec", "Streams", "Transcriptions", "UserDefinedMessageSubscriptions", "UserDefinedMessages"} {
 		j.SubresourceUris[snake(sub)] = base + "/" + sub + ".json"
 	}
-	if terminal(c.status) {
+	if visit.TerminalCallStatus(c.status) {
 		secs := 0
 		if !c.start.IsZero() {
 			secs = int(math.Round(c.end.Sub(c.start).Seconds()))
@@ -662,7 +656,7 @@ func (e *Emulator) handleDigits(w http.ResponseWriter, req *http.Request) {
 		controlError(w, http.StatusNotFound, "no such call")
 		return
 	}
-	if terminal(c.status) {
+	if visit.TerminalCallStatus(c.status) {
 		controlError(w, http.StatusConflict, "call has ended")
 		return
 	}

@@ -18,7 +18,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// Defaults used when Options leaves a field empty.
+// Defaults used when Options leaves a field empty. DefaultAccountSID and
+// DefaultAuthToken are also the sandbox-mode server's Twilio credentials:
+// well known on purpose, so `visitflow sign`, `load` and `simulate` sign like
+// the emulator without being told. They open nothing outside the emulator.
 const (
 	DefaultAccountSID  = "AC00000000000000000000000000000000"
 	DefaultAuthToken   = "sandboxauthtoken"

@@ -139,7 +139,7 @@ func (s *simulation) awaitCallEnded(ctx context.Context, sid string) (string, er
 		}
 		if err := s.Control(ctx, http.MethodGet, "/calls", nil, &list); err == nil {
 			for _, c := range list.Calls {
-				if c.SID == sid && callOver(c.Status) {
+				if c.SID == sid && visit.TerminalCallStatus(c.Status) {
 					return c.Status, nil
 				}
 			}
@@ -148,15 +148,6 @@ func (s *simulation) awaitCallEnded(ctx context.Context, sid string) (string, er
 			return "", err
 		}
 	}
-}
-
-// callOver reports whether status is one of Twilio's terminal call statuses.
-func callOver(status string) bool {
-	switch status {
-	case "completed", "busy", "no-answer", "failed", "canceled":
-		return true
-	}
-	return false
 }
 
 // messageBody is the text of message sid as the emulator received it.

@@ -9,6 +9,7 @@ import (
 	"github.com/twilio/twilio-go/client/jwt"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 	video "github.com/twilio/twilio-go/rest/video/v1"
+	"github.com/visitflow/visitflow/internal/visit"
 )
 
 // Room is a Video room as Twilio reports it.
@@ -181,19 +182,11 @@ func (c *Client) HangUp(ctx context.Context, sid string) error {
 			status = callOf(r).Status
 			return err
 		})
-		if ferr == nil && callEnded(status) {
+		if ferr == nil && visit.TerminalCallStatus(status) {
 			return nil
 		}
 	}
 	return err
-}
-
-func callEnded(status string) bool {
-	switch status {
-	case "completed", "busy", "no-answer", "failed", "canceled":
-		return true
-	}
-	return false
 }
 
 // Message is an SMS as Twilio reports it.

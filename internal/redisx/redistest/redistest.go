@@ -22,6 +22,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/visitflow/visitflow/internal/redisurl"
 	"github.com/visitflow/visitflow/internal/redisx"
 )
 
@@ -180,12 +181,12 @@ func newHarness() (*testHarness, error) {
 	}
 	if err != nil {
 		h.close()
-		return nil, fmt.Errorf("%s=%s: %w", TestURLEnv, redisx.MaskURL(h.base), err)
+		return nil, fmt.Errorf("%s=%s: %w", TestURLEnv, redisurl.Mask(h.base), err)
 	}
 	_, h.cluster = h.admin.(*redis.ClusterClient)
 	if err := redisx.Ping(context.Background(), h.admin); err != nil {
 		h.close()
-		return nil, fmt.Errorf("connect %s: %w", redisx.MaskURL(h.base), err)
+		return nil, fmt.Errorf("connect %s: %w", redisurl.Mask(h.base), err)
 	}
 	h.slots = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 	if h.cluster {
@@ -237,20 +238,20 @@ func (h *testHarness) lease(ctx context.Context) (string, func(), error) {
 			key := leasePrefix + strconv.Itoa(db)
 			ok, err := h.admin.SetNX(ctx, key, token, leaseTTL).Result()
 			if err != nil {
-				return "", nil, fmt.Errorf("lease a test database on %s: %w", redisx.MaskURL(h.base), err)
+				return "", nil, fmt.Errorf("lease a test database on %s: %w", redisurl.Mask(h.base), err)
 			}
 			if !ok {
 				continue
 			}
 			if err := h.flush(ctx, db); err != nil {
 				leaseScript.Run(ctx, h.admin, []string{key}, token, 0)
-				return "", nil, fmt.Errorf("flush test database %d on %s: %w", db, redisx.MaskURL(h.base), err)
+				return "", nil, fmt.Errorf("flush test database %d on %s: %w", db, redisurl.Mask(h.base), err)
 			}
 			return h.urlFor(db), h.keepAlive(key, token), nil
 		}
 		if time.Now().After(deadline) {
 			return "", nil, fmt.Errorf("all %d test databases on %s stayed leased for %v (too many tests holding ForTest at once?)",
-				len(h.slots), redisx.MaskURL(h.base), leaseWait)
+				len(h.slots), redisurl.Mask(h.base), leaseWait)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

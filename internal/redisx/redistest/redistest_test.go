@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/visitflow/visitflow/internal/redisurl"
 	"github.com/visitflow/visitflow/internal/redisx"
 )
 
@@ -272,6 +273,6 @@ func TestForTestSentinel(t *testing.T) {
 	url := "redis-sentinel://s3cret@" + sentinel.Addr() + "/vfmaster/2"
 	stdout, _ := runHelper(t, "url", TestURLEnv+"="+url)
 	if want := "redis-sentinel://s3cret@" + sentinel.Addr() + "/vfmaster/"; !strings.HasPrefix(stdout, want) {
-		t.Errorf("helper with %s=%s printed %q; want %s<db>", TestURLEnv, redisx.MaskURL(url), stdout, want)
+		t.Errorf("helper with %s=%s printed %q; want %s<db>", TestURLEnv, redisurl.Mask(url), stdout, want)
 	}
 }
