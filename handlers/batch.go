@@ -9,9 +9,10 @@ import (
 	"io"
 	"net/http"
 
+	"go.uber.org/zap"
+
 	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
-	"go.uber.org/zap"
 )
 
 // batchResult is one item of POST /v1/visits/batch's answer.

@@ -1,81 +1,55 @@
 package handlers_test
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hibiken/asynq"
-
-	"github.com/visitflow/visitflow/internal/redisx/redistest"
-	"github.com/visitflow/visitflow/workflows"
+	"github.com/visitflow/visitflow/internal/testenv"
 )
 
 // scrape returns the /metrics text.
-func (e *env) scrape() string {
-	e.t.Helper()
-	resp, err := http.Get(e.url + "/metrics")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+func scrape(e *testenv.Env) string {
+	e.T.Helper()
+	resp, body := e.Do(http.MethodGet, "/metrics", nil)
 	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("GET /metrics = %d", resp.StatusCode)
+		e.T.Fatalf("GET /metrics = %d", resp.StatusCode)
 	}
-	return string(b)
-}
-
-// startWorkers runs an Asynq server whose jobs are counted in e.metrics, as
-// cmd/visitflow wires it.
-func (e *env) startWorkers() {
-	e.t.Helper()
-	srv := asynq.NewServerFromRedisClient(e.conn.Client, asynq.Config{
-		Concurrency: 2, Queues: workflows.Queues,
-		LogLevel: asynq.FatalLevel,
-	})
-	mux := asynq.NewServeMux()
-	mux.Use(e.metrics.JobMiddleware)
-	e.engine.Register(mux)
-	if err := srv.Start(mux); err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(srv.Shutdown)
-	e.metrics.WatchQueues(asynq.NewInspectorFromRedisClient(e.conn.Client))
+	return string(body)
 }
 
 func TestMetricsCountWhatHappenedWithoutPHI(t *testing.T) {
-	e := newEnv(t, redistest.ForTest(t))
-	e.startWorkers()
-	e.createVisit("V-m1")
-	e.getVisit("V-m1")
-	e.api(http.MethodGet, "/v1/visits/V-unknown", nil, nil)
-	e.deliver("V-m1", join("PA1", "pat-8812", 0))
-	e.deliver("V-m1", join("PA2", "dr-lee", 3))
-	e.postForm("/twilio/video/status?visit=V-m1", join("PA3", "pat-8812", 4).params("visit-V-m1")) // unsigned
+	// Workers count jobs into the metrics the server exports, and the queue
+	// sizes are watched, as cmd/visitflow wires them.
+	e := testenv.New(t, testenv.WithWorkers())
+	e.Metrics.WatchQueues(e.Inspector)
+	e.CreateVisit(testenv.VisitBody("V-m1"))
+	e.Visit("V-m1")
+	e.API(http.MethodGet, "/v1/visits/V-unknown", nil, nil)
+	deliver(e, "V-m1", join("PA1", "pat-8812", 0))
+	deliver(e, "V-m1", join("PA2", "dr-lee", 3))
+	e.PostForm("/twilio/video/status?visit=V-m1", join("PA3", "pat-8812", 4).params("visit-V-m1")) // unsigned
 	voice := url.Values{"CallSid": {"CA0000000000000000000000000000abcd"}, "CallStatus": {"no-answer"},
 		"To": {"+15551230002"}, "From": {"+15551230001"}}
-	e.postSigned("/twilio/voice/status?visit=V-m1", voice)
-	e.api(http.MethodPost, "/v1/visits/V-m1/cancel", nil, nil) // a transition the API causes
+	e.PostSigned("/twilio/voice/status?visit=V-m1", voice)
+	e.API(http.MethodPost, "/v1/visits/V-m1/cancel", nil, nil) // a transition the API causes
 
 	// The state-changed jobs run on the workers; wait until both are counted.
 	wantJobs := `visitflow_jobs_total{outcome="ok",type="visit:state-changed"} 3`
 	var text string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		text = e.scrape()
-		if strings.Contains(text, wantJobs) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics never showed %q:\n%s", wantJobs, grep(text, "visitflow_jobs"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	func() {
+		defer func() { // runs on the time-out's Fatal too: show what was counted
+			if !strings.Contains(text, wantJobs) {
+				t.Logf("/metrics jobs:\n%s", grep(text, "visitflow_jobs"))
+			}
+		}()
+		testenv.Eventually(t, "/metrics showing "+wantJobs, func() bool {
+			text = scrape(e)
+			return strings.Contains(text, wantJobs)
+		})
+	}()
 
 	for _, want := range []string{
 		`visitflow_webhook_requests_total{outcome="applied",route="/twilio/video/status"} 2`,

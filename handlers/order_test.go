@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/visitflow/visitflow/internal/redisx/redistest"
-	"github.com/visitflow/visitflow/internal/twiliosig"
+	"github.com/visitflow/visitflow/handlers"
+	"github.com/visitflow/visitflow/internal/testenv"
 )
 
 // generateVisit makes the callbacks of a plausible visit: patient, provider
@@ -40,7 +40,7 @@ func generateVisit(rng *rand.Rand) []cb {
 
 // summary renders what must not differ between two visits fed the same
 // callbacks (ids and creation times legitimately do).
-func summary(v visitJSON) string {
+func summary(v handlers.VisitView) string {
 	var parts []string
 	for _, p := range v.Participants {
 		parts = append(parts, fmt.Sprintf("%s/%s/%s/%v", p.SID, p.Identity, p.Role, p.Connected))
@@ -62,15 +62,15 @@ func summary(v visitJSON) string {
 // idempotency token) and concurrently from many goroutines to another, and
 // requires the same state, participants and timeline.
 func TestOrderIndependenceThroughHTTP(t *testing.T) {
-	e := newEnv(t, redistest.ForTest(t))
+	e := testenv.New(t)
 	rng := rand.New(rand.NewSource(42))
 	for round := 0; round < 12; round++ {
 		calls := generateVisit(rng)
 		inOrder, shuffled := fmt.Sprintf("R%d-in", round), fmt.Sprintf("R%d-sh", round)
-		e.createVisit(inOrder)
-		e.createVisit(shuffled)
+		e.CreateVisit(testenv.VisitBody(inOrder))
+		e.CreateVisit(testenv.VisitBody(shuffled))
 		for _, c := range calls {
-			e.deliver(inOrder, c)
+			deliver(e, inOrder, c)
 		}
 
 		type delivery struct {
@@ -95,7 +95,7 @@ func TestOrderIndependenceThroughHTTP(t *testing.T) {
 				defer wg.Done()
 				path := "/twilio/video/status?visit=" + shuffled
 				p := d.c.params("visit-" + shuffled)
-				resp := e.postForm(path, p, twiliosig.Header, twiliosig.Sign(authToken, e.url+path, p),
+				resp := e.PostSigned(path, p,
 					"I-Twilio-Idempotency-Token", d.token)
 				if resp.StatusCode != http.StatusNoContent {
 					t.Errorf("concurrent delivery = %d; want 204", resp.StatusCode)
@@ -104,7 +104,7 @@ func TestOrderIndependenceThroughHTTP(t *testing.T) {
 		}
 		wg.Wait()
 
-		want, got := summary(e.getVisit(inOrder)), summary(e.getVisit(shuffled))
+		want, got := summary(e.Visit(inOrder)), summary(e.Visit(shuffled))
 		if got != want {
 			t.Fatalf("round %d: shuffled concurrent delivery gave\n%s\nin-order delivery gave\n%s", round, got, want)
 		}

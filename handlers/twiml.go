@@ -5,8 +5,9 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/visitflow/visitflow/twiml"
 	"go.uber.org/zap"
+
+	"github.com/visitflow/visitflow/twiml"
 )
 
 // twiml.go holds the routes whose answer is TwiML: Twilio fetches them when a

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/hibiken/asynq"
+
 	"github.com/visitflow/visitflow/internal/visit"
 )
 

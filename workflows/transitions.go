@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hibiken/asynq"
+
 	"github.com/visitflow/visitflow/internal/visit"
 )
 

@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/visitflow/visitflow/handlers"
 	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/sandbox"
 	sim "github.com/visitflow/visitflow/internal/simulate" // the command func is simulate
+	"github.com/visitflow/visitflow/internal/testenv"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 )
 
@@ -78,13 +80,7 @@ func startSandboxServerWith(t *testing.T, extra map[string]string) *sandboxServe
 // await polls ok until it holds; the server works in other goroutines.
 func (s *sandboxServer) await(what string, ok func() bool) {
 	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(s.t, what, ok)
 }
 
 // call sends a JSON request and decodes the answer into out; it returns the status.
@@ -115,27 +111,9 @@ func (s *sandboxServer) call(method, path string, body, out any, bearer bool) in
 	return resp.StatusCode
 }
 
-type e2eVisit struct {
-	ID    string `json:"id"`
-	State string `json:"state"`
-	Room  struct {
-		Name string `json:"name"`
-		SID  string `json:"sid"`
-	} `json:"room"`
-	Participants []struct {
-		Identity string `json:"identity"`
-	} `json:"participants"`
-	Timeline []struct {
-		At      time.Time `json:"at"`
-		Source  string    `json:"source"`
-		Type    string    `json:"type"`
-		Summary string    `json:"summary"`
-	} `json:"timeline"`
-}
-
-func (s *sandboxServer) createVisit(id string) e2eVisit {
+func (s *sandboxServer) createVisit(id string) handlers.VisitView {
 	s.t.Helper()
-	var v e2eVisit
+	var v handlers.VisitView
 	body := map[string]any{
 		"id": id, "scheduled_at": time.Now().Add(2 * time.Minute).UTC().Format(time.RFC3339),
 		"provider": map[string]string{"identity": "dr-lee", "phone": "+15551230001"},
@@ -147,40 +125,36 @@ func (s *sandboxServer) createVisit(id string) e2eVisit {
 	return v
 }
 
-func (s *sandboxServer) visit(id string) e2eVisit {
+func (s *sandboxServer) visit(id string) handlers.VisitView {
 	s.t.Helper()
-	var v e2eVisit
+	var v handlers.VisitView
 	if code := s.call(http.MethodGet, "/v1/visits/"+id, nil, &v, true); code != http.StatusOK {
 		s.t.Fatalf("GET /v1/visits/%s = %d; want 200", id, code)
 	}
 	return v
 }
 
-func (s *sandboxServer) awaitVisit(id, what string, ok func(e2eVisit) bool) e2eVisit {
+func (s *sandboxServer) awaitVisit(id, what string, ok func(handlers.VisitView) bool) handlers.VisitView {
 	s.t.Helper()
-	var v e2eVisit
+	var v handlers.VisitView
 	s.await(what, func() bool { v = s.visit(id); return ok(v) })
 	return v
 }
 
-type e2eRoom struct {
-	SID            string `json:"sid"`
-	UniqueName     string `json:"unique_name"`
-	Status         string `json:"status"`
-	StatusCallback string `json:"status_callback"`
-}
+// emulator is the typed client of the server's emulator (/sandbox).
+func (s *sandboxServer) emulator() *sandbox.Client { return sandbox.NewClient(s.base+"/sandbox", nil) }
 
 // emulatorRoom is the emulator's inspection view of the room named name.
-func (s *sandboxServer) emulatorRoom(name string) (e2eRoom, bool) {
+func (s *sandboxServer) emulatorRoom(name string) (sandbox.RoomView, bool) {
 	s.t.Helper()
-	var list struct{ Rooms []e2eRoom }
-	s.call(http.MethodGet, "/sandbox/rooms", nil, &list, false)
-	for _, r := range list.Rooms {
-		if r.UniqueName == name {
-			return r, true
-		}
+	rooms, err := s.emulator().RoomsNamed(context.Background(), name)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	return e2eRoom{}, false
+	if len(rooms) == 0 {
+		return sandbox.RoomView{}, false
+	}
+	return rooms[0], true // the first of that name, as GET /rooms lists them
 }
 
 // control drives the emulator's control API (people joining and leaving).
@@ -215,7 +189,7 @@ func (s *sandboxServer) twilioClient() *twilioapi.Client {
 func TestE2ERoomIsCreatedWithOurCallbackBeforeThePatientJoins(t *testing.T) {
 	s := startSandboxServer(t)
 	v := s.createVisit("V-room")
-	v = s.awaitVisit(v.ID, "the visit's room SID", func(v e2eVisit) bool { return v.Room.SID != "" })
+	v = s.awaitVisit(v.ID, "the visit's room SID", func(v handlers.VisitView) bool { return v.Room.SID != "" })
 
 	room, ok := s.emulatorRoom(v.Room.Name)
 	if !ok {
@@ -227,7 +201,7 @@ func TestE2ERoomIsCreatedWithOurCallbackBeforeThePatientJoins(t *testing.T) {
 	}
 
 	s.join(v.Room.Name, "pat-8812")
-	v = s.awaitVisit(v.ID, "state waiting", func(v e2eVisit) bool { return v.State == "waiting" })
+	v = s.awaitVisit(v.ID, "state waiting", func(v handlers.VisitView) bool { return v.State == "waiting" })
 	var created, connected time.Time
 	for _, e := range v.Timeline {
 		switch {
@@ -242,28 +216,25 @@ func TestE2ERoomIsCreatedWithOurCallbackBeforeThePatientJoins(t *testing.T) {
 			created, connected, v.Timeline)
 	}
 	// The emulator delivered the join to our callback URL, and we took it.
-	var events struct {
-		Events []struct {
-			Name, URL string
-			Status    int
-		}
+	events, err := s.emulator().EventsFor(context.Background(), v.Room.SID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.call(http.MethodGet, "/sandbox/events?sid="+v.Room.SID, nil, &events, false)
 	delivered := false
-	for _, ev := range events.Events {
+	for _, ev := range events {
 		if ev.Name == "participant-connected" && ev.URL == wantCallback && ev.Status == http.StatusNoContent {
 			delivered = true
 		}
 	}
 	if !delivered {
-		t.Fatalf("no participant-connected delivered to %s with 204 in %+v", wantCallback, events.Events)
+		t.Fatalf("no participant-connected delivered to %s with 204 in %+v", wantCallback, events)
 	}
 }
 
 func TestE2EHappyVisitCompletesAndItsRoomEnds(t *testing.T) {
 	s := startSandboxServer(t)
 	v := s.createVisit("V-happy")
-	v = s.awaitVisit(v.ID, "the visit's room SID", func(v e2eVisit) bool { return v.Room.SID != "" })
+	v = s.awaitVisit(v.ID, "the visit's room SID", func(v handlers.VisitView) bool { return v.Room.SID != "" })
 
 	steps := []struct {
 		do   func()
@@ -281,7 +252,7 @@ func TestE2EHappyVisitCompletesAndItsRoomEnds(t *testing.T) {
 	}
 	for i, st := range steps {
 		st.do()
-		s.awaitVisit(v.ID, fmt.Sprintf("step %d: state %s", i, st.want), func(v e2eVisit) bool { return v.State == st.want })
+		s.awaitVisit(v.ID, fmt.Sprintf("step %d: state %s", i, st.want), func(v handlers.VisitView) bool { return string(v.State) == st.want })
 	}
 	if room, _ := s.emulatorRoom(v.Room.Name); room.Status != "completed" {
 		t.Fatalf("emulator room status = %q; want completed", room.Status)
@@ -291,9 +262,9 @@ func TestE2EHappyVisitCompletesAndItsRoomEnds(t *testing.T) {
 func TestE2ECancelledVisitEndsItsRoom(t *testing.T) {
 	s := startSandboxServer(t)
 	v := s.createVisit("V-cancel")
-	v = s.awaitVisit(v.ID, "the visit's room SID", func(v e2eVisit) bool { return v.Room.SID != "" })
+	v = s.awaitVisit(v.ID, "the visit's room SID", func(v handlers.VisitView) bool { return v.Room.SID != "" })
 	s.join(v.Room.Name, "pat-8812")
-	s.awaitVisit(v.ID, "state waiting", func(v e2eVisit) bool { return v.State == "waiting" })
+	s.awaitVisit(v.ID, "state waiting", func(v handlers.VisitView) bool { return v.State == "waiting" })
 
 	if code := s.call(http.MethodPost, "/v1/visits/V-cancel/cancel", nil, nil, true); code != http.StatusOK {
 		t.Fatalf("POST /v1/visits/V-cancel/cancel = %d; want 200", code)
@@ -302,7 +273,7 @@ func TestE2ECancelledVisitEndsItsRoom(t *testing.T) {
 		room, _ := s.emulatorRoom(v.Room.Name)
 		return room.Status == "completed"
 	})
-	v = s.awaitVisit(v.ID, "room-end-requested in the timeline", func(v e2eVisit) bool {
+	v = s.awaitVisit(v.ID, "room-end-requested in the timeline", func(v handlers.VisitView) bool {
 		for _, e := range v.Timeline {
 			if e.Type == "room-end-requested" {
 				return true
@@ -318,7 +289,7 @@ func TestE2ECancelledVisitEndsItsRoom(t *testing.T) {
 func TestE2ECallbackWithWrongSignatureIsRefused(t *testing.T) {
 	s := startSandboxServer(t)
 	v := s.createVisit("V-forged")
-	v = s.awaitVisit(v.ID, "the visit's room SID", func(v e2eVisit) bool { return v.Room.SID != "" })
+	v = s.awaitVisit(v.ID, "the visit's room SID", func(v handlers.VisitView) bool { return v.Room.SID != "" })
 
 	// An emulator that signs with another auth token plays an impostor
 	// posting callbacks for the visit's room to our real callback URL.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -13,14 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/visitflow/visitflow/handlers"
 	"github.com/visitflow/visitflow/internal/board"
 	"github.com/visitflow/visitflow/internal/config"
-	"github.com/visitflow/visitflow/internal/redisx"
 	"github.com/visitflow/visitflow/internal/redisx/redistest"
-	"github.com/visitflow/visitflow/internal/store"
+	"github.com/visitflow/visitflow/internal/testenv"
 	"github.com/visitflow/visitflow/workflows"
 )
 
@@ -28,41 +24,25 @@ func TestMain(m *testing.M) { os.Exit(redistest.MainWithRedis(m)) }
 
 const adminUser, adminPass = "admin", "board-test-pass"
 
-// boardEnv is visitflow's HTTP edge with the board mounted as serve.go
+// newBoardEnv is visitflow's HTTP edge with the board mounted as serve.go
 // mounts it, on real Redis, plus the engine to make things happen.
-type boardEnv struct {
-	url    string
-	engine *workflows.Engine
-}
-
-func newBoardEnv(t *testing.T) *boardEnv {
+func newBoardEnv(t *testing.T) *testenv.Env {
 	t.Helper()
-	conn, err := redisx.Connect(context.Background(), redistest.ForTest(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	cfg := config.Default()
-	cfg.Admin.Username, cfg.Admin.Password = adminUser, adminPass
-	inspector := asynq.NewInspectorFromRedisClient(conn.Client)
-	engine := workflows.New(workflows.Deps{
-		Store: store.New(conn.Client), Queue: asynq.NewClientFromRedisClient(conn.Client),
-		Deleter: inspector, Config: cfg,
-	})
-	b := board.New(board.Options{Visits: engine,
-		Jobs: workflows.NewJobList(inspector, []string{workflows.QueueCritical, workflows.QueueDefault, workflows.QueueLow})})
-	srv := httptest.NewServer(handlers.NewServer(handlers.Deps{Engine: engine, Config: cfg, Board: b}))
-	t.Cleanup(srv.Close)
-	return &boardEnv{url: srv.URL, engine: engine}
+	return testenv.New(t,
+		testenv.Configure(func(c *config.Config) { c.Admin.Username, c.Admin.Password = adminUser, adminPass }),
+		testenv.Server(func(e *testenv.Env, d *handlers.Deps) {
+			d.Board = board.New(board.Options{Visits: e.Engine,
+				Jobs: workflows.NewJobList(e.Inspector, []string{workflows.QueueCritical, workflows.QueueDefault, workflows.QueueLow})})
+		}))
 }
 
 // waitingPatient creates a visit scheduled a few minutes ago whose patient
 // joined the room and is waiting for the provider.
-func (e *boardEnv) waitingPatient(t *testing.T, id string) {
+func waitingPatient(t *testing.T, e *testenv.Env, id string) {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()
-	_, _, err := e.engine.CreateVisit(ctx, workflows.CreateInput{
+	_, _, err := e.Engine.CreateVisit(ctx, workflows.CreateInput{
 		ID: id, ScheduledAt: now.Add(-2 * time.Minute).Truncate(time.Second).Format(time.RFC3339),
 		Provider: workflows.PersonInput{Identity: "dr-lee", Name: "Dana Lee", Phone: "+15551230001"},
 		Patient:  workflows.PersonInput{Identity: "pat-8812", Name: "Sam Rivera", Phone: "+15551230002"},
@@ -70,7 +50,7 @@ func (e *boardEnv) waitingPatient(t *testing.T, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.engine.ApplyVideo(ctx, workflows.VideoEvent{
+	_, err = e.Engine.ApplyVideo(ctx, workflows.VideoEvent{
 		VisitHint: id, Event: workflows.EventParticipantConnected, RoomName: "visit-" + id,
 		RoomSID: "RM00000000000000000000000000000001", Timestamp: time.Now().UTC(),
 		ParticipantSID: "PA00000000000000000000000000000001", ParticipantIdentity: "pat-8812",
@@ -118,15 +98,15 @@ func dumpDOM(t *testing.T, url string) string {
 }
 
 // withAuth puts the admin credentials in the URL, as a bookmark would.
-func (e *boardEnv) withAuth(path string) string {
-	return strings.Replace(e.url, "http://", "http://"+adminUser+":"+adminPass+"@", 1) + path
+func withAuth(e *testenv.Env, path string) string {
+	return strings.Replace(e.URL, "http://", "http://"+adminUser+":"+adminPass+"@", 1) + path
 }
 
 func TestBoardShowsWaitingPatientMaskedInBrowser(t *testing.T) {
 	e := newBoardEnv(t)
-	e.waitingPatient(t, "V-board1")
+	waitingPatient(t, e, "V-board1")
 
-	day := dumpDOM(t, e.withAuth("/admin/visits"))
+	day := dumpDOM(t, withAuth(e, "/admin/visits"))
 	waiting := section(t, day, "waiting", "interpreters")
 	for _, want := range []string{"V-board1", "patient", "+1•••••••0002", "S. R."} {
 		if !strings.Contains(waiting, want) {
@@ -142,7 +122,7 @@ func TestBoardShowsWaitingPatientMaskedInBrowser(t *testing.T) {
 		}
 	}
 
-	one := dumpDOM(t, e.withAuth("/admin/visits/V-board1"))
+	one := dumpDOM(t, withAuth(e, "/admin/visits/V-board1"))
 	if !strings.Contains(one, `id="state">waiting<`) {
 		t.Errorf("visit page does not show state waiting:\n%s", one)
 	}
@@ -162,7 +142,7 @@ func TestBoardShowsWaitingPatientMaskedInBrowser(t *testing.T) {
 func TestBoardNeedsAdminAuth(t *testing.T) {
 	e := newBoardEnv(t)
 	for _, path := range []string{"/admin/visits", "/admin/visits/V-x"} {
-		resp, err := http.Get(e.url + path)
+		resp, err := http.Get(e.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +151,7 @@ func TestBoardNeedsAdminAuth(t *testing.T) {
 			t.Errorf("GET %s without credentials = %d; want 401", path, resp.StatusCode)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodGet, e.url+"/admin/visits/V-missing", nil)
+	req, _ := http.NewRequest(http.MethodGet, e.URL+"/admin/visits/V-missing", nil)
 	req.SetBasicAuth(adminUser, adminPass)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -215,8 +195,8 @@ func section(t *testing.T, html, from, to string) string {
 
 func TestBoardVisitWithQueuesNeverUsed(t *testing.T) {
 	e := newBoardEnv(t)
-	e.waitingPatient(t, "V-board2")
-	req, _ := http.NewRequest(http.MethodGet, e.url+"/admin/visits/V-board2", nil)
+	waitingPatient(t, e, "V-board2")
+	req, _ := http.NewRequest(http.MethodGet, e.URL+"/admin/visits/V-board2", nil)
 	req.SetBasicAuth(adminUser, adminPass)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

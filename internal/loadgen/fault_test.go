@@ -8,6 +8,7 @@ import (
 
 	"github.com/visitflow/visitflow/internal/loadgen"
 	"github.com/visitflow/visitflow/internal/redisx/redistest"
+	"github.com/visitflow/visitflow/internal/testenv"
 )
 
 // outcomes collects what the load generator saw, by status.
@@ -45,11 +46,11 @@ func (oc *outcomes) retryFailed(t *testing.T, o loadgen.Options) {
 
 // checkComplete asserts that every visit of the run holds all its
 // connections, each ended: the state is what the callbacks say.
-func checkComplete(t *testing.T, baseURL string, o loadgen.Options) {
+func checkComplete(t *testing.T, w *testenv.Env, o loadgen.Options) {
 	t.Helper()
 	want := o.Callbacks / o.Visits / 2
 	for n := 0; n < o.Visits; n++ {
-		ps := participants(t, baseURL, o.VisitID(n))
+		ps := participants(w, o.VisitID(n))
 		ended := 0
 		for _, p := range ps {
 			if p.DisconnectedAt != nil {
@@ -67,7 +68,7 @@ func TestRedisStoppedAndRestartedUnderLoad(t *testing.T) {
 	// the restart, as in production.
 	redis := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
 	w := startWeb(t, redis.URL(), "")
-	o := loadgen.Options{BaseURL: w.srv.URL, AuthToken: authToken, APIToken: apiToken, RunID: "r",
+	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "r",
 		Visits: 16, Senders: 8, Callbacks: 1600}
 	ctx := context.Background()
 	if err := loadgen.Setup(ctx, o); err != nil {
@@ -138,9 +139,9 @@ func TestRedisStoppedAndRestartedUnderLoad(t *testing.T) {
 	if oc.status[http.StatusServiceUnavailable] < 50 {
 		t.Fatalf("statuses %v; want at least 50 answered 503 while Redis was down", oc.status)
 	}
-	checkAcked(t, w.srv.URL, oc.acked)
+	checkAcked(t, w, oc.acked)
 	oc.retryFailed(t, o)
-	checkComplete(t, w.srv.URL, o)
+	checkComplete(t, w, o)
 }
 
 func TestWebReplicaKilledLosesNothing(t *testing.T) {
@@ -153,8 +154,8 @@ func TestWebReplicaKilledLosesNothing(t *testing.T) {
 	base := loadgen.Options{PublicBaseURL: public, AuthToken: authToken, APIToken: apiToken,
 		Visits: 8, Senders: 8, Callbacks: 800}
 	oa, ob := base, base
-	oa.BaseURL, oa.RunID = a.srv.URL, "a"
-	ob.BaseURL, ob.RunID = b.srv.URL, "b"
+	oa.BaseURL, oa.RunID = a.URL, "a"
+	ob.BaseURL, ob.RunID = b.URL, "b"
 	for _, o := range []loadgen.Options{oa, ob} {
 		if err := loadgen.Setup(ctx, o); err != nil {
 			t.Fatal(err)
@@ -171,7 +172,7 @@ func TestWebReplicaKilledLosesNothing(t *testing.T) {
 		n := len(ocA.acked)
 		ocA.mu.Unlock()
 		if n >= 100 {
-			kill.Do(func() { go func() { a.srv.CloseClientConnections(); a.srv.Close() }() })
+			kill.Do(func() { go func() { a.Server.CloseClientConnections(); a.Server.Close() }() })
 		}
 	}
 	ob.OnResult = ocB.record
@@ -194,9 +195,9 @@ func TestWebReplicaKilledLosesNothing(t *testing.T) {
 	}
 	// Whatever a acknowledged before it died is committed; what it did not
 	// acknowledge, Twilio retries, and the surviving replica takes it.
-	checkAcked(t, b.srv.URL, append(ocA.acked, ocB.acked...))
-	oa.BaseURL = b.srv.URL
+	checkAcked(t, b, append(ocA.acked, ocB.acked...))
+	oa.BaseURL = b.URL
 	ocA.retryFailed(t, oa)
-	checkComplete(t, b.srv.URL, oa)
-	checkComplete(t, b.srv.URL, ob)
+	checkComplete(t, b, oa)
+	checkComplete(t, b, ob)
 }

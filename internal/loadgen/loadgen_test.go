@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/visitflow/visitflow/internal/loadgen"
-	"github.com/visitflow/visitflow/internal/redisx/redistest"
+	"github.com/visitflow/visitflow/internal/testenv"
 )
 
 func TestLoadRecordsEveryAcknowledgedCallback(t *testing.T) {
-	w := startWeb(t, redistest.ForTest(t), "")
-	o := loadgen.Options{BaseURL: w.srv.URL, AuthToken: authToken, APIToken: apiToken, RunID: "t", Visits: 8, Callbacks: 80}
+	w := testenv.New(t)
+	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "t", Visits: 8, Callbacks: 80}
 	var mu sync.Mutex
 	var acked []loadgen.Callback
 	o.OnResult = func(c loadgen.Callback, status int) {
@@ -35,9 +35,9 @@ func TestLoadRecordsEveryAcknowledgedCallback(t *testing.T) {
 	if rep.Sent != 80 || rep.Acked != 80 || rep.P50 <= 0 || rep.P99 < rep.P50 {
 		t.Fatalf("report = %+v; want 80 sent and acknowledged with latencies", rep)
 	}
-	checkAcked(t, w.srv.URL, acked)
+	checkAcked(t, w, acked)
 	// 10 callbacks per visit: five connections, all ended.
-	if ps := participants(t, w.srv.URL, o.VisitID(3)); len(ps) != 5 {
+	if ps := participants(w, o.VisitID(3)); len(ps) != 5 {
 		t.Fatalf("visit %s has %d participants; want 5", o.VisitID(3), len(ps))
 	}
 }
@@ -87,8 +87,8 @@ func BenchmarkWebhookPath(b *testing.B) {
 		b.ReportMetric(float64(rep.P99.Microseconds())/1000, "p99-ms")
 	}
 	b.Run("visitflow", func(b *testing.B) {
-		w := startWeb(b, redistest.ForTest(b), "")
-		run(b, w.srv.URL, true)
+		w := testenv.New(b)
+		run(b, w.URL, true)
 	})
 	b.Run("bare204", func(b *testing.B) {
 		bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,7 @@ import (
 	"github.com/visitflow/visitflow/internal/redisx"
 	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
+	"github.com/visitflow/visitflow/internal/testenv"
 	"github.com/visitflow/visitflow/workflows"
 )
 
@@ -95,12 +96,12 @@ type timelineEntry struct {
 	Summary string `json:"summary"`
 }
 
-func timeline(t *testing.T, baseURL, id string) []timelineEntry {
-	t.Helper()
+func timeline(w *testenv.Env, id string) []timelineEntry {
+	w.T.Helper()
 	var v struct {
 		Timeline []timelineEntry `json:"timeline"`
 	}
-	getVisit(t, baseURL, id, &v)
+	w.VisitInto(id, &v)
 	return v.Timeline
 }
 
@@ -110,7 +111,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	}
 	url := redistest.ForTest(t)
 	w := startWeb(t, url, "")
-	o := loadgen.Options{BaseURL: w.srv.URL, AuthToken: authToken, APIToken: apiToken, RunID: "w", Visits: 1, Callbacks: 1}
+	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "w", Visits: 1, Callbacks: 1}
 	ctx := context.Background()
 	if err := loadgen.Setup(ctx, o); err != nil {
 		t.Fatal(err)
@@ -139,7 +140,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var n int
-		for _, e := range timeline(t, w.srv.URL, o.VisitID(0)) {
+		for _, e := range timeline(w, o.VisitID(0)) {
 			if e.Type == "state-changed" {
 				n++
 			}
@@ -156,7 +157,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	// Nothing of it is left in the queues to run again.
-	inspector := asynq.NewInspectorFromRedisClient(w.conn.Client)
+	inspector := w.Inspector
 	for q := range workflows.Queues {
 		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
 			inspector.ListPendingTasks, inspector.ListActiveTasks, inspector.ListRetryTasks, inspector.ListScheduledTasks,

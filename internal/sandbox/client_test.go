@@ -15,14 +15,13 @@ import (
 
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/twilioapi"
-	"go.uber.org/zap/zaptest"
 )
 
 // clientEnv is an Emulator served at the root of an httptest server, driven
 // through sandbox.Client, with our app receiving its webhooks.
 type clientEnv struct {
 	emu *sandbox.Emulator
-	srv *httptest.Server
+	url string // the emulator's base URL: the server's root
 	c   *sandbox.Client
 	api *twilioapi.Client
 	app *app
@@ -30,31 +29,9 @@ type clientEnv struct {
 
 func newClientEnv(t *testing.T, tweak ...func(*sandbox.Options)) *clientEnv {
 	t.Helper()
-	a := newApp(t)
-	opts := sandbox.Options{
-		AccountSID: testAccount, AuthToken: testToken,
-		IncomingVoiceURL:       a.url("/twilio/voice/incoming"),
-		IncomingVoiceStatusURL: a.url("/twilio/voice/status"),
-		IncomingSMSURL:         a.url("/twilio/sms/incoming"),
-		Log:                    zaptest.NewLogger(t),
-		MinuteLength:           600 * time.Millisecond,
-	}
-	for _, f := range tweak {
-		f(&opts)
-	}
-	emu := sandbox.New(opts)
-	srv := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() {
-		emu.Close()
-		srv.Close()
-	})
-	api, err := twilioapi.New(twilioapi.Config{AccountSID: testAccount, AuthToken: testToken, FromNumber: ourNumber,
-		APIURL: srv.URL, Timeout: 5 * time.Second}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := serveEnv(t, "", tweak...)
 	// A trailing slash on the base URL is allowed; nil means http.DefaultClient.
-	return &clientEnv{emu: emu, srv: srv, c: sandbox.NewClient(srv.URL+"/", nil), api: api, app: a}
+	return &clientEnv{emu: e.emu, url: e.base, c: sandbox.NewClient(e.base+"/", nil), api: e.api, app: e.app}
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -403,7 +380,7 @@ func TestInspectionJSONNames(t *testing.T) {
 	}
 	first := func(path, list string) map[string]any {
 		t.Helper()
-		resp, err := http.Get(e.srv.URL + path)
+		resp, err := http.Get(e.url + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -440,7 +417,7 @@ func TestInspectionJSONNames(t *testing.T) {
 			}
 		}
 	}
-	resp, err := http.Post(e.srv.URL+"/messages/incoming", "application/json", strings.NewReader(`{"from":"+15551230002","body":"x"}`))
+	resp, err := http.Post(e.url+"/messages/incoming", "application/json", strings.NewReader(`{"from":"+15551230002","body":"x"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,7 +435,7 @@ func TestClientErrorsAndPrefix(t *testing.T) {
 	e := newClientEnv(t)
 	ctx := testCtx(t)
 	// The handler strips a leading /sandbox, so the app's mount point works too.
-	prefixed := sandbox.NewClient(e.srv.URL+"/sandbox", e.srv.Client())
+	prefixed := sandbox.NewClient(e.url+"/sandbox", nil)
 	if _, err := e.api.CreateRoom(ctx, twilioapi.CreateRoomParams{UniqueName: "visit-C-4", UnusedRoomTimeout: time.Hour}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twilio/twilio-go/client"
 	"github.com/visitflow/visitflow/internal/sandbox"
+	"github.com/visitflow/visitflow/internal/testenv"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 	"go.uber.org/zap/zaptest"
 )
@@ -157,6 +158,13 @@ type env struct {
 
 func newEnv(t *testing.T, tweak ...func(*sandbox.Options)) *env {
 	t.Helper()
+	return serveEnv(t, "/sandbox", tweak...)
+}
+
+// serveEnv serves the emulator under mount ("" for the root) through
+// testenv.ServeSandbox, with our app as its callback target.
+func serveEnv(t *testing.T, mount string, tweak ...func(*sandbox.Options)) *env {
+	t.Helper()
 	a := newApp(t)
 	opts := sandbox.Options{
 		AccountSID: testAccount, AuthToken: testToken,
@@ -169,23 +177,15 @@ func newEnv(t *testing.T, tweak ...func(*sandbox.Options)) *env {
 	for _, f := range tweak {
 		f(&opts)
 	}
-	emu := sandbox.New(opts)
-	mux := http.NewServeMux()
-	mux.Handle("/sandbox/", emu.Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		emu.Close()
-		srv.Close()
-	})
+	sb := testenv.ServeSandbox(t, sandbox.New(opts), mount)
 	api, err := twilioapi.New(twilioapi.Config{
 		AccountSID: testAccount, AuthToken: testToken, FromNumber: ourNumber,
-		APIURL: srv.URL + "/sandbox", Timeout: 5 * time.Second,
+		APIURL: sb.URL, Timeout: 5 * time.Second,
 	}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, emu: emu, base: srv.URL + "/sandbox", api: api,
-		ctl: sandbox.NewClient(srv.URL+"/sandbox", srv.Client()), app: a}
+	return &env{t: t, emu: sb.Emulator, base: sb.URL, api: api, ctl: sb.Client, app: a}
 }
 
 func (e *env) ctx() context.Context {

@@ -12,7 +12,7 @@ import (
 )
 
 // dialInScenarios: an audio-only patient joins by phone with the visit's
-// dial-in PIN (issue 5).
+// dial-in PIN.
 func dialInScenarios() []Scenario {
 	provider := visit.RoleProvider
 	return []Scenario{{

@@ -10,7 +10,7 @@ import (
 )
 
 // interpreterScenarios: the provider brings a phone interpreter into the
-// visit through the API (issue 5). The server must have the line the
+// visit through the API. The server must have the line the
 // player asks for (Options.InterpreterLine: `visitflow simulate
 // --interpreter-line`, default voyce-es); config.yaml's example
 // line dials the emulator's busy-once number, so the first attempt is busy

@@ -40,8 +40,8 @@ func daytimeZone(now time.Time) string {
 	return "UTC"
 }
 
-// reminderScenarios: reminders and a reschedule in compressed time (issue
-// 4). They rely on the server's default reminder offsets and quiet hours.
+// reminderScenarios: reminders and a reschedule in compressed time. They
+// rely on the server's default reminder offsets and quiet hours.
 func reminderScenarios() []Scenario {
 	return []Scenario{{
 		Name:       "reminders",

@@ -163,7 +163,9 @@ func (s *Store) Get(ctx context.Context, id string) (*visit.Visit, error) {
 // token, when not empty, is an idempotency token (I-Twilio-Idempotency-Token):
 // a token already applied returns visit.ErrDuplicate without running fn. When fn
 // changes nothing the write is skipped and Change.Unchanged is true. An
-// error from fn aborts the update and is returned as is.
+// error from fn aborts the update and is returned as is. fn runs again, on
+// a fresh read, each time another writer commits first, so it must not keep
+// anything from an earlier run.
 func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (visit.Change, error) {
 	defer s.lock(id)()
 	var ch visit.Change

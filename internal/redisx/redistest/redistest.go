@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -336,4 +337,63 @@ func AllKeys(ctx context.Context, c redis.UniversalClient, pattern string) ([]st
 		return err
 	})
 	return keys, err
+}
+
+// StartCluster starts a Redis Cluster of masters dedicated redis-server
+// processes (StartServer each, stopped when t ends), joins them with
+// redis-cli --cluster create, waits until the cluster serves every slot,
+// and returns its redis-cluster:// URL. Without redis-cli the test is
+// skipped (or fails in CI), as StartServer does without redis-server.
+func StartCluster(t testing.TB, masters int) string {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		const msg = "redistest.StartCluster: redis-cli is not on PATH (it comes with redis-server)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	var addrs []string
+	for i := 0; i < masters; i++ {
+		addrs = append(addrs, StartServer(t, "--cluster-enabled", "yes").Addr())
+	}
+	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...),
+		"--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redistest.StartCluster: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	url := "redis-cluster://" + strings.Join(addrs, ",")
+	// The nodes need a moment to agree on the slot map.
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := redisx.NewClient(url)
+		if err == nil {
+			info, _ := c.ClusterInfo(ctx).Result()
+			c.Close()
+			if strings.Contains(info, "cluster_state:ok") {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest.StartCluster: %s not ready after 10s: %v", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// StartSentinel starts a master protected by password and a Sentinel
+// monitoring it as "vfmaster" (both stopped when t ends). It returns the
+// master, for direct checks, and the Sentinel's address.
+func StartSentinel(t testing.TB, password string) (master *Server, sentinelAddr string) {
+	t.Helper()
+	master = StartServer(t, "--requirepass", password)
+	conf := filepath.Join(t.TempDir(), "sentinel.conf")
+	_, port, _ := strings.Cut(master.Addr(), ":")
+	body := fmt.Sprintf("sentinel monitor vfmaster 127.0.0.1 %s 1\nsentinel auth-pass vfmaster %s\n", port, password)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatalf("redistest.StartSentinel: %v", err)
+	}
+	return master, StartServer(t, conf, "--sentinel").Addr()
 }

@@ -206,36 +206,11 @@ func TestForTestCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Skip("redis-cli not on PATH")
-	}
-	var addrs []string
-	for i := 0; i < 3; i++ {
-		addrs = append(addrs, StartServer(t, "--cluster-enabled", "yes").Addr())
-	}
-	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...),
-		"--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	url := "redis-cluster://" + strings.Join(addrs, ",")
+	url := StartCluster(t, 3)
 	ctx := context.Background()
-	// The nodes need a moment to agree on the slot map.
-	var c *redisx.Conn
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err = redisx.Connect(ctx, url)
-		if err == nil {
-			if info, _ := c.Client.ClusterInfo(ctx).Result(); strings.Contains(info, "cluster_state:ok") {
-				break
-			}
-			c.Close()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Connect(%q): cluster not ready after 10s: %v", url, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	c, err := redisx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("Connect(%q): %v", url, err)
 	}
 	defer c.Close()
 	for i := 0; i < 20; i++ {
@@ -261,18 +236,10 @@ func TestForTestSentinel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a sentinel")
 	}
-	master := StartServer(t, "--requirepass", "s3cret")
-	dir := t.TempDir()
-	conf := dir + "/sentinel.conf"
-	_, port, _ := strings.Cut(master.Addr(), ":")
-	body := fmt.Sprintf("sentinel monitor vfmaster 127.0.0.1 %s 1\nsentinel auth-pass vfmaster s3cret\n", port)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sentinel := StartServer(t, conf, "--sentinel")
-	url := "redis-sentinel://s3cret@" + sentinel.Addr() + "/vfmaster/2"
+	_, sentinelAddr := StartSentinel(t, "s3cret")
+	url := "redis-sentinel://s3cret@" + sentinelAddr + "/vfmaster/2"
 	stdout, _ := runHelper(t, "url", TestURLEnv+"="+url)
-	if want := "redis-sentinel://s3cret@" + sentinel.Addr() + "/vfmaster/"; !strings.HasPrefix(stdout, want) {
+	if want := "redis-sentinel://s3cret@" + sentinelAddr + "/vfmaster/"; !strings.HasPrefix(stdout, want) {
 		t.Errorf("helper with %s=%s printed %q; want %s<db>", TestURLEnv, redisurl.Mask(url), stdout, want)
 	}
 }

@@ -1,0 +1,408 @@
+package workflows_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/visitflow/visitflow/internal/clock"
+	"github.com/visitflow/visitflow/internal/config"
+	"github.com/visitflow/visitflow/internal/sandbox"
+	"github.com/visitflow/visitflow/internal/testenv"
+	"github.com/visitflow/visitflow/internal/twilioapi"
+	"github.com/visitflow/visitflow/workflows"
+)
+
+func TestSMSOnceWithDuplicatedAndConcurrentCallbacks(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) {
+		c.Visits.ProviderLateAfter = time.Second
+		c.Visits.ReminderOffsets = nil
+	})
+	env.StartWorkers(env.Engine)
+	env.CreateEngineVisit(visitInput("V-dup", time.Now(), "UTC"))
+	// The same participant-connected callback, delivered 20 times at once
+	// (Twilio retries, different idempotency tokens).
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			joinPatient(t, env.Engine, "V-dup", "PA1")
+		}()
+	}
+	wg.Wait()
+	env.Eventually("provider-late SMS", func() bool {
+		return len(testenv.Entries(env.Timeline("V-dup"), "sms-delivered")) == 2
+	})
+	// The provider-late job itself, duplicated and run concurrently.
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = testenv.Process(env.Engine, workflows.TypeProviderLateCheck, workflows.Payload{VisitID: "V-dup", Transition: 1})
+		}()
+	}
+	wg.Wait()
+	if p, q := len(env.SMSTo(providerPhone)), len(env.SMSTo(patientPhone)); p != 1 || q != 1 {
+		t.Fatalf("SMS to provider, patient = %d, %d; want 1, 1", p, q)
+	}
+	// Duplicated SMS status callbacks add one timeline entry per status.
+	sid := env.SMSTo(patientPhone)[0].SID
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = env.Engine.ApplySMSStatus(context.Background(), workflows.SMSStatusEvent{VisitHint: "V-dup",
+				Purpose: "patient-late", MessageSID: sid, Status: "delivered"})
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for _, en := range testenv.Entries(env.Timeline("V-dup"), "sms-delivered") {
+		if strings.Contains(en.Summary, sid) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("delivered entries for %s = %d; want 1", sid, n)
+	}
+}
+
+func TestSMSOnceWithSeveralProcessesOnOneRedis(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
+	engines := []*workflows.Engine{env.Engine, newEngine(env, env.Twilio, nil), newEngine(env, env.Twilio, nil)}
+	for _, e := range engines {
+		env.StartWorkers(e)
+	}
+	const visits = 10
+	at := time.Now().Add(time.Hour + time.Second)
+	var wg sync.WaitGroup
+	for i := 0; i < visits; i++ {
+		for _, e := range engines { // the same create through every web process
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, _, err := e.CreateVisit(context.Background(), visitInput(fmt.Sprintf("V-m%d", i), at, "UTC")); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	// Meanwhile every process also runs the reminder job directly.
+	for i := 0; i < visits; i++ {
+		for _, e := range engines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = testenv.Process(e, workflows.TypeReminderSend, workflows.Payload{VisitID: fmt.Sprintf("V-m%d", i), Reminder: "r1h0m0s", Schedule: 0})
+			}()
+		}
+	}
+	wg.Wait()
+	env.Eventually("the scheduled reminders ran", func() bool {
+		info, err := env.Inspector.GetQueueInfo(workflows.QueueDefault)
+		return err == nil && info.Scheduled == visits && len(env.SMS()) >= visits // no-show checks remain
+	})
+	env.Eventually("every reminder task settled", func() bool {
+		info, _ := env.Inspector.GetQueueInfo(workflows.QueueDefault)
+		return info.Pending == 0 && info.Active == 0 && info.Retry == 0 && info.Scheduled == visits
+	})
+	if n := len(env.SMS()); n != visits {
+		t.Fatalf("SMS = %d; want %d (one per visit)", n, visits)
+	}
+}
+
+func TestSMSNotResentAfterCrashBetweenTwilioAndRecord(t *testing.T) {
+	t.Run("settled by the status callback", func(t *testing.T) {
+		env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
+		crash := &crashAfterSend{Twilio: env.Twilio, crashes: 1}
+		worker := newEngine(env, crash, nil)
+		env.CreateEngineVisit(visitInput("V-crash", time.Now().Add(48*time.Hour), "UTC"))
+		p := workflows.Payload{VisitID: "V-crash", Reminder: "r1h0m0s", Schedule: 0}
+		if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+			t.Fatal("first attempt returned nil; want the crash error (Asynq retries)")
+		}
+		env.Eventually("the status callback settling the claim", func() bool {
+			return len(testenv.Entries(env.Timeline("V-crash"), "sms-confirmed")) == 1
+		})
+		if err := testenv.Process(worker, workflows.TypeReminderSend, p); err != nil {
+			t.Fatalf("retry = %v; want nil (already sent)", err)
+		}
+		if n := len(env.SMS()); n != 1 {
+			t.Fatalf("SMS = %d; want 1", n)
+		}
+	})
+	t.Run("no callback: outcome unknown after the claim timeout", func(t *testing.T) {
+		env := newSMSEnv(t, func(c *config.Config) {
+			c.Visits.ReminderOffsets = []time.Duration{time.Hour}
+			c.HTTP.PublicBaseURL = "http://127.0.0.1:1" // status callbacks get lost
+		})
+		clk := clock.NewFake(time.Now())
+		crash := &crashAfterSend{Twilio: env.Twilio, crashes: 1}
+		worker := newEngine(env, crash, clk)
+		env.CreateEngineVisit(visitInput("V-lost", time.Now().Add(48*time.Hour), "UTC"))
+		p := workflows.Payload{VisitID: "V-lost", Reminder: "r1h0m0s", Schedule: 0}
+		if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+			t.Fatal("first attempt returned nil; want the crash error")
+		}
+		if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+			t.Fatal("retry while the claim is fresh returned nil; want retry later")
+		}
+		clk.Advance(time.Minute)
+		if err := testenv.Process(worker, workflows.TypeReminderSend, p); err != nil {
+			t.Fatalf("retry after the claim timeout = %v; want nil", err)
+		}
+		if n := len(env.SMS()); n != 1 {
+			t.Fatalf("SMS = %d; want 1", n)
+		}
+		if got := testenv.Entries(env.Timeline("V-lost"), "sms-outcome-unknown"); len(got) != 1 {
+			t.Fatalf("timeline outcome-unknown entries = %v; want 1", got)
+		}
+	})
+}
+
+func TestSMSRetriedWhenTwilioRefusedBeforeAccepting(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
+	// A front that answers the first message request with a Twilio 503,
+	// then passes everything to the emulator.
+	var refused atomic.Bool
+	upstream := env.Sandbox.URL
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/Messages.json") && refused.CompareAndSwap(false, true) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"code":20503,"message":"Service unavailable","status":503}`))
+			return
+		}
+		proxy(w, r, upstream)
+	}))
+	t.Cleanup(front.Close)
+	worker := newEngine(env, env.NewTwilio(front.URL), nil)
+	env.CreateEngineVisit(visitInput("V-503", time.Now().Add(48*time.Hour), "UTC"))
+	p := workflows.Payload{VisitID: "V-503", Reminder: "r1h0m0s", Schedule: 0}
+	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+		t.Fatal("attempt answered 503 returned nil; want an error so Asynq retries")
+	}
+	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err != nil {
+		t.Fatalf("retry = %v; want sent", err)
+	}
+	if n := len(env.SMS()); n != 1 {
+		t.Fatalf("SMS = %d; want 1", n)
+	}
+}
+
+func proxy(w http.ResponseWriter, r *http.Request, upstream string) {
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, upstream+r.URL.RequestURI(), r.Body)
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		_, _ = w.Write(buf[:n])
+		if err != nil {
+			return
+		}
+	}
+}
+
+func TestSMSOnceWithTwoSchedulers(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
+	// Visits whose reminder jobs never reached Asynq (its Redis refused):
+	// only the schedulers' outbox sweeps can deliver them.
+	broken := workflows.New(workflows.Deps{Store: env.Store, Queue: failingQueue{}, Config: env.Config})
+	const visits = 5
+	at := time.Now().Add(time.Hour + time.Second)
+	for i := 0; i < visits; i++ {
+		if _, _, err := broken.CreateVisit(context.Background(), visitInput(fmt.Sprintf("V-s%d", i), at, "UTC")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		s := asynq.NewSchedulerFromRedisClient(env.Conn.Client, &asynq.SchedulerOpts{LogLevel: asynq.FatalLevel})
+		if err := workflows.RegisterMaintenance(s, workflows.MaintenanceSchedule{OutboxSweep: "@every 1s", RetentionPurge: "@every 1s"}, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Shutdown)
+	}
+	env.StartWorkers(env.Engine)
+	env.Eventually("one reminder per visit", func() bool { return len(env.SMS()) >= visits })
+	// Let both schedulers fire several more sweeps over the same entries.
+	info, err := env.Inspector.GetQueueInfo(workflows.QueueLow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := info.Processed
+	env.Eventually("more sweeps", func() bool {
+		info, err := env.Inspector.GetQueueInfo(workflows.QueueLow)
+		return err == nil && info.Processed >= start+4
+	})
+	if n := len(env.SMS()); n != visits {
+		t.Fatalf("SMS = %d; want %d", n, visits)
+	}
+}
+
+func TestDeliveryStatusWithErrorCodeInTimeline(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
+	in := visitInput("V-und", time.Now().Add(48*time.Hour), "UTC")
+	in.Patient.Phone = "+15005550010" // undelivered, 30003
+	env.CreateEngineVisit(in)
+	if err := testenv.Process(env.Engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-und", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
+		t.Fatal(err)
+	}
+	env.Eventually("undelivered in the timeline", func() bool { return len(testenv.Entries(env.Timeline("V-und"), "sms-undelivered")) == 1 })
+	tl := env.Timeline("V-und")
+	if got := testenv.Entries(tl, "sms-undelivered")[0].Summary; !strings.Contains(got, "error 30003") {
+		t.Errorf("undelivered entry = %q; want error 30003", got)
+	}
+	if len(testenv.Entries(tl, "sms-queued")) != 1 || len(testenv.Entries(tl, "sms-sent")) < 1 {
+		t.Errorf("timeline = %+v; want queued and sent entries", tl)
+	}
+}
+
+func TestOptedOutNumbersReceiveNothing(t *testing.T) {
+	t.Run("21610 from Twilio", func(t *testing.T) {
+		env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{2 * time.Hour, time.Hour} })
+		in := visitInput("V-stop", time.Now().Add(48*time.Hour), "UTC")
+		in.Patient.Phone = "+15005550004" // REST 400 21610
+		env.CreateEngineVisit(in)
+		_ = testenv.Process(env.Engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-stop", Reminder: "r2h0m0s", Schedule: 0})
+		if got := testenv.Entries(env.Timeline("V-stop"), "sms-opted-out"); len(got) != 1 {
+			t.Fatalf("timeline opted-out entries = %v; want 1", got)
+		}
+		var requests atomic.Int32
+		counting := &countingTwilio{Twilio: env.Twilio, n: &requests}
+		if err := testenv.Process(newEngine(env, counting, nil), workflows.TypeReminderSend, workflows.Payload{VisitID: "V-stop", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
+			t.Fatal(err)
+		}
+		if requests.Load() != 0 {
+			t.Fatalf("Twilio was asked %d times to text an opted-out number; want 0", requests.Load())
+		}
+		if got := testenv.Entries(env.Timeline("V-stop"), "sms-skipped"); len(got) != 1 || !strings.Contains(got[0].Summary, "opted out") {
+			t.Fatalf("timeline skipped entries = %v; want one saying opted out", got)
+		}
+		// The record is a keyed hash, not the number.
+		keys := env.AllKeys("vf:optout:*")
+		if len(keys) != 1 || strings.Contains(keys[0], "5550004") {
+			t.Fatalf("opt-out keys = %v; want one hash", keys)
+		}
+	})
+	t.Run("STOP and START texted in", func(t *testing.T) {
+		env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{2 * time.Hour, time.Hour} })
+		env.CreateEngineVisit(visitInput("V-kw", time.Now().Add(48*time.Hour), "UTC"))
+		textIn(t, env, "stop")
+		if err := testenv.Process(env.Engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-kw", Reminder: "r2h0m0s", Schedule: 0}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(env.SMSTo(patientPhone)); n != 0 {
+			t.Fatalf("SMS after STOP = %d; want 0", n)
+		}
+		textIn(t, env, "START")
+		if err := testenv.Process(env.Engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-kw", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(env.SMSTo(patientPhone)); n != 1 {
+			t.Fatalf("SMS after START = %d; want 1", n)
+		}
+	})
+}
+
+// textIn has the patient text body to our number through the emulator,
+// which posts it signed to /twilio/sms/incoming.
+func textIn(t *testing.T, env *testenv.Env, body string) sandbox.IncomingSMSResult {
+	t.Helper()
+	res, err := env.Sandbox.Client.IncomingSMS(context.Background(), patientPhone, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WebhookStatus != http.StatusOK {
+		t.Fatalf("inbound %q: emulator says %+v; want our webhook to answer 200", body, res)
+	}
+	return res
+}
+
+func TestHelpIsAnsweredWithTwiML(t *testing.T) {
+	env := newSMSEnv(t)
+	out := textIn(t, env, "help")
+	if !slices.ContainsFunc(out.Replies, func(m sandbox.MessageView) bool { return strings.Contains(m.Body, "Reply STOP") }) {
+		t.Fatalf("emulator result %+v; want our HELP reply", out)
+	}
+}
+
+type countingTwilio struct {
+	workflows.Twilio
+	n *atomic.Int32
+}
+
+func (c *countingTwilio) SendSMS(ctx context.Context, p twilioapi.SendSMSParams) (twilioapi.Message, error) {
+	c.n.Add(1)
+	return c.Twilio.SendSMS(ctx, p)
+}
+
+func TestSMSRetriedAfterConnectionRefused(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
+	down := env.NewTwilio("http://127.0.0.1:1")
+	env.CreateEngineVisit(visitInput("V-refused", time.Now().Add(48*time.Hour), "UTC"))
+	p := workflows.Payload{VisitID: "V-refused", Reminder: "r1h0m0s", Schedule: 0}
+	if err := testenv.Process(newEngine(env, down, nil), workflows.TypeReminderSend, p); err == nil {
+		t.Fatal("attempt with Twilio unreachable returned nil; want an error so Asynq retries")
+	}
+	if err := testenv.Process(env.Engine, workflows.TypeReminderSend, p); err != nil {
+		t.Fatalf("retry = %v; want sent at once (the claim was released)", err)
+	}
+	if n := len(env.SMS()); n != 1 {
+		t.Fatalf("SMS = %d; want 1", n)
+	}
+}
+
+func TestStatusCallback21610MarksOptOut(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{2 * time.Hour, time.Hour} })
+	env.CreateEngineVisit(visitInput("V-21610", time.Now().Add(48*time.Hour), "UTC"))
+	form := url.Values{"MessageSid": {"SM0000000000000000000000000000abcd"}, "MessageStatus": {"undelivered"},
+		"ErrorCode": {"21610"}, "To": {patientPhone}, "AccountSid": {env.Config.Twilio.AccountSID}}
+	path := "/twilio/sms/status?visit=V-21610&purpose=reminder%3Ar2h0m0s%3As0"
+	post := func(sign bool) int {
+		if sign {
+			return env.PostSigned(path, form).StatusCode
+		}
+		return env.PostForm(path, form).StatusCode
+	}
+	if code := post(false); code != http.StatusForbidden {
+		t.Fatalf("unsigned status callback = %d; want 403", code)
+	}
+	if code := post(true); code != http.StatusNoContent {
+		t.Fatalf("status callback = %d; want 204", code)
+	}
+	tl := env.Timeline("V-21610")
+	if len(testenv.Entries(tl, "sms-opted-out")) != 1 || !strings.Contains(testenv.Entries(tl, "sms-undelivered")[0].Summary, "error 21610") {
+		t.Fatalf("timeline = %+v; want undelivered with 21610 and an opted-out entry", tl)
+	}
+	if err := testenv.Process(env.Engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-21610", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(env.SMS()); n != 0 {
+		t.Fatalf("SMS to an opted-out number = %d; want 0", n)
+	}
+}
