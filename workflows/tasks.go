@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -265,10 +266,14 @@ func interpreterFailedSMSJob(v *visit.Visit) visit.Job {
 }
 
 // decodePayload reads a task payload; a payload that cannot be read will
-// never succeed, so it skips retries.
+// never succeed, so it skips retries. Unknown fields are refused rather than
+// ignored: a payload of another shape (an older build's "purpose"/"n") would
+// otherwise be read as a different job, and the dashboard shows the refusal.
 func decodePayload(t *asynq.Task) (Payload, error) {
 	var p Payload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil || !visit.ValidID(p.VisitID) {
+	dec := json.NewDecoder(bytes.NewReader(t.Payload()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil || !visit.ValidID(p.VisitID) {
 		return p, fmt.Errorf("%s: bad payload: %w", t.Type(), asynq.SkipRetry)
 	}
 	return p, nil

@@ -46,6 +46,12 @@ func TestEveryTaskTypeHasQueueAndHandler(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "bad payload") || !errors.Is(err, asynq.SkipRetry) {
 			t.Errorf("ProcessTask(%s, garbage) = %v; want a bad-payload error from its handler, not retried", typ, err)
 		}
+		// A payload of another shape (an older build's overloaded
+		// purpose/n) is refused, not read as some other job.
+		legacy := []byte(`{"visit_id":"V-1","purpose":"r1-a1","n":1}`)
+		if err := mux.ProcessTask(context.Background(), asynq.NewTask(typ, legacy)); err == nil || !errors.Is(err, asynq.SkipRetry) {
+			t.Errorf("ProcessTask(%s, legacy payload) = %v; want refused without retry", typ, err)
+		}
 	}
 }
 
