@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/redisx"
 	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
@@ -191,5 +192,31 @@ func TestListPagesNewestFirstAndFilters(t *testing.T) {
 	vs, _, _ = s.List(ctx, visit.ListQuery{Limit: 10, From: t0.Add(2 * time.Hour), To: t0.Add(3 * time.Hour)})
 	if len(vs) != 3 {
 		t.Fatalf("List(from,to) returned %d; want 3", len(vs))
+	}
+}
+
+// TestUpdateStampsUpdatedAtFromItsClock: updated_at comes from the clock the
+// store was given, so a test (or a replay) with a fake clock sees its time.
+func TestUpdateStampsUpdatedAtFromItsClock(t *testing.T) {
+	ctx := context.Background()
+	_, conn := newStoreOn(t)
+	clk := clock.NewFake(time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC))
+	s := store.New(conn.Client, store.WithClock(clk))
+	if _, _, err := s.Create(ctx, newVisit("V-clock", t0)); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Update(ctx, "V-clock", "", func(v *visit.Visit) error {
+		v.ParticipantConnected("PA1", "pat", t0)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "V-clock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := clk.Now(); !got.UpdatedAt.Equal(want) || !ch.Visit.UpdatedAt.Equal(want) {
+		t.Fatalf("updated_at = %v (change says %v); want the store's clock %v", got.UpdatedAt, ch.Visit.UpdatedAt, want)
 	}
 }

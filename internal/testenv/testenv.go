@@ -99,6 +99,7 @@ type options struct {
 	emuOpts   []func(*sandbox.Options)
 	emuWrap   func(http.Handler) http.Handler
 	workers   bool
+	clock     clock.Clock
 }
 
 // Option adjusts what New wires.
@@ -118,8 +119,8 @@ func Engine(f func(*workflows.Deps)) Option {
 	return func(o *options) { o.engine = append(o.engine, f) }
 }
 
-// WithClock gives the engine clk.
-func WithClock(clk clock.Clock) Option { return Engine(func(d *workflows.Deps) { d.Clock = clk }) }
+// WithClock gives the engine and the store clk (the store stamps updated_at).
+func WithClock(clk clock.Clock) Option { return func(o *options) { o.clock = clk } }
 
 // Server adjusts the HTTP edge's Deps once the engine exists.
 func Server(f func(*Env, *handlers.Deps)) Option {
@@ -162,7 +163,11 @@ func New(t testing.TB, opts ...Option) *Env {
 	}
 	t.Cleanup(func() { conn.Close() })
 
-	e := &Env{T: t, Conn: conn, Store: store.New(conn.Client), Queue: asynq.NewClientFromRedisClient(conn.Client),
+	var storeOpts []store.Option
+	if o.clock != nil {
+		storeOpts = append(storeOpts, store.WithClock(o.clock))
+	}
+	e := &Env{T: t, Conn: conn, Store: store.New(conn.Client, storeOpts...), Queue: asynq.NewClientFromRedisClient(conn.Client),
 		Inspector: asynq.NewInspectorFromRedisClient(conn.Client), Metrics: metrics.New()}
 	e.Server = httptest.NewServer(nil)
 	t.Cleanup(e.Server.Close)
@@ -185,7 +190,7 @@ func New(t testing.TB, opts ...Option) *Env {
 	}
 	e.Config = cfg
 
-	deps := workflows.Deps{Store: e.Store, Queue: e.Queue, Deleter: e.Inspector, Config: cfg, Metrics: e.Metrics}
+	deps := workflows.Deps{Store: e.Store, Queue: e.Queue, Deleter: e.Inspector, Config: cfg, Metrics: e.Metrics, Clock: o.clock}
 	if o.sandbox {
 		e.Sandbox = serveSandbox(t, emuSrv, cfg, o)
 		e.Twilio = e.NewTwilio(cfg.Twilio.APIURL)
