@@ -14,6 +14,14 @@ import (
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
+const (
+	// inviteIndexGrace keeps an expired invite findable, so a replay is
+	// told 410 (gone) rather than 404 (never existed).
+	inviteIndexGrace = 7 * 24 * time.Hour
+	// inviteSecretBytes is the invite secret's entropy: 192 bits.
+	inviteSecretBytes = 24
+)
+
 // InviteInput is the body of POST /v1/visits/{id}/invites.
 type InviteInput struct {
 	Phone string `json:"phone"`

@@ -8,15 +8,8 @@ import (
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
-const (
-	// minTokenLife keeps a token for a visit running late usable for a while.
-	minTokenLife = 15 * time.Minute
-	// inviteIndexGrace keeps an expired invite findable, so a replay is
-	// told 410 (gone) rather than 404 (never existed).
-	inviteIndexGrace = 7 * 24 * time.Hour
-	// inviteSecretBytes is the invite secret's entropy: 192 bits.
-	inviteSecretBytes = 24
-)
+// minTokenLife keeps a token for a visit running late usable for a while.
+const minTokenLife = 15 * time.Minute
 
 // Grant is a room-scoped Video access token for one identity.
 type Grant struct {

@@ -180,6 +180,8 @@ func (l *InterpreterLeg) Progress(status, answeredBy string, t time.Time) (CallO
 		l.State = LegAnswered
 		return CallProgressed, ""
 	case !TerminalCallStatus(status), l.State == LegRequested:
+		// A progress event the state is past, or the end of a call whose
+		// attempt was already counted (the leg waits for its next one).
 		return CallNoChange, ""
 	case l.State == LegBridged:
 		l.State, l.EndedAt = LegEnded, utc(t)
