@@ -96,9 +96,7 @@ func TestDialIn(t *testing.T) {
 	}
 	// Another caller is still asked.
 	sid = dial(e, "+15557650004", "")
-	e.WaitEvent("PIN prompt", func(ev sandbox.Event) bool {
-		return ev.Kind == sandbox.KindVoiceVerb && ev.Name == "Gather" && ev.SID == sid
-	})
+	e.WaitEvent("PIN prompt", testenv.Verb(sid, "Gather"))
 	for _, k := range e.AllKeys("*") {
 		if strings.Contains(k, "5557650002") {
 			t.Fatalf("Redis key %s holds the caller's number", k)

@@ -62,9 +62,7 @@ func TestInterpreterBusyOnceThenBridgedAndHungUpOnEnd(t *testing.T) {
 	if n := len(e.CallsTo(sandbox.NumberBusyOnce)); n != 2 {
 		t.Fatalf("%d calls after re-running the dial jobs; want still 2", n)
 	}
-	play := e.WaitEvent("the IVR digits", func(ev sandbox.Event) bool {
-		return ev.Kind == sandbox.KindVoiceVerb && ev.Name == "Play" && ev.SID == calls[1].SID
-	})
+	play := e.WaitEvent("the IVR digits", testenv.Verb(calls[1].SID, "Play"))
 	if got := play.Params.Get("digits"); got != "1#" {
 		t.Fatalf("<Play digits> = %q; want the line's IVR path 1#", got)
 	}
@@ -168,15 +166,11 @@ func TestInterpreterHangUpOnDeleteAndCancel(t *testing.T) {
 	}
 
 	first := bridged(1)
-	play := e.WaitEvent("the IVR digits", func(ev sandbox.Event) bool {
-		return ev.Kind == sandbox.KindVoiceVerb && ev.Name == "Play" && ev.SID == first
-	})
+	play := e.WaitEvent("the IVR digits", testenv.Verb(first, "Play"))
 	if got := play.Params.Get("digits"); got != "ww2ww1234#" {
 		t.Fatalf("<Play digits> = %q; want ww2ww1234#", got)
 	}
-	room := e.WaitEvent("the bridge", func(ev sandbox.Event) bool {
-		return ev.Kind == sandbox.KindVoiceVerb && ev.Name == "Room" && ev.SID == first
-	})
+	room := e.WaitEvent("the bridge", testenv.Verb(first, "Room"))
 	if room.Params.Get("participantIdentity") != "interpreter-V-del" || room.Params.Get("text") != "visit-V-del" {
 		t.Fatalf("<Room> = %v; want participantIdentity interpreter-V-del into visit-V-del", room.Params)
 	}

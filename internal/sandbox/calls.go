@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/visitflow/visitflow/internal/visit"
 )
 
 // Magic destination numbers: see the package documentation.
@@ -290,7 +288,7 @@ func (e *Emulator) handleUpdateCall(w http.ResponseWriter, req *http.Request) {
 		notFound(w, req)
 		return
 	}
-	if visit.TerminalCallStatus(c.status) {
+	if callEnded(c.status) {
 		writeError(w, http.StatusBadRequest, 21220, "Call is not in-progress. Cannot redirect.")
 		return
 	}
@@ -326,7 +324,7 @@ func (e *Emulator) handleUpdateCall(w http.ResponseWriter, req *http.Request) {
 // terminateLocked ends c with status, leaving any room it is bridged into.
 // The call's goroutine sends the terminal callback. e.mu must be held.
 func (e *Emulator) terminateLocked(c *call, status string) {
-	if visit.TerminalCallStatus(c.status) {
+	if callEnded(c.status) {
 		return
 	}
 	c.status = status
@@ -347,7 +345,7 @@ func (e *Emulator) wait(c *call, d time.Duration, cond func() bool) (bool, error
 		e.mu.Lock()
 		var err error
 		switch {
-		case visit.TerminalCallStatus(c.status):
+		case callEnded(c.status):
 			err = errEnded
 		case c.redirect != nil:
 			err = errRedirected
@@ -438,7 +436,7 @@ func (e *Emulator) runOutbound(c *call) {
 		return
 	}
 	e.mu.Lock()
-	if visit.TerminalCallStatus(c.status) {
+	if callEnded(c.status) {
 		e.mu.Unlock()
 		e.finish(c, errEnded)
 		return
@@ -527,7 +525,7 @@ func (e *Emulator) statusEvent(c *call, event, callStatus string) {
 	params.Set("CallStatus", callStatus)
 	params.Set("CallbackSource", "call-progress-events")
 	params.Set("Timestamp", e.now().Format(rfc2822))
-	if visit.TerminalCallStatus(callStatus) {
+	if callEnded(callStatus) {
 		secs := 0
 		if !c.start.IsZero() {
 			secs = int(math.Round(c.end.Sub(c.start).Seconds()))
@@ -604,7 +602,7 @@ func (e *Emulator) callJSON(c *call) callJSON {
 	for _, sub := range []string{"Notifications", "Recordings", "Payments", "Events", "Siprec", "Streams", "Transcriptions", "UserDefinedMessageSubscriptions", "UserDefinedMessages"} {
 		j.SubresourceUris[snake(sub)] = base + "/" + sub + ".json"
 	}
-	if visit.TerminalCallStatus(c.status) {
+	if callEnded(c.status) {
 		secs := 0
 		if !c.start.IsZero() {
 			secs = int(math.Round(c.end.Sub(c.start).Seconds()))
@@ -656,7 +654,7 @@ func (e *Emulator) handleDigits(w http.ResponseWriter, req *http.Request) {
 		controlError(w, http.StatusNotFound, "no such call")
 		return
 	}
-	if visit.TerminalCallStatus(c.status) {
+	if callEnded(c.status) {
 		controlError(w, http.StatusConflict, "call has ended")
 		return
 	}
@@ -696,4 +694,17 @@ func (e *Emulator) handleIncomingCall(w http.ResponseWriter, req *http.Request) 
 	e.callBy[c.sid] = c
 	e.goLocked(func() { e.runInbound(c) })
 	writeJSON(w, http.StatusCreated, e.callView(c))
+}
+
+// callEnded reports whether status is one of Twilio's final call statuses
+// (twilio-protocol §3: completed arrives for every ending, with CallStatus
+// completed, busy, no-answer, failed or canceled). The emulator keeps its
+// own list on purpose: it plays Twilio, so it must not take Twilio's
+// behaviour from visitflow's domain package.
+func callEnded(status string) bool {
+	switch status {
+	case "completed", "busy", "no-answer", "failed", "canceled":
+		return true
+	}
+	return false
 }
