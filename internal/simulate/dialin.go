@@ -6,8 +6,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"math/big"
-	"net/http"
 
+	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -40,18 +40,12 @@ func dialIn(ctx context.Context, s *simulation) error {
 	if err != nil {
 		return err
 	}
-	body := map[string]string{"from": fmt.Sprintf("+1555%07d", n.Int64())}
-	if s.Visit.DialIn.Number != "" {
-		body["to"] = s.Visit.DialIn.Number
-	}
-	var call struct {
-		SID string `json:"sid"`
-	}
-	if err := s.Control(ctx, http.MethodPost, "/calls/incoming", body, &call); err != nil {
-		return err
+	call, err := s.emulator.IncomingCallTo(ctx, fmt.Sprintf("+1555%07d", n.Int64()), s.Visit.DialIn.Number) // "" is our number
+	if err != nil {
+		return inSandbox(err)
 	}
 	s.CallSID = call.SID
-	if _, err := s.awaitEvent(ctx, call.SID, func(e simEvent) bool { return e.Kind == "voice.twiml" && e.Name == "incoming" }); err != nil {
+	if _, err := s.awaitEvent(ctx, call.SID, func(e sandbox.Event) bool { return e.Kind == sandbox.KindVoiceTwiML && e.Name == "incoming" }); err != nil {
 		return fmt.Errorf("the server never answered the call: %w", err)
 	}
 	s.say("  call %s to %s answered; the server asks for the visit PIN", call.SID, cmp.Or(s.Visit.DialIn.Number, "our number"))
@@ -65,11 +59,11 @@ func enterWrongPIN(ctx context.Context, s *simulation) error {
 	for i, d := range wrong {
 		wrong[i] = '0' + (d-'0'+5)%10
 	}
-	if err := s.Control(ctx, http.MethodPost, "/calls/"+s.CallSID+"/digits", map[string]string{"digits": string(wrong)}, nil); err != nil {
-		return err
+	if _, err := s.emulator.Digits(ctx, s.CallSID, string(wrong)); err != nil {
+		return inSandbox(err)
 	}
-	if _, err := s.awaitEvent(ctx, s.CallSID, func(e simEvent) bool {
-		return e.Kind == "voice.twiml" && e.Name == "gather" && e.Params.Get("Digits") == string(wrong)
+	if _, err := s.awaitEvent(ctx, s.CallSID, func(e sandbox.Event) bool {
+		return e.Kind == sandbox.KindVoiceTwiML && e.Name == "gather" && e.Params.Get("Digits") == string(wrong)
 	}); err != nil {
 		return fmt.Errorf("the server never checked the PIN: %w", err)
 	}
@@ -79,7 +73,8 @@ func enterWrongPIN(ctx context.Context, s *simulation) error {
 
 func enterPIN(ctx context.Context, s *simulation) error {
 	s.say("  pressing %s", s.Visit.DialIn.PIN)
-	return s.Control(ctx, http.MethodPost, "/calls/"+s.CallSID+"/digits", map[string]string{"digits": s.Visit.DialIn.PIN}, nil)
+	_, err := s.emulator.Digits(ctx, s.CallSID, s.Visit.DialIn.PIN)
+	return inSandbox(err)
 }
 
 func hangUpCaller(ctx context.Context, s *simulation) error {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -76,7 +77,7 @@ func awaitBridged(ctx context.Context, s *simulation) error {
 	if err != nil || leg.State != visit.LegBridged {
 		return fmt.Errorf("the interpreter was never bridged (leg %+v): %v", leg, err)
 	}
-	play, err := s.awaitEvent(ctx, leg.CallSID, func(e simEvent) bool { return e.Kind == "voice.verb" && e.Name == "Play" })
+	play, err := s.awaitEvent(ctx, leg.CallSID, func(e sandbox.Event) bool { return e.Kind == sandbox.KindVoiceVerb && e.Name == "Play" })
 	if err != nil {
 		return fmt.Errorf("no IVR digits were played on the interpreter call: %w", err)
 	}

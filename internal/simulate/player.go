@@ -12,6 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/visitflow/visitflow/handlers"
+	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -54,7 +56,8 @@ func NewPlayer(opts Options) *Player {
 // Play runs sc, printing what happens, and fails when the visit does not
 // reach a step's state or sc.Want before ctx ends.
 func (p *Player) Play(ctx context.Context, sc Scenario) error {
-	s := &simulation{Options: p.opts, started: time.Now()}
+	s := &simulation{Options: p.opts, started: time.Now(),
+		emulator: sandbox.NewClient(p.opts.BaseURL+"/sandbox", p.opts.HTTP)}
 	return s.play(ctx, sc)
 }
 
@@ -62,6 +65,8 @@ func (p *Player) Play(ctx context.Context, sc Scenario) error {
 type simulation struct {
 	Options
 	started time.Time
+	// emulator is the emulator's control and inspection API under /sandbox.
+	emulator *sandbox.Client
 	// CallSID is the emulator call a phone scenario placed (dial-in).
 	CallSID string
 
@@ -69,27 +74,9 @@ type simulation struct {
 	Visit simVisit
 }
 
-// simVisit is the part of the visit resource simulate reads.
-type simVisit struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Provider struct {
-		Identity string `json:"identity"`
-	} `json:"provider"`
-	Patient struct {
-		Identity string `json:"identity"`
-	} `json:"patient"`
-	Room struct {
-		Name string `json:"name"`
-		SID  string `json:"sid"`
-	} `json:"room"`
-	ScheduledAt  time.Time               `json:"scheduled_at"`
-	Timezone     string                  `json:"timezone"`
-	DialIn       visit.DialIn            `json:"dial_in"`
-	Interpreter  *visit.InterpreterLeg   `json:"interpreter"`
-	Participants []visit.ParticipantView `json:"participants"`
-	Timeline     []visit.Entry           `json:"timeline"`
-}
+// simVisit is the visit resource as the API answers it; a type of its own
+// only to carry the player's small helpers.
+type simVisit handlers.VisitView
 
 // play runs sc and prints what happens; it fails when the visit does not
 // reach sc.Want.
@@ -124,7 +111,7 @@ func (s *simulation) play(ctx context.Context, sc Scenario) error {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_ = s.await(wctx, func(v simVisit) bool {
 			for _, e := range v.Timeline {
-				if e.Type == "state-changed" && strings.HasSuffix(e.Summary, "→ "+v.State) {
+				if e.Type == "state-changed" && strings.HasSuffix(e.Summary, "→ "+string(v.State)) {
 					return true
 				}
 			}
@@ -139,7 +126,7 @@ func (s *simulation) play(ctx context.Context, sc Scenario) error {
 	if failed != nil {
 		return failed
 	}
-	if s.Visit.State != string(sc.Want) {
+	if s.Visit.State != sc.Want {
 		return fmt.Errorf("simulate: visit %s ended %s; scenario %s expects %s", s.Visit.ID, s.Visit.State, sc.Name, sc.Want)
 	}
 	return nil
@@ -197,7 +184,7 @@ func (s *simulation) await(ctx context.Context, ok func(simVisit) bool) error {
 }
 
 func (s *simulation) awaitState(ctx context.Context, want visit.State) error {
-	return s.await(ctx, func(v simVisit) bool { return v.State == string(want) })
+	return s.await(ctx, func(v simVisit) bool { return v.State == want })
 }
 
 func (s *simulation) printTimeline() {

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/visitflow/visitflow/internal/sandbox"
 )
 
 // The three HTTP surfaces a simulation talks to: the visitflow API (bearer
 // token), the emulator's control and inspection API under /sandbox (no
-// auth), and the emulator's Twilio REST API under /sandbox (basic auth with
-// the sandbox credentials).
+// auth; sandbox.Client, simulation.emulator), and the emulator's Twilio REST
+// API under /sandbox (basic auth with the sandbox credentials).
 
 // API calls the visitflow API with the bearer token; out, when not nil,
 // receives the JSON answer.
@@ -24,9 +26,13 @@ func (s *simulation) API(ctx context.Context, method, path string, body, out any
 	})
 }
 
-// Control calls the emulator's control API (path relative to /sandbox).
-func (s *simulation) Control(ctx context.Context, method, path string, body, out any) error {
-	return s.do(ctx, method, "/sandbox"+path, body, out, nil)
+// inSandbox explains a 404 from the emulator's control API: the server is
+// probably not in sandbox mode (there is no /sandbox outside it).
+func inSandbox(err error) error {
+	if sandbox.StatusCode(err) == http.StatusNotFound {
+		return fmt.Errorf("%w (is the server in sandbox mode?)", err)
+	}
+	return err
 }
 
 // EndRoom ends the visit's room through the emulator's REST API, as an

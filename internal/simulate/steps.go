@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -32,15 +33,15 @@ func endRoom(then visit.State) step {
 
 func joinDo(role visit.Role) func(context.Context, *simulation) error {
 	return func(ctx context.Context, s *simulation) error {
-		return s.Control(ctx, http.MethodPost, "/rooms/"+url.PathEscape(s.Visit.Room.Name)+"/participants",
-			map[string]string{"identity": s.Identity(role)}, nil)
+		_, err := s.emulator.Join(ctx, s.Visit.Room.Name, s.Identity(role))
+		return inSandbox(err)
 	}
 }
 
 func leaveDo(role visit.Role) func(context.Context, *simulation) error {
 	return func(ctx context.Context, s *simulation) error {
-		return s.Control(ctx, http.MethodDelete,
-			"/rooms/"+url.PathEscape(s.Visit.Room.Name)+"/participants/"+url.PathEscape(s.Identity(role)), nil, nil)
+		_, err := s.emulator.Leave(ctx, s.Visit.Room.Name, s.Identity(role))
+		return inSandbox(err)
 	}
 }
 
@@ -82,29 +83,18 @@ func entryOf(typ, summaryPrefix string) func(visit.Entry) bool {
 	return func(e visit.Entry) bool { return e.Type == typ && strings.HasPrefix(e.Summary, summaryPrefix) }
 }
 
-// simEvent is one event of the emulator's inspection API (GET /sandbox/events).
-type simEvent struct {
-	Kind   string     `json:"kind"`
-	Name   string     `json:"name"`
-	SID    string     `json:"sid"`
-	Params url.Values `json:"params"`
-}
-
 // awaitEvent polls the emulator's events of resource sid until ok accepts one.
-func (s *simulation) awaitEvent(ctx context.Context, sid string, ok func(simEvent) bool) (simEvent, error) {
+func (s *simulation) awaitEvent(ctx context.Context, sid string, ok func(sandbox.Event) bool) (sandbox.Event, error) {
 	for {
-		var list struct {
-			Events []simEvent `json:"events"`
-		}
-		if err := s.Control(ctx, http.MethodGet, "/events?sid="+url.QueryEscape(sid), nil, &list); err == nil {
-			for _, e := range list.Events {
+		if events, err := s.emulator.EventsFor(ctx, sid); err == nil {
+			for _, e := range events {
 				if ok(e) {
 					return e, nil
 				}
 			}
 		}
 		if err := pause(50*time.Millisecond)(ctx, s); err != nil {
-			return simEvent{}, err
+			return sandbox.Event{}, err
 		}
 	}
 }
@@ -131,14 +121,8 @@ func endVisit(then visit.State) step {
 // and returns it.
 func (s *simulation) awaitCallEnded(ctx context.Context, sid string) (string, error) {
 	for {
-		var list struct {
-			Calls []struct {
-				SID    string `json:"sid"`
-				Status string `json:"status"`
-			} `json:"calls"`
-		}
-		if err := s.Control(ctx, http.MethodGet, "/calls", nil, &list); err == nil {
-			for _, c := range list.Calls {
+		if calls, err := s.emulator.Calls(ctx); err == nil {
+			for _, c := range calls {
 				if c.SID == sid && visit.TerminalCallStatus(c.Status) {
 					return c.Status, nil
 				}
@@ -152,14 +136,8 @@ func (s *simulation) awaitCallEnded(ctx context.Context, sid string) (string, er
 
 // messageBody is the text of message sid as the emulator received it.
 func (s *simulation) messageBody(ctx context.Context, sid string) string {
-	var list struct {
-		Messages []struct {
-			SID  string `json:"sid"`
-			Body string `json:"body"`
-		} `json:"messages"`
-	}
-	if err := s.Control(ctx, http.MethodGet, "/messages", nil, &list); err == nil {
-		for _, m := range list.Messages {
+	if messages, err := s.emulator.Messages(ctx); err == nil {
+		for _, m := range messages {
 			if m.SID == sid {
 				return m.Body
 			}
