@@ -185,6 +185,9 @@ func (e *Engine) handleInterpreterCheck(ctx context.Context, t *asynq.Task) erro
 // leg fails and the provider is told by SMS. Runs inside an update.
 func (e *Engine) attemptFailed(v *visit.Visit, outcome string, at time.Time) {
 	leg := v.Interpreter
+	if leg == nil {
+		return
+	}
 	backoff := e.retryBackoff(leg.Attempts)
 	next := e.clock.Now().Add(backoff)
 	retry, err := leg.AttemptFailed(outcome, e.cfg.Interpreter.MaxAttempts, next, at)
