@@ -54,47 +54,56 @@ const (
 func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) {
 	lookup := func() (string, error) { return e.store.VisitForRoom(ctx, ev.RoomName) }
 	return e.applyCallback(ctx, ev.VisitHint, lookup, ev.Token, ev.Timestamp, func(v *visit.Visit, at time.Time) error {
-		if ev.RoomName != "" && ev.RoomName != v.Room.Name {
-			// A ?visit= hint that disagrees with the room is not ours to trust.
-			return ErrUnmatched
-		}
-		if v.Room.SID == "" && ev.RoomSID != "" {
-			v.Room.SID = ev.RoomSID
-		}
-		entry := visit.Entry{At: at, Source: visit.SourceVideo, Type: ev.Event}
-		switch ev.Event {
-		case EventParticipantConnected:
-			if v.ParticipantConnected(ev.ParticipantSID, ev.ParticipantIdentity, at) {
-				entry.Summary = string(v.RoleOf(ev.ParticipantIdentity)) + " connected"
-				v.Log(entry)
-			}
-		case EventParticipantDisconnected:
-			if v.ParticipantDisconnected(ev.ParticipantSID, ev.ParticipantIdentity, at, ev.ParticipantDuration) {
-				entry.Summary = string(v.RoleOf(ev.ParticipantIdentity)) + " disconnected"
-				v.Log(entry)
-			}
-		case EventRoomEnded:
-			v.MarkDone(doneRoomEndedByTwilio, at) // room:end needs no REST call
-			if v.RoomEnded(at) {
-				entry.Summary = "room ended"
-				v.Log(entry)
-			}
-		case EventRoomCreated:
-			if v.MarkDone("video:room-created", at) {
-				entry.Summary = "room created"
-				v.Log(entry)
-			}
-		default:
-			// Track and recording events are counted, not kept: they say
-			// nothing about the visit's state and would flood the timeline.
-			if ev.RecordingSID != "" && v.MarkDone("video:"+ev.Event+":"+ev.RecordingSID, at) {
-				entry.Summary = ev.Event
-				v.Log(entry)
-			}
-		}
-		e.interpreterParticipant(v, ev, at)
-		return nil
+		return e.foldVideo(v, ev, at, visit.SourceVideo)
 	})
+}
+
+// foldVideo records what a Video event says about visit v at time at, with
+// timeline entries from source: a callback (twilio.video) or what Twilio's
+// REST API reported (twilio.rest). Both go through here, and every fact is
+// set once, so a late callback and a reconciled fact agree whatever
+// arrives first.
+func (e *Engine) foldVideo(v *visit.Visit, ev VideoEvent, at time.Time, source string) error {
+	if ev.RoomName != "" && ev.RoomName != v.Room.Name {
+		// A ?visit= hint that disagrees with the room is not ours to trust.
+		return ErrUnmatched
+	}
+	if v.Room.SID == "" && ev.RoomSID != "" {
+		v.Room.SID = ev.RoomSID
+	}
+	entry := visit.Entry{At: at, Source: source, Type: ev.Event}
+	switch ev.Event {
+	case EventParticipantConnected:
+		if v.ParticipantConnected(ev.ParticipantSID, ev.ParticipantIdentity, at) {
+			entry.Summary = string(v.RoleOf(ev.ParticipantIdentity)) + " connected"
+			v.Log(entry)
+		}
+	case EventParticipantDisconnected:
+		if v.ParticipantDisconnected(ev.ParticipantSID, ev.ParticipantIdentity, at, ev.ParticipantDuration) {
+			entry.Summary = string(v.RoleOf(ev.ParticipantIdentity)) + " disconnected"
+			v.Log(entry)
+		}
+	case EventRoomEnded:
+		v.MarkDone(doneRoomEndedByTwilio, at) // room:end needs no REST call
+		if v.RoomEnded(at) {
+			entry.Summary = "room ended"
+			v.Log(entry)
+		}
+	case EventRoomCreated:
+		if v.MarkDone("video:room-created", at) {
+			entry.Summary = "room created"
+			v.Log(entry)
+		}
+	default:
+		// Track and recording events are counted, not kept: they say
+		// nothing about the visit's state and would flood the timeline.
+		if ev.RecordingSID != "" && v.MarkDone("video:"+ev.Event+":"+ev.RecordingSID, at) {
+			entry.Summary = ev.Event
+			v.Log(entry)
+		}
+	}
+	e.interpreterParticipant(v, ev, at)
+	return nil
 }
 
 // VoiceEvent is a Voice call status callback (twilio-protocol §3).
@@ -126,14 +135,21 @@ type VoiceEvent struct {
 func (e *Engine) ApplyVoice(ctx context.Context, ev VoiceEvent) (Result, error) {
 	lookup := func() (string, error) { return e.store.VisitForCall(ctx, ev.CallSID) }
 	return e.applyCallback(ctx, ev.VisitHint, lookup, ev.Token, ev.Timestamp, func(v *visit.Visit, at time.Time) error {
-		if !v.MarkDone("voice:"+ev.CallSID+":"+ev.CallStatus, at) {
-			return nil
-		}
-		v.Log(visit.Entry{At: at, Source: visit.SourceVoice, Type: "call-" + ev.CallStatus,
-			Summary: callLegName(v, ev) + " " + ev.CallStatus})
-		e.interpreterCallStatus(v, ev, at) // the leg progresses or retries (interpreter.go)
+		e.foldVoice(v, ev, at, visit.SourceVoice)
 		return nil
 	})
+}
+
+// foldVoice records a call's status at time at, from a callback
+// (twilio.voice) or Twilio's REST API (twilio.rest); each status of a call
+// counts once, whichever source told it first.
+func (e *Engine) foldVoice(v *visit.Visit, ev VoiceEvent, at time.Time, source string) {
+	if !v.MarkDone("voice:"+ev.CallSID+":"+ev.CallStatus, at) {
+		return
+	}
+	v.Log(visit.Entry{At: at, Source: source, Type: "call-" + ev.CallStatus,
+		Summary: callLegName(v, ev) + " " + ev.CallStatus})
+	e.interpreterCallStatus(v, ev, at) // the leg progresses or retries (interpreter.go)
 }
 
 // applyCallback folds one Twilio callback into its visit: the visit named by
@@ -150,7 +166,14 @@ func (e *Engine) applyCallback(ctx context.Context, hint string, lookup func() (
 	if at.IsZero() {
 		at = e.clock.Now()
 	}
-	res, _, err := e.update(ctx, id, token, at, func(v *visit.Visit) error { return fold(v, at) })
+	heard := e.clock.Now()
+	res, _, err := e.update(ctx, id, token, at, func(v *visit.Visit) error {
+		if err := fold(v, at); err != nil {
+			return err
+		}
+		v.Heard(heard)
+		return nil
+	})
 	return res, unmatchedIfMissing(err)
 }
 

@@ -2,9 +2,13 @@ package workflows
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
 
+	"github.com/visitflow/visitflow/internal/twilioapi"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -16,6 +20,9 @@ import (
 func (e *Engine) handleNoShowCheck(ctx context.Context, t *asynq.Task) error {
 	p, err := decodePayload(t)
 	if err != nil {
+		return err
+	}
+	if err := e.askTwilioWhoIsIn(ctx, p); err != nil {
 		return err
 	}
 	now := e.clock.Now()
@@ -30,6 +37,42 @@ func (e *Engine) handleNoShowCheck(ctx context.Context, t *asynq.Task) error {
 		return nil
 	})
 	return e.ignoreGone(t.Type(), p.VisitID, err)
+}
+
+// askTwilioWhoIsIn reads the visit's room back from Twilio before a no-show
+// is declared: a patient whose participant-connected callback was lost is in
+// the room, not a no-show. A transient failure retries the check; when the
+// retries are used up, or Twilio says the room is unknown, the callbacks
+// decide alone.
+func (e *Engine) askTwilioWhoIsIn(ctx context.Context, p Payload) error {
+	if e.twilio == nil {
+		return nil
+	}
+	v, err := e.store.Get(ctx, p.VisitID)
+	if errors.Is(err, visit.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// v is this check's own copy: recording the deadline on it shows what
+	// the callbacks alone would make of the visit.
+	if !currentSchedule(v, p.Schedule) || v.Finished() || v.Room.SID == "" ||
+		!v.NoShowDeadlinePassed(e.clock.Now()) || v.State() != visit.NoShow {
+		return nil
+	}
+	_, _, err = e.reconcileVisit(ctx, v)
+	if err == nil {
+		return nil
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if !twilioapi.Permanent(err) && retried < maxRetry {
+		return fmt.Errorf("no-show check for %s: asking Twilio who is in the room: %w", p.VisitID, err)
+	}
+	e.log.Warn("no-show check: could not ask Twilio who is in the room; deciding on the callbacks received",
+		zap.String("visit", p.VisitID), zap.Int("code", twilioapi.Code(err)), zap.Error(err))
+	return nil
 }
 
 // handleProviderLate texts the provider, then the patient, when the patient

@@ -58,6 +58,10 @@ type Store interface {
 	SetOptOut(ctx context.Context, hash string, out bool, at time.Time) error
 	OptedOut(ctx context.Context, hash string) (bool, error)
 	ScheduledBefore(ctx context.Context, t time.Time, offset, n int64) ([]string, error)
+	WatchVisit(ctx context.Context, id string, due time.Time) error
+	NextReconcile(ctx context.Context, id string, due time.Time) error
+	UnwatchVisit(ctx context.Context, id string) error
+	VisitsToReconcile(ctx context.Context, now time.Time, n int64) ([]string, error)
 	Delete(ctx context.Context, id string, keep func(v *visit.Visit) bool) (bool, error)
 }
 
@@ -73,6 +77,10 @@ type Twilio interface {
 	HangUp(ctx context.Context, sid string) error
 	SendSMS(ctx context.Context, p twilioapi.SendSMSParams) (twilioapi.Message, error)
 	AccessToken(identity, room string, validUntil time.Time) (string, error)
+
+	// Reads of Twilio's truth (reconcile.go).
+	RoomReport(ctx context.Context, sid string) (twilioapi.RoomReport, error)
+	CallReport(ctx context.Context, sid string) (twilioapi.CallReport, error)
 }
 
 // Queue hands tasks to Asynq (implemented by *asynq.Client).

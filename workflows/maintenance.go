@@ -15,10 +15,15 @@ import (
 type MaintenanceSchedule struct {
 	OutboxSweep    string // cron spec, e.g. "@every 30s"
 	RetentionPurge string // e.g. "@every 1h"
+	// ReconcileEvery is twilio.reconcile_interval; 0: never.
+	ReconcileEvery time.Duration
 }
 
-// DefaultMaintenance is the scheduler role's production cadence.
-var DefaultMaintenance = MaintenanceSchedule{OutboxSweep: "@every 30s", RetentionPurge: "@every 1h"}
+// DefaultMaintenance is the scheduler role's production cadence, with
+// reconciliation every twilio.reconcile_interval (none when it is 0).
+func DefaultMaintenance(reconcileInterval time.Duration) MaintenanceSchedule {
+	return MaintenanceSchedule{OutboxSweep: "@every 30s", RetentionPurge: "@every 1h", ReconcileEvery: reconcileInterval}
+}
 
 // RegisterMaintenance registers the maintenance tasks with an Asynq
 // scheduler. Two schedulers (a mistake, or a deploy overlap) are harmless:
@@ -26,11 +31,18 @@ var DefaultMaintenance = MaintenanceSchedule{OutboxSweep: "@every 30s", Retentio
 // idempotent (re-sending outbox entries is deduplicated by task ID; purging
 // a purged visit does nothing).
 func RegisterMaintenance(s *asynq.Scheduler, m MaintenanceSchedule, uniqueFor time.Duration) error {
-	for _, t := range []struct{ spec, typ string }{
-		{m.OutboxSweep, TypeOutboxSweep}, {m.RetentionPurge, TypeRetentionPurge},
-	} {
+	type periodic struct {
+		spec, typ string
+		unique    time.Duration
+	}
+	tasks := []periodic{{m.OutboxSweep, TypeOutboxSweep, uniqueFor}, {m.RetentionPurge, TypeRetentionPurge, uniqueFor}}
+	if m.ReconcileEvery > 0 {
+		// Unique for less than one interval, so a slow run never swallows the next.
+		tasks = append(tasks, periodic{"@every " + m.ReconcileEvery.String(), TypeReconcile, min(uniqueFor, max(m.ReconcileEvery/2, time.Second))})
+	}
+	for _, t := range tasks {
 		if _, err := s.Register(t.spec, asynq.NewTask(t.typ, nil),
-			asynq.Queue(taskQueues[t.typ]), asynq.Unique(uniqueFor), asynq.MaxRetry(1)); err != nil {
+			asynq.Queue(taskQueues[t.typ]), asynq.Unique(t.unique), asynq.MaxRetry(1)); err != nil {
 			return fmt.Errorf("register %s: %w", t.typ, err)
 		}
 	}

@@ -57,6 +57,9 @@ func (e *Engine) ensureRoom(ctx context.Context, id string) (*visit.Visit, error
 	if err := v.RefuseIfFinished("open a room for"); err != nil {
 		return nil, err
 	}
+	if err := e.watchRoom(ctx, id); err != nil {
+		return nil, fmt.Errorf("workflows: create room for %s: %w", id, err)
+	}
 	empty, unused := e.roomTimeouts(v, e.clock.Now())
 	room, err := e.twilio.CreateRoom(ctx, twilioapi.CreateRoomParams{
 		UniqueName:        v.Room.Name,

@@ -95,6 +95,10 @@ const (
 	// TypeRetentionPurge deletes finished visits older than
 	// visits.retention. Enqueued by the scheduler role.
 	TypeRetentionPurge = "maintenance:retention-purge"
+	// TypeReconcile reads the open visits whose callbacks went quiet back
+	// from Twilio's REST API and folds in what Twilio reports (reconcile.go).
+	// Enqueued by the scheduler role every twilio.reconcile_interval.
+	TypeReconcile = "maintenance:reconcile"
 )
 
 // taskQueues is the queue of every task type.
@@ -114,6 +118,7 @@ var taskQueues = map[string]string{
 	TypeInterpreterFailedSMS: QueueDefault,
 	TypeOutboxSweep:          QueueLow,
 	TypeRetentionPurge:       QueueLow,
+	TypeReconcile:            QueueLow,
 }
 
 // handlers is the handler of every task type in taskQueues.
@@ -134,6 +139,7 @@ func (e *Engine) handlers() map[string]func(context.Context, *asynq.Task) error 
 		TypeInterpreterFailedSMS: e.handleInterpreterFailedSMS,
 		TypeOutboxSweep:          e.handleOutboxSweep,
 		TypeRetentionPurge:       e.handleRetentionPurge,
+		TypeReconcile:            e.handleReconcile,
 	}
 }
 

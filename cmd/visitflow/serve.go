@@ -160,7 +160,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if role.scheduler {
 		sched := asynq.NewSchedulerFromRedisClient(conn.Client, &asynq.SchedulerOpts{Logger: log.Named("scheduler").Sugar()})
 		// Unique keeps two schedulers from enqueuing the same firing twice.
-		if err := workflows.RegisterMaintenance(sched, workflows.DefaultMaintenance, 25*time.Second); err != nil {
+		if err := workflows.RegisterMaintenance(sched, workflows.DefaultMaintenance(cfg.Twilio.ReconcileInterval), 25*time.Second); err != nil {
 			return err
 		}
 		if _, err := sched.Register("@every 10m", asynq.NewTask(workflows.TypeOutboxSweep, []byte("full")),

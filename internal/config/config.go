@@ -92,6 +92,13 @@ type Twilio struct {
 	APIURL string `yaml:"api_url"`
 	// RequestTimeout bounds one REST request. Optional, default 10s.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// ReconcileInterval is how often open visits whose callbacks went quiet
+	// (and their live phone legs) are read back from Twilio's REST API.
+	// Optional, default 2m; 0 turns reconciliation off.
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// ReconcileBatch caps the visits one reconciliation run reads (the
+	// rest wait for the next run, longest overdue first). Optional, default 200.
+	ReconcileBatch int64 `yaml:"reconcile_batch"`
 }
 
 // API configures the /v1 scheduling API.
@@ -250,8 +257,10 @@ func Default() Config {
 			ShutdownTimeout: 15 * time.Second,
 		},
 		Twilio: Twilio{
-			FromNumber:     "+15005550006",
-			RequestTimeout: 10 * time.Second,
+			FromNumber:        "+15005550006",
+			RequestTimeout:    10 * time.Second,
+			ReconcileInterval: 2 * time.Minute,
+			ReconcileBatch:    200,
 		},
 		Admin: Admin{Username: "admin", ReadOnly: true},
 		Visits: Visits{

@@ -42,6 +42,8 @@ func (c Config) Validate() error {
 		{"twilio.messaging_service_sid", sid(c.Twilio.MessagingServiceSID, "MG")},
 		{"twilio.api_url", optional(c.Twilio.APIURL, absHTTPURL)},
 		{"twilio.request_timeout", positive(c.Twilio.RequestTimeout)},
+		{"twilio.reconcile_interval", notNegative(c.Twilio.ReconcileInterval)},
+		{"twilio.reconcile_batch", positiveInt(c.Twilio.ReconcileBatch)},
 		{"api.token", requiredOutsideSandbox(c.API.Token, c.Sandbox())},
 		{"admin.username", required(c.Admin.Username)},
 		{"admin.password", requiredOutsideSandbox(c.Admin.Password, c.Sandbox())},
@@ -142,6 +144,13 @@ func pair(s, other, otherKey string) error {
 func positive(d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("must be greater than 0, got %s", formatDuration(d))
+	}
+	return nil
+}
+
+func notNegative(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("must not be negative (0 turns it off), got %s", formatDuration(d))
 	}
 	return nil
 }

@@ -23,6 +23,8 @@ type Metrics struct {
 	APIRequests         *prometheus.CounterVec   // route, code
 	CallOutcomes        *prometheus.CounterVec   // status (Twilio CallStatus)
 	SMSOutcomes         *prometheus.CounterVec   // status (Twilio MessageStatus)
+	Reconciles          *prometheus.CounterVec   // outcome: read, recent, failed
+	ReconciledFacts     prometheus.Counter       // facts learnt from Twilio's REST API, not a callback
 }
 
 // New registers every collector.
@@ -63,9 +65,17 @@ func New() *Metrics {
 			Name: "visitflow_sms_outcomes_total",
 			Help: "SMS status callbacks by MessageStatus (queued, sent, delivered, undelivered, failed, other …).",
 		}, []string{"status"}),
+		Reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "visitflow_reconcile_visits_total",
+			Help: "Visits looked at by reconciliation: read (Twilio's REST API was asked), recent (a callback arrived within the interval, nothing asked), failed (the REST read failed).",
+		}, []string{"outcome"}),
+		ReconciledFacts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "visitflow_reconciled_facts_total",
+			Help: "Facts (connections, disconnections, room ends, call statuses) learnt from Twilio's REST API because their callback had not arrived.",
+		}),
 	}
 	r.MustRegister(m.WebhookRequests, m.SignatureRejections, m.CallbackLatency, m.Transitions, m.Jobs, m.APIRequests,
-		m.CallOutcomes, m.SMSOutcomes,
+		m.CallOutcomes, m.SMSOutcomes, m.Reconciles, m.ReconciledFacts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

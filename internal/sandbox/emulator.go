@@ -177,6 +177,8 @@ func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	// Twilio REST API (basic auth).
 	mux.Handle("POST /2010-04-01/Accounts/{AccountSid}/Calls.json", e.rest(e.handleCreateCall))
+	mux.Handle("GET /2010-04-01/Accounts/{AccountSid}/Calls.json", e.rest(e.handleListCallResource))
+	mux.Handle("GET /2010-04-01/Accounts/{AccountSid}/Messages.json", e.rest(e.handleListMessageResource))
 	mux.Handle("GET /2010-04-01/Accounts/{AccountSid}/Calls/{file}", e.rest(e.handleFetchCall))
 	mux.Handle("POST /2010-04-01/Accounts/{AccountSid}/Calls/{file}", e.rest(e.handleUpdateCall))
 	mux.Handle("POST /2010-04-01/Accounts/{AccountSid}/Messages.json", e.rest(e.handleCreateMessage))

@@ -16,4 +16,5 @@ func dialInFailKey(caller string) string { return prefix + "rl:dialin:" + caller
 const (
 	scheduleKey      = prefix + "idx:schedule"
 	outboxPendingKey = prefix + "outbox:pending"
+	reconcileKey     = prefix + "idx:reconcile"
 )

@@ -59,6 +59,7 @@ func (s *Store) Delete(ctx context.Context, id string, keep func(v *visit.Visit)
 		// nothing, which readers ignore.
 		pipe := s.rdb.Pipeline()
 		pipe.ZRem(ctx, scheduleKey, id)
+		pipe.ZRem(ctx, reconcileKey, id)
 		pipe.SRem(ctx, outboxPendingKey, id)
 		if s.rdb.Get(ctx, roomIndexKey(v.Room.Name)).Val() == id {
 			pipe.Del(ctx, roomIndexKey(v.Room.Name))

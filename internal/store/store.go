@@ -19,6 +19,7 @@
 //	vf:idx:pin:<pin>           visit id for a dial-in PIN (expires a day after the visit)
 //	vf:idx:invite:<sha256>     visit id for an invite secret's hash (expires after the window + 7 days)
 //	vf:idx:schedule            zset of visit ids by scheduled_at (ms)
+//	vf:idx:reconcile           zset of visit ids with a room, by when Twilio's REST API is next read for them (ms)
 //	vf:outbox:pending          set of visit ids whose outbox may hold entries
 //
 // Records that belong to a phone number rather than a visit, keyed by a

@@ -27,6 +27,10 @@ type Visit struct {
 	DialIn      DialIn    `json:"dial_in"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// HeardAt is when a Twilio callback about the visit last arrived.
+	// Reconciliation reads Twilio's REST API for visits whose callbacks
+	// went quiet; it moves in steps of heardStep (see Heard).
+	HeardAt *time.Time `json:"heard_at,omitempty"`
 
 	// Schedule counts reschedules; jobs that belong to one schedule carry it
 	// in their task ID so a reschedule's new jobs never collide with the old.
@@ -159,6 +163,9 @@ func (v *Visit) Log(e Entry) { v.pending.Timeline = append(v.pending.Timeline, e
 // Enqueue adds a job to the change's outbox.
 func (v *Visit) Enqueue(j Job) { v.pending.Jobs = append(v.pending.Jobs, j) }
 
+// PendingTimeline returns a copy of the timeline entries the change recorded so far.
+func (v *Visit) PendingTimeline() []Entry { return append([]Entry(nil), v.pending.Timeline...) }
+
 // PendingJobs returns a copy of the jobs the change recorded so far.
 func (v *Visit) PendingJobs() []Job { return append([]Job(nil), v.pending.Jobs...) }
 
@@ -181,6 +188,21 @@ func (v *Visit) MarkDone(purpose string, t time.Time) bool {
 	v.Done[purpose] = t
 	return true
 }
+
+// heardStep is the resolution of HeardAt: a callback that changes nothing
+// else rewrites the visit at most this often just to say it was heard.
+const heardStep = 15 * time.Second
+
+// Heard records that a Twilio callback about the visit arrived at t.
+func (v *Visit) Heard(t time.Time) {
+	if v.HeardAt == nil || t.Sub(*v.HeardAt) >= heardStep {
+		t = t.UTC()
+		v.HeardAt = &t
+	}
+}
+
+// QuietSince reports whether no callback arrived after t.
+func (v *Visit) QuietSince(t time.Time) bool { return v.HeardAt == nil || !v.HeardAt.After(t) }
 
 // IsDone reports whether the side effect named purpose already happened.
 func (v *Visit) IsDone(purpose string) bool {
@@ -207,6 +229,9 @@ const (
 	SourceAPI       = "api"
 	SourceWorker    = "worker"
 	SourceScheduler = "scheduler"
+	// SourceREST marks what Twilio's REST API reported when a callback had
+	// not delivered it (reconciliation).
+	SourceREST = "twilio.rest"
 )
 
 // Job is an outbox entry: an Asynq task the change wants run. ID is the Asynq

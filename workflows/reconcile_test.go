@@ -1,0 +1,290 @@
+package workflows_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/visitflow/visitflow/handlers"
+	"github.com/visitflow/visitflow/internal/clock"
+	"github.com/visitflow/visitflow/internal/config"
+	"github.com/visitflow/visitflow/internal/sandbox"
+	"github.com/visitflow/visitflow/internal/testenv"
+	"github.com/visitflow/visitflow/internal/visit"
+	"github.com/visitflow/visitflow/workflows"
+)
+
+// lossyCallbacks carries the emulator's callbacks to the app and loses
+// those lose matches, as Twilio loses callbacks: the app never sees them.
+// It keeps what it lost for a late delivery (Replay).
+type lossyCallbacks struct {
+	next http.RoundTripper
+
+	mu   sync.Mutex
+	lose func(form url.Values) bool
+	lost []*lostCallback
+	seen chan struct{} // one value per callback lost
+}
+
+type lostCallback struct {
+	url    string
+	header http.Header
+	body   []byte
+}
+
+func newLossyCallbacks(lose func(form url.Values) bool) *lossyCallbacks {
+	return &lossyCallbacks{next: http.DefaultTransport, lose: lose, seen: make(chan struct{}, 1000)}
+}
+
+func (l *lossyCallbacks) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Method != http.MethodPost {
+		return l.next.RoundTrip(r)
+	}
+	body, err := io.ReadAll(r.Body)
+	_ = r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	form, _ := url.ParseQuery(string(body))
+	l.mu.Lock()
+	lose := l.lose != nil && l.lose(form)
+	if lose {
+		l.lost = append(l.lost, &lostCallback{url: r.URL.String(), header: r.Header.Clone(), body: body})
+	}
+	l.mu.Unlock()
+	if lose {
+		l.seen <- struct{}{}
+		return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Request: r, Header: http.Header{}}, nil
+	}
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	return l.next.RoundTrip(r2)
+}
+
+// waitLost waits until n callbacks were lost.
+func (l *lossyCallbacks) waitLost(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(testenv.WaitLimit)
+	for range n {
+		select {
+		case <-l.seen:
+		case <-deadline:
+			t.Fatalf("waiting for %d callbacks to be lost: timed out", n)
+		}
+	}
+}
+
+// replay delivers the lost callbacks late, signed as they were.
+func (l *lossyCallbacks) replay(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	lost := l.lost
+	l.lost = nil
+	l.mu.Unlock()
+	for _, c := range lost {
+		req, err := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = c.header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("replaying a lost callback: %v", err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("replaying a lost callback = %d; want 2xx", resp.StatusCode)
+		}
+	}
+}
+
+func videoEvent(names ...string) func(url.Values) bool {
+	return func(f url.Values) bool {
+		for _, n := range names {
+			if f.Get("StatusCallbackEvent") == n {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+const reconcileEvery = time.Minute
+
+// newReconcileEnv is visitflow end to end (HTTP, workers, the emulator as
+// Twilio) whose callbacks pass through lossy, with a fake clock for the
+// engine so a test decides when callbacks "went quiet".
+func newReconcileEnv(t *testing.T, lossy *lossyCallbacks, opts ...testenv.Option) (*testenv.Env, *clock.Fake) {
+	t.Helper()
+	clk := clock.NewFake(time.Now().UTC())
+	e := newLegEnv(t, append([]testenv.Option{
+		testenv.WithClock(clk),
+		testenv.WithSandbox(func(o *sandbox.Options) { o.HTTPClient = &http.Client{Transport: lossy, Timeout: 15 * time.Second} }),
+		testenv.Configure(func(cfg *config.Config) { cfg.Twilio.ReconcileInterval = reconcileEvery }),
+	}, opts...)...)
+	return e, clk
+}
+
+// reconcile runs one reconciliation pass as the scheduler's task would.
+func reconcile(t *testing.T, e *testenv.Env) workflows.ReconcileReport {
+	t.Helper()
+	rep, err := e.Engine.Reconcile(context.Background())
+	if err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	return rep
+}
+
+// openRoom creates visit id now and gives it its room, returning the room name.
+func openRoom(t *testing.T, e *testenv.Env, id string) string {
+	t.Helper()
+	v := createAt(e, id, time.Now().Add(time.Minute))
+	if _, err := workflows.EnsureRoom(e.Engine, context.Background(), id); err != nil {
+		t.Fatalf("ensure room: %v", err)
+	}
+	return v.Room.Name
+}
+
+func countEntries(tl []visit.Entry, source, typ string) int {
+	n := 0
+	for _, en := range tl {
+		if en.Source == source && en.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// A visit whose participant-disconnected and room-ended callbacks never
+// arrived is read back from Twilio once its callbacks went quiet: it
+// completes (with its follow-up), the facts say twilio.rest, and the late
+// callbacks, when they do arrive, change nothing.
+func TestReconcileCompletesAVisitWhoseEndingCallbacksWereLost(t *testing.T) {
+	lossy := newLossyCallbacks(videoEvent("participant-disconnected", "room-ended"))
+	e, clk := newReconcileEnv(t, lossy)
+	room := openRoom(t, e, "V-lost-end")
+	e.Sandbox.Join(t, room, "pat-8812")
+	e.Sandbox.Join(t, room, "dr-lee")
+	e.WaitVisit("V-lost-end", "in progress", func(v handlers.VisitView) bool { return v.State == "in_progress" })
+
+	// Twilio ends the room (its timeout, someone else's REST call): every
+	// callback about it is lost.
+	rv, err := e.Sandbox.Client.Room(context.Background(), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Twilio.EndRoom(context.Background(), rv.SID); err != nil {
+		t.Fatal(err)
+	}
+	lossy.waitLost(t, 3) // two disconnects and the room's end
+
+	if rep := reconcile(t, e); rep.Read != 0 {
+		t.Fatalf("reconcile while callbacks were recent = %+v; want nothing read", rep)
+	}
+	if v := e.Visit("V-lost-end"); v.State != "in_progress" {
+		t.Fatalf("state before the callbacks went quiet = %s; want in_progress", v.State)
+	}
+
+	clk.Advance(reconcileEvery + time.Second)
+	rep := reconcile(t, e)
+	if rep.Read != 1 || rep.Facts != 3 {
+		t.Fatalf("reconcile = %+v; want one visit read and 3 facts (two disconnects, room ended)", rep)
+	}
+	v := e.Visit("V-lost-end")
+	if v.State != "completed" {
+		t.Fatalf("state after reconcile = %s; want completed; timeline %+v", v.State, v.Timeline)
+	}
+	if countEntries(v.Timeline, visit.SourceREST, "room-ended") != 1 ||
+		countEntries(v.Timeline, visit.SourceREST, "participant-disconnected") != 2 {
+		t.Fatalf("timeline %+v; want the room's end and two disconnects from twilio.rest", v.Timeline)
+	}
+	if ids := e.ScheduledIDs(workflows.QueueDefault); !containsSuffix(ids, ":followup") {
+		t.Fatalf("scheduled default tasks %v; want the follow-up", ids)
+	}
+
+	// The lost callbacks arrive after all: nothing changes, nothing twice.
+	before := len(v.Timeline)
+	lossy.replay(t)
+	after := e.Visit("V-lost-end")
+	if after.State != "completed" || len(after.Timeline) != before {
+		t.Fatalf("after the late callbacks: state %s, %d timeline entries; want completed and still %d", after.State, len(after.Timeline), before)
+	}
+
+	// Settled with Twilio: later runs leave the visit alone.
+	clk.Advance(reconcileEvery + time.Second)
+	if rep := reconcile(t, e); rep.Visits != 0 {
+		t.Fatalf("reconcile after the visit finished = %+v; want no visit looked at", rep)
+	}
+}
+
+func containsSuffix(ids []string, suffix string) bool {
+	for _, id := range ids {
+		if len(id) >= len(suffix) && id[len(id)-len(suffix):] == suffix {
+			return true
+		}
+	}
+	return false
+}
+
+// A patient who is in the room but whose participant-connected callback was
+// lost is not a no-show: the no-show check asks Twilio who is in the room.
+func TestNoShowCheckAsksTwilioWhoIsInTheRoom(t *testing.T) {
+	lossy := newLossyCallbacks(func(f url.Values) bool {
+		return f.Get("StatusCallbackEvent") == "participant-connected" && f.Get("ParticipantIdentity") == "pat-8812"
+	})
+	e, _ := newReconcileEnv(t, lossy)
+	room := openRoom(t, e, "V-silent-pat")
+	e.Sandbox.Join(t, room, "pat-8812")
+	lossy.waitLost(t, 1)
+	if v := e.Visit("V-silent-pat"); v.State != "scheduled" {
+		t.Fatalf("state with the patient's connect lost = %s; want scheduled", v.State)
+	}
+
+	e.RunTask(workflows.TypeNoShowCheck, workflows.Payload{VisitID: "V-silent-pat"})
+	v := e.Visit("V-silent-pat")
+	if v.State != "waiting" {
+		t.Fatalf("state after the no-show check = %s; want waiting (the patient is in the room)", v.State)
+	}
+	if countEntries(v.Timeline, visit.SourceREST, "participant-connected") != 1 || testenv.TimelineHas(v, "no-show", "") {
+		t.Fatalf("timeline %+v; want the patient's connect from twilio.rest and no no-show", v.Timeline)
+	}
+}
+
+// An interpreter call that ended without its completed callback would keep
+// the leg live for good; reconciliation reads the call and ends the leg, so
+// the provider can ask again.
+func TestReconcileEndsAnInterpreterLegWhoseCompletedWasLost(t *testing.T) {
+	lossy := newLossyCallbacks(func(f url.Values) bool { return f.Get("CallStatus") == "completed" })
+	e, clk := newReconcileEnv(t, lossy)
+	room := openRoom(t, e, "V-lost-leg")
+	e.Sandbox.Join(t, room, "dr-lee")
+	if code := e.API(http.MethodPost, "/v1/visits/V-lost-leg/interpreter", map[string]string{"line": "voyce-es"}, nil); code != http.StatusAccepted {
+		t.Fatalf("POST interpreter = %d; want 202", code)
+	}
+	v := e.WaitVisit("V-lost-leg", "interpreter bridged", func(v handlers.VisitView) bool {
+		return v.Interpreter != nil && v.Interpreter.State == "bridged"
+	})
+	if err := e.Twilio.HangUp(context.Background(), v.Interpreter.CallSID); err != nil {
+		t.Fatal(err)
+	}
+	lossy.waitLost(t, 1)
+	if code := e.API(http.MethodPost, "/v1/visits/V-lost-leg/interpreter", map[string]string{"line": "voyce-es"}, nil); code != http.StatusConflict {
+		t.Fatalf("second request before reconcile = %d; want 409 (the leg still looks live)", code)
+	}
+
+	clk.Advance(reconcileEvery + time.Second)
+	reconcile(t, e)
+	v = e.Visit("V-lost-leg")
+	if v.Interpreter.State != "ended" || countEntries(v.Timeline, visit.SourceREST, "call-completed") != 1 {
+		t.Fatalf("leg %+v, timeline %+v; want ended by a call-completed from twilio.rest", v.Interpreter, v.Timeline)
+	}
+	if code := e.API(http.MethodPost, "/v1/visits/V-lost-leg/interpreter", map[string]string{"line": "voyce-es"}, nil); code != http.StatusAccepted {
+		t.Fatalf("second request after reconcile = %d; want 202", code)
+	}
+}
