@@ -81,6 +81,8 @@ type Twilio interface {
 	// Reads of Twilio's truth (reconcile.go).
 	RoomReport(ctx context.Context, sid string) (twilioapi.RoomReport, error)
 	CallReport(ctx context.Context, sid string) (twilioapi.CallReport, error)
+	MessagesSentTo(ctx context.Context, to string, since time.Time) ([]twilioapi.SentMessage, error)
+	CallsPlacedTo(ctx context.Context, to string, since time.Time) ([]twilioapi.PlacedCall, error)
 }
 
 // Queue hands tasks to Asynq (implemented by *asynq.Client).

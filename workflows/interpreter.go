@@ -93,16 +93,29 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 		claimed = true
 		return nil
 	})
-	if errors.Is(err, visit.ErrNotFound) || (err == nil && !claimed) {
+	if errors.Is(err, visit.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	if !claimed {
+		// Not ours to dial, unless this attempt's earlier try got no clear
+		// answer from Twilio: then settle it (settle.go) before anything else.
+		if v != nil && v.Interpreter.Unplaced(p.Request, p.Attempt) && v.Extra[dialClaimKey(p)] != "" {
+			redial, err := e.settleDial(ctx, p, v)
+			if err != nil || !redial {
+				return err
+			}
+			return e.handleInterpreterDial(ctx, t)
+		}
+		return nil
+	}
 	line := e.cfg.Interpreter.Lines[v.Interpreter.Line]
 	if _, err := e.ensureRoom(ctx, v.ID); err != nil {
-		return e.dialFailed(ctx, p, err)
+		return e.dialFailed(ctx, p, err, time.Time{})
 	}
+	requested := e.clock.Now()
 	call, err := e.twilio.CreateCall(ctx, twilioapi.CreateCallParams{
 		To:                   line.Phone,
 		URL:                  e.callbackURL("/twilio/voice/bridge", v.ID, "leg", "interpreter"),
@@ -112,7 +125,7 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 		MachineDetection:     "Enable",
 	})
 	if err != nil {
-		return e.dialFailed(ctx, p, err)
+		return e.dialFailed(ctx, p, err, requested)
 	}
 	if err := e.store.IndexCall(ctx, call.SID, v.ID); err != nil {
 		e.log.Warn("interpreter: index call", zap.String("visit", v.ID), zap.Error(err))
@@ -138,9 +151,12 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 // dialFailed handles an attempt that could not be placed: a retryable error
 // gives the claim back and lets Asynq retry the job; a permanent one counts
 // as a failed attempt.
-func (e *Engine) dialFailed(ctx context.Context, p Payload, cause error) error {
+func (e *Engine) dialFailed(ctx context.Context, p Payload, cause error, requested time.Time) error {
 	now := e.clock.Now()
 	permanent := twilioapi.Permanent(cause)
+	// A 5xx or a timeout after the request left may have placed the call:
+	// the claim stays, and the retry asks Twilio before dialling again.
+	ambiguous := !permanent && !requested.IsZero() && !notAccepted(cause)
 	_, _, err := e.update(ctx, p.VisitID, "", now, func(v *visit.Visit) error {
 		leg := v.Interpreter
 		switch {
@@ -148,6 +164,13 @@ func (e *Engine) dialFailed(ctx context.Context, p Payload, cause error) error {
 			return nil
 		case permanent:
 			e.attemptFailed(v, "rejected", now)
+		case ambiguous:
+			if v.Extra == nil {
+				v.Extra = map[string]string{}
+			}
+			v.Extra[dialClaimKey(p)] = requested.UTC().Format(time.RFC3339Nano)
+			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "interpreter-dial-unknown",
+				Summary: fmt.Sprintf("interpreter attempt %d: Twilio gave no clear answer; asking Twilio before dialling again", p.Attempt)})
 		default:
 			_ = leg.GiveBack(p.Request, p.Attempt)
 		}

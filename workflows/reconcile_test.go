@@ -5,8 +5,11 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,5 +289,78 @@ func TestReconcileEndsAnInterpreterLegWhoseCompletedWasLost(t *testing.T) {
 	}
 	if code := e.API(http.MethodPost, "/v1/visits/V-lost-leg/interpreter", map[string]string{"line": "voyce-es"}, nil); code != http.StatusAccepted {
 		t.Fatalf("second request after reconcile = %d; want 202", code)
+	}
+}
+
+// flakyCalls is a front to the emulator whose first call request goes
+// wrong as mode says (see flakyMessages).
+func flakyCalls(t *testing.T, upstream, mode string) string {
+	var done atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Calls.json")) || !done.CompareAndSwap(false, true) {
+			proxy(w, r, upstream)
+			return
+		}
+		if mode != "refuse" {
+			proxy(discard{}, r, upstream)
+		}
+		if mode == "timeout-after-accept" {
+			<-r.Context().Done()
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"code":20500,"message":"Internal Server Error","status":500}`))
+	}))
+	t.Cleanup(front.Close)
+	return front.URL
+}
+
+// A dial-out whose request got a 5xx or no answer is never simply dialled
+// again: the claim stays, the call's own callbacks adopt it, and after the
+// claim timeout the retry asks Twilio. One call per attempt, whatever went wrong.
+func TestInterpreterDialAmbiguousOutcomePlacesOneCall(t *testing.T) {
+	for _, mode := range []string{"refuse", "fail-after-accept", "timeout-after-accept"} {
+		t.Run(mode, func(t *testing.T) {
+			clk := clock.NewFake(time.Now().UTC())
+			e := testenv.New(t,
+				testenv.WithSandbox(func(o *sandbox.Options) { o.MinuteLength = 1200 * time.Millisecond }),
+				testenv.Configure(func(cfg *config.Config) {
+					cfg.Visits.EmptyRoomTimeout, cfg.Visits.UnusedRoomTimeout = time.Hour, time.Hour
+					cfg.Twilio.RequestTimeout = 300 * time.Millisecond
+					cfg.Interpreter.Lines = map[string]config.InterpreterLine{"voyce-es": {Phone: interpreterPhone, IVR: "1#"}}
+				}))
+			worker := e.NewEngine(func(d *workflows.Deps) { d.Twilio, d.Clock = e.NewTwilio(flakyCalls(t, e.Sandbox.URL, mode)), clk })
+			createAt(e, "V-amb-dial", time.Now().Add(time.Minute))
+			if _, err := workflows.EnsureRoom(e.Engine, context.Background(), "V-amb-dial"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Engine.RequestInterpreter(context.Background(), "V-amb-dial", "voyce-es"); err != nil {
+				t.Fatal(err)
+			}
+			p := workflows.Payload{VisitID: "V-amb-dial", Request: 1, Attempt: 1}
+			if err := testenv.Process(worker, workflows.TypeInterpreterDial, p); err == nil {
+				t.Fatal("dial without a clear answer returned nil; want an error so Asynq retries")
+			}
+			if mode != "refuse" {
+				e.WaitEvent("the placed call's first callback", func(ev sandbox.Event) bool {
+					return ev.Kind == sandbox.KindVoiceStatus && ev.Name == "initiated"
+				})
+			}
+			_ = testenv.Process(worker, workflows.TypeInterpreterDial, p) // a retry while the claim is fresh
+			clk.Advance(time.Minute)
+			if err := testenv.Process(worker, workflows.TypeInterpreterDial, p); err != nil {
+				t.Fatalf("retry after the claim timeout = %v; want settled", err)
+			}
+			if err := testenv.Process(worker, workflows.TypeInterpreterDial, p); err != nil {
+				t.Fatalf("one more retry = %v; want nil", err)
+			}
+			if n := len(e.CallsTo(interpreterPhone)); n != 1 {
+				t.Fatalf("calls to the interpreter line = %d; want exactly 1", n)
+			}
+			e.WaitVisit("V-amb-dial", "the leg tracking that call", func(v handlers.VisitView) bool {
+				return v.Interpreter != nil && v.Interpreter.CallSID == e.CallsTo(interpreterPhone)[0].SID
+			})
+		})
 	}
 }

@@ -56,14 +56,15 @@ var errSendInFlight = errors.New("sms: another attempt is sending this message")
 //     claimer calls Twilio, so concurrent and duplicated jobs send nothing;
 //  2. send, with a status callback carrying ?visit=&purpose=;
 //  3. record: done with the MessageSid. A failure where Twilio surely did not
-//     accept the message (an HTTP error answer, connection refused) releases
-//     the claim and is retried. Any other failure (timeout, a crash after
-//     Twilio answered) keeps the claim: the message may exist. The claim is
-//     then settled by the message's status callback (which marks it done) or,
-//     after claimTimeout, by the next attempt, which does not send again and
-//     writes "outcome unknown" in the timeline. At most once wins over at
-//     least once here: a duplicate reminder is worse than a missing one that
-//     support can see.
+//     accept the message (a 4xx answer, connection refused) releases the
+//     claim and is retried. Any other failure (a 5xx or a timeout after the
+//     request left, a crash after Twilio answered) keeps the claim: the
+//     message may exist. The claim is then settled by the message's status
+//     callback (which marks it done) or, after claimTimeout, by the next
+//     attempt asking Twilio (settle.go): the message found there is recorded
+//     with its SID, and only when Twilio has none is it sent, once more.
+//     Exactly once, not at most once: a worker that dies mid-send loses no
+//     reminder, and a lost answer sends no second one.
 func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 	key := smsKey(s.purpose)
 	v, err := e.store.Get(ctx, s.visitID)
@@ -83,6 +84,14 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 			return err
 		}
 	}
+	if c, ok := v.Extra[key]; ok && e.claimStale(c) {
+		settled, err := e.settleStaleClaim(ctx, s, phone, c)
+		if err != nil || settled {
+			return err
+		}
+		// Twilio holds no such message: the claim is released, and this
+		// attempt sends it, once.
+	}
 	// The join link's secret is made here, in this attempt's memory only: it
 	// is stored (hashed) with the claim below and sent once by the claimer.
 	// An attempt that does not win the claim drops it unused; one that
@@ -99,7 +108,7 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 	}
 
 	now := e.clock.Now()
-	claim := claimPrefix + now.Format(time.RFC3339Nano)
+	claim := e.newClaim(now, body, link.hash)
 	var claimed, held bool
 	_, _, err = e.update(ctx, s.visitID, "", now, func(v *visit.Visit) error {
 		claimed, held = false, false
@@ -116,16 +125,10 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 				Summary: s.purpose + " SMS not sent: " + why})
 			return nil
 		}
-		if c, ok := v.Extra[key]; ok {
-			at, _ := time.Parse(time.RFC3339Nano, strings.TrimPrefix(c, claimPrefix))
-			if now.Sub(at) < e.claimTimeout() {
-				held = true
-				return nil
-			}
-			delete(v.Extra, key)
-			v.MarkDone(key, now)
-			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "sms-outcome-unknown",
-				Summary: s.purpose + " SMS outcome unknown: an earlier attempt stopped after calling Twilio; not sending again"})
+		if _, ok := v.Extra[key]; ok {
+			// Another attempt's claim: it is sending, or (stale) the next
+			// attempt settles it by asking Twilio before anything is sent.
+			held = true
 			return nil
 		}
 		if v.Extra == nil {
@@ -177,13 +180,14 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 }
 
 // notAccepted reports whether err proves Twilio did not take the message:
-// Twilio answered with an HTTP error, or the connection was never made.
+// Twilio answered with a 4xx, or the connection was never made. A 5xx
+// proves nothing: Twilio may have created the message before failing.
 func notAccepted(err error) bool {
 	var te *twilioapi.Error
 	if !errors.As(err, &te) {
 		return false
 	}
-	return te.Status >= 400 || strings.Contains(te.Message, "connection refused")
+	return (te.Status >= 400 && te.Status < 500) || strings.Contains(te.Message, "connection refused")
 }
 
 // settle marks the purpose done (whoever holds the claim) and logs it.
@@ -233,13 +237,15 @@ func recipientPhone(v *visit.Visit, r visit.Role) string {
 // phoneHash is the keyed hash under which a number's opt-out is stored, so
 // the opt-out list cannot be read as phone numbers. The key is
 // visits.optout_secret, else derived from twilio.auth_token.
-func (e *Engine) phoneHash(phone string) string {
-	secret := e.cfg.Visits.OptOutSecret
-	if secret == "" {
-		sum := sha256.Sum256([]byte("visitflow opt-out key:" + e.cfg.Twilio.AuthToken))
-		secret = string(sum[:])
+func (e *Engine) phoneHash(phone string) string { return keyedPhoneHash(e.hashKey(), phone) }
+
+// hashKey keys every hash visitflow keeps of PHI (numbers, message bodies).
+func (e *Engine) hashKey() string {
+	if secret := e.cfg.Visits.OptOutSecret; secret != "" {
+		return secret
 	}
-	return keyedPhoneHash(secret, phone)
+	sum := sha256.Sum256([]byte("visitflow opt-out key:" + e.cfg.Twilio.AuthToken))
+	return string(sum[:])
 }
 
 // keyedPhoneHash is the HMAC-SHA256 of phone under key, hex: the only form in

@@ -143,7 +143,7 @@ func TestSMSNotResentAfterCrashBetweenTwilioAndRecord(t *testing.T) {
 			t.Fatalf("SMS = %d; want 1", n)
 		}
 	})
-	t.Run("no callback: outcome unknown after the claim timeout", func(t *testing.T) {
+	t.Run("no callback: settled by asking Twilio after the claim timeout", func(t *testing.T) {
 		env := newSMSEnv(t, func(c *config.Config) {
 			c.Visits.ReminderOffsets = []time.Duration{time.Hour}
 			c.HTTP.PublicBaseURL = "http://127.0.0.1:1" // status callbacks get lost
@@ -166,39 +166,91 @@ func TestSMSNotResentAfterCrashBetweenTwilioAndRecord(t *testing.T) {
 		if n := len(env.SMS()); n != 1 {
 			t.Fatalf("SMS = %d; want 1", n)
 		}
-		if got := testenv.Entries(env.Timeline("V-lost"), "sms-outcome-unknown"); len(got) != 1 {
-			t.Fatalf("timeline outcome-unknown entries = %v; want 1", got)
+		tl := env.Timeline("V-lost")
+		if got := testenv.Entries(tl, "sms-accepted"); len(got) != 1 || !strings.Contains(got[0].Summary, "found at Twilio") {
+			t.Fatalf("timeline sms-accepted entries = %v; want 1, found at Twilio", got)
+		}
+		if got := testenv.Entries(tl, "sms-outcome-unknown"); len(got) != 0 {
+			t.Fatalf("timeline outcome-unknown entries = %v; want none (Twilio was asked)", got)
 		}
 	})
 }
 
-func TestSMSRetriedWhenTwilioRefusedBeforeAccepting(t *testing.T) {
-	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
-	// A front that answers the first message request with a Twilio 503,
-	// then passes everything to the emulator.
-	var refused atomic.Bool
-	upstream := env.Sandbox.URL
+// flakyMessages is a front to the emulator whose first message request
+// goes wrong in the way mode says: "refuse" answers a Twilio 503 without
+// passing it on; "fail-after-accept" passes it on, then answers 500;
+// "timeout-after-accept" passes it on, then never answers.
+func flakyMessages(t *testing.T, upstream, mode string) string {
+	var done atomic.Bool
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/Messages.json") && refused.CompareAndSwap(false, true) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"code":20503,"message":"Service unavailable","status":503}`))
+		if !(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Messages.json")) || !done.CompareAndSwap(false, true) {
+			proxy(w, r, upstream)
 			return
 		}
-		proxy(w, r, upstream)
+		if mode != "refuse" {
+			proxy(discard{}, r, upstream)
+		}
+		if mode == "timeout-after-accept" {
+			<-r.Context().Done() // the client gives up first
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"code":20503,"message":"Service unavailable","status":503}`))
 	}))
 	t.Cleanup(front.Close)
-	worker := newEngine(env, env.NewTwilio(front.URL), nil)
-	env.CreateEngineVisit(visitInput("V-503", time.Now().Add(48*time.Hour), "UTC"))
-	p := workflows.Payload{VisitID: "V-503", Reminder: "r1h0m0s", Schedule: 0}
-	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
-		t.Fatal("attempt answered 503 returned nil; want an error so Asynq retries")
-	}
-	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err != nil {
-		t.Fatalf("retry = %v; want sent", err)
-	}
-	if n := len(env.SMS()); n != 1 {
-		t.Fatalf("SMS = %d; want 1", n)
+	return front.URL
+}
+
+// discard is a ResponseWriter that forgets the answer (the client never gets it).
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) WriteHeader(int)             {}
+
+// A 5xx or a timeout after the request left is ambiguous: the attempt keeps
+// its claim, and the next one (after the claim timeout) asks Twilio. The
+// message sent exactly once either way: found when Twilio had accepted it,
+// sent again when it had not.
+func TestSMSAmbiguousOutcomeSettledByAskingTwilio(t *testing.T) {
+	for _, c := range []struct {
+		mode, want string
+	}{
+		{"refuse", "accepted by Twilio"},
+		{"fail-after-accept", "found at Twilio"},
+		{"timeout-after-accept", "found at Twilio"},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			env := newSMSEnv(t, func(cfg *config.Config) {
+				cfg.Visits.ReminderOffsets = []time.Duration{time.Hour}
+				cfg.Twilio.RequestTimeout = 300 * time.Millisecond
+				cfg.HTTP.PublicBaseURL = "http://127.0.0.1:1" // no status callback settles it
+			})
+			clk := clock.NewFake(time.Now())
+			worker := newEngine(env, env.NewTwilio(flakyMessages(t, env.Sandbox.URL, c.mode)), clk)
+			env.CreateEngineVisit(visitInput("V-amb", time.Now().Add(48*time.Hour), "UTC"))
+			p := workflows.Payload{VisitID: "V-amb", Reminder: "r1h0m0s", Schedule: 0}
+			if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+				t.Fatal("attempt without an answer returned nil; want an error so Asynq retries")
+			}
+			if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+				t.Fatal("retry while the claim is fresh returned nil; want retry later, nothing sent")
+			}
+			clk.Advance(time.Minute)
+			if err := testenv.Process(worker, workflows.TypeReminderSend, p); err != nil {
+				t.Fatalf("retry after the claim timeout = %v; want settled", err)
+			}
+			if err := testenv.Process(worker, workflows.TypeReminderSend, p); err != nil {
+				t.Fatalf("one more retry = %v; want nil (done)", err)
+			}
+			if n := len(env.SMSTo(patientPhone)); n != 1 {
+				t.Fatalf("SMS to the patient = %d; want exactly 1", n)
+			}
+			if got := testenv.Entries(env.Timeline("V-amb"), "sms-accepted"); len(got) != 1 || !strings.Contains(got[0].Summary, c.want) {
+				t.Fatalf("timeline sms-accepted = %v; want one saying %q", got, c.want)
+			}
+		})
 	}
 }
 
