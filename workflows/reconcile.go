@@ -50,11 +50,19 @@ func (e *Engine) watchRoom(ctx context.Context, id string) error {
 	return e.store.WatchVisit(ctx, id, e.clock.Now().Add(e.reconcileInterval()))
 }
 
-// settledWithTwilio reports whether nothing about v can change on Twilio's
-// side any more: the visit is finished and has no live phone leg.
+// settledWithTwilio reports whether there is nothing more to learn from
+// Twilio about v: the visit is finished, has no live phone leg, and its
+// room (if it had one) was read once after it ended. That last read matters:
+// a room-ended callback that arrives while a participant-connected was lost
+// makes the visit look finished (a no-show) when Twilio knows better.
 func settledWithTwilio(v *visit.Visit) bool {
-	return v.Finished() && (v.Interpreter == nil || !v.Interpreter.Live())
+	return v.Finished() && (v.Interpreter == nil || !v.Interpreter.Live()) &&
+		(v.Room.SID == "" || v.IsDone(finalReadKey(v.Room.SID)))
 }
+
+// finalReadKey marks, in Visit.Done, that room sid was read from Twilio
+// after it ended: everyone who was ever in it is known.
+func finalReadKey(sid string) string { return "twilio.rest:ended-room-read:" + sid }
 
 // Reconcile runs one reconciliation pass (the TypeReconcile task).
 func (e *Engine) Reconcile(ctx context.Context) (ReconcileReport, error) {
@@ -162,6 +170,9 @@ func (e *Engine) reconcileVisit(ctx context.Context, v *visit.Visit) (*visit.Vis
 		facts = 0
 		if room != nil && room.SID == v.Room.SID {
 			facts += e.foldRoomReport(v, *room, now)
+			if room.Ended() {
+				v.MarkDone(finalReadKey(room.SID), now)
+			}
 		}
 		if call != nil && v.Interpreter != nil && v.Interpreter.CallSID == call.SID {
 			facts += e.foldCallReport(v, *call, now)
