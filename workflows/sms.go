@@ -46,8 +46,15 @@ func (e *Engine) claimTimeout() time.Duration {
 	return d + 5*time.Second
 }
 
-// errSendInFlight: another attempt holds the claim; retrying later settles it.
-var errSendInFlight = errors.New("sms: another attempt is sending this message")
+// errSendInFlight: another attempt holds the claim; retrying later settles
+// it. It is not a failure (CountsAsFailure): waiting out a claim must not
+// use up the job's retries.
+var errSendInFlight = errors.New("another attempt is sending this, or its outcome is being settled")
+
+// CountsAsFailure is the workers' asynq.Config.IsFailure: a job waiting for
+// another attempt's claim to settle is retried without counting against its
+// MaxRetry.
+func CountsAsFailure(err error) bool { return !errors.Is(err, errSendInFlight) }
 
 // sendOnce sends s at most once, ever, for its visit and purpose:
 //

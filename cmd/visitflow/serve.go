@@ -145,6 +145,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			DelayedTaskCheckInterval: workflows.DelayedTaskCheckInterval,
 			Logger:                   log.Named("asynq").Sugar(),
 			ShutdownTimeout:          cfg.HTTP.ShutdownTimeout,
+			IsFailure:                workflows.CountsAsFailure,
 		})
 		mux := asynq.NewServeMux()
 		mux.Use(m.JobMiddleware)

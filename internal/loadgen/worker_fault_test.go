@@ -2,13 +2,19 @@ package loadgen_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,12 +26,17 @@ import (
 	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/store"
 	"github.com/visitflow/visitflow/internal/testenv"
+	"github.com/visitflow/visitflow/internal/twilioapi"
 	"github.com/visitflow/visitflow/workflows"
 )
 
 const (
-	workerEnv      = "VISITFLOW_FAULT_WORKER_REDIS" // run as a worker process on this Redis
-	workerBlockEnv = "VISITFLOW_FAULT_WORKER_BLOCK" // "1": hang in every job, as if stuck mid-job
+	workerEnv      = "VISITFLOW_FAULT_WORKER_REDIS"   // run as a worker process on this Redis
+	workerBlockEnv = "VISITFLOW_FAULT_WORKER_BLOCK"   // "1": hang in every job, as if stuck mid-job
+	workerTwilio   = "VISITFLOW_FAULT_WORKER_TWILIO"  // the worker's Twilio REST base URL (testenv credentials)
+	workerApp      = "VISITFLOW_FAULT_WORKER_APP"     // the web replica's URL (public_base_url)
+	workerConc     = "VISITFLOW_FAULT_WORKER_CONC"    // the worker's concurrency (default 1)
+	workerTimeout  = "VISITFLOW_FAULT_WORKER_TIMEOUT" // the worker's twilio.request_timeout (default 2s)
 )
 
 // TestWorkerProcess is not a real test: TestWorkerKilledMidJob runs the test
@@ -41,12 +52,30 @@ func TestWorkerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine := workflows.New(workflows.Deps{Store: store.New(conn.Client),
-		Queue: asynq.NewClientFromRedisClient(conn.Client), Deleter: asynq.NewInspectorFromRedisClient(conn.Client),
-		Config: config.Default()})
+	cfg := config.Default()
+	deps := workflows.Deps{Store: store.New(conn.Client),
+		Queue: asynq.NewClientFromRedisClient(conn.Client), Deleter: asynq.NewInspectorFromRedisClient(conn.Client)}
+	if api := os.Getenv(workerTwilio); api != "" {
+		cfg.Twilio.AccountSID, cfg.Twilio.AuthToken = testenv.AccountSID, testenv.AuthToken
+		cfg.Twilio.APIURL, cfg.Twilio.RequestTimeout = api, 2*time.Second
+		if d, err := time.ParseDuration(os.Getenv(workerTimeout)); err == nil {
+			cfg.Twilio.RequestTimeout = d
+		}
+		cfg.HTTP.PublicBaseURL = os.Getenv(workerApp)
+		tw, err := twilioapi.New(twilioapi.Config{AccountSID: testenv.AccountSID, AuthToken: testenv.AuthToken,
+			FromNumber: cfg.Twilio.FromNumber, APIURL: api, Timeout: cfg.Twilio.RequestTimeout}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps.Twilio = tw
+	}
+	deps.Config = cfg
+	engine := workflows.New(deps)
+	concurrency, _ := strconv.Atoi(os.Getenv(workerConc))
 	srv := asynq.NewServerFromRedisClient(conn.Client, asynq.Config{
-		Concurrency: 1, Queues: workflows.Queues, LogLevel: asynq.ErrorLevel,
+		Concurrency: max(concurrency, 1), Queues: workflows.Queues, LogLevel: asynq.ErrorLevel,
 		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return time.Second },
+		IsFailure:      workflows.CountsAsFailure,
 	})
 	mux := asynq.NewServeMux()
 	if os.Getenv(workerBlockEnv) == "1" {
@@ -64,11 +93,12 @@ func TestWorkerProcess(t *testing.T) {
 	}
 }
 
-// startWorker runs a worker process; its stdout lines arrive on the channel.
-func startWorker(t *testing.T, redisURL string, block bool) (*exec.Cmd, <-chan string) {
+// startWorker runs a worker process; its stdout lines arrive on the
+// channel. env adds workerTwilio and the like.
+func startWorker(t *testing.T, redisURL string, block bool, env ...string) (*exec.Cmd, <-chan string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), workerEnv+"="+redisURL)
+	cmd.Env = append(append(os.Environ(), workerEnv+"="+redisURL), env...)
 	if block {
 		cmd.Env = append(cmd.Env, workerBlockEnv+"=1")
 	}
@@ -109,6 +139,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for Asynq's 30 s lease to expire")
 	}
+	t.Parallel() // the lease waits overlap
 	url := redistest.ForTest(t)
 	w := startWeb(t, url, "")
 	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "w", Visits: 1, Callbacks: 1}
@@ -176,4 +207,136 @@ func TestWorkerKilledMidJob(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestWorkerKilledMidSendSendsEachReminderOnce kills (SIGKILL) a worker
+// while every one of its reminder sends is in flight: half of them had
+// reached Twilio, half had not. A new worker recovers the jobs once their
+// lease expired and settles each by asking Twilio: every patient gets
+// exactly one reminder, none twice, none lost.
+func TestWorkerKilledMidSendSendsEachReminderOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for Asynq's 30 s lease to expire")
+	}
+	t.Parallel() // the lease waits overlap
+	const visits = 10
+	url := redistest.ForTest(t)
+	w := testenv.New(t, testenv.RedisURL(url), testenv.WithSandbox(nil))
+	// A front to the emulator that holds every message request of the
+	// first worker (answering none), passing every second one on first.
+	var held atomic.Int32
+	arrived := make(chan struct{}, visits)
+	var holding atomic.Bool
+	holding.Store(true)
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Messages.json") && holding.Load() {
+			body, _ := io.ReadAll(r.Body)
+			if held.Add(1)%2 == 0 {
+				forward(w, r, body)
+			}
+			arrived <- struct{}{}
+			<-r.Context().Done() // the worker dies waiting
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		resp := forward(w, r, body)
+		for k, v := range resp.header {
+			rw.Header()[k] = v
+		}
+		rw.WriteHeader(resp.status)
+		_, _ = rw.Write(resp.body)
+	}))
+	t.Cleanup(front.Close)
+
+	ctx := context.Background()
+	for i := range visits {
+		body := testenv.VisitBody(fmt.Sprintf("V-kill-%d", i))
+		body["scheduled_at"] = time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+		w.CreateVisit(body)
+		payload, _ := json.Marshal(workflows.Payload{VisitID: fmt.Sprintf("V-kill-%d", i), Reminder: "r1h0m0s"})
+		if _, err := w.Queue.EnqueueContext(ctx, asynq.NewTask(workflows.TypeReminderSend, payload),
+			asynq.Queue(workflows.QueueDefault), asynq.MaxRetry(10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	twilioEnv := []string{workerTwilio + "=" + front.URL, workerApp + "=" + w.URL}
+	// Its requests would wait a minute: it dies first.
+	doomed, _ := startWorker(t, url, false, append(twilioEnv, workerConc+"="+strconv.Itoa(visits), workerTimeout+"=1m")...)
+	for range visits {
+		select {
+		case <-arrived:
+		case <-time.After(time.Minute):
+			t.Fatalf("only %d of %d sends reached the front", held.Load(), visits)
+		}
+	}
+	if err := doomed.Process.Kill(); err != nil { // SIGKILL, mid-send
+		t.Fatal(err)
+	}
+	_ = doomed.Wait()
+	holding.Store(false)
+	if n := len(w.SMSTo(testenv.PatientPhone)); n != visits/2 {
+		t.Fatalf("SMS at Twilio after the kill = %d; want %d (every second send got through)", n, visits/2)
+	}
+
+	startWorker(t, url, false, twilioEnv...)
+	deadline := time.Now().Add(75 * time.Second)
+	for {
+		settled := 0
+		for i := range visits {
+			for _, e := range timeline(w, fmt.Sprintf("V-kill-%d", i)) {
+				if e.Type == "sms-accepted" || e.Type == "sms-confirmed" || e.Type == "sms-outcome-unknown" {
+					settled++
+				}
+			}
+		}
+		if settled == visits {
+			break
+		}
+		if time.Now().After(deadline) {
+			for i := range visits {
+				t.Logf("V-kill-%d: %+v", i, timeline(w, fmt.Sprintf("V-kill-%d", i)))
+			}
+			t.Fatalf("%d of %d reminders settled 75 s after the kill", settled, visits)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	// Each visit's reminder is settled once: by its status callback, by
+	// finding it at Twilio, or by sending it after the restart (the half that
+	// never reached Twilio). Twilio holds exactly one per visit.
+	for i := range visits {
+		n := 0
+		for _, e := range timeline(w, fmt.Sprintf("V-kill-%d", i)) {
+			switch e.Type {
+			case "sms-outcome-unknown":
+				t.Errorf("V-kill-%d: %s; want settled", i, e.Summary)
+			case "sms-confirmed", "sms-accepted":
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("V-kill-%d settled %d times; want once", i, n)
+		}
+	}
+	if n := len(w.SMSTo(testenv.PatientPhone)); n != visits {
+		t.Fatalf("SMS at Twilio = %d; want %d, one per visit", n, visits)
+	}
+}
+
+type forwarded struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// forward passes a request on to w's emulator and returns its answer.
+func forward(w *testenv.Env, r *http.Request, body []byte) forwarded {
+	req, _ := http.NewRequest(r.Method, w.Sandbox.URL+r.URL.RequestURI(), bytes.NewReader(body))
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return forwarded{status: http.StatusBadGateway}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return forwarded{status: resp.StatusCode, header: resp.Header, body: b}
 }

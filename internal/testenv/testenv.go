@@ -269,6 +269,7 @@ func (e *Env) StartWorkers(engine *workflows.Engine) {
 		Concurrency: 8, Queues: workflows.Queues, LogLevel: asynq.FatalLevel,
 		TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 50 * time.Millisecond,
 		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return 50 * time.Millisecond },
+		IsFailure:      workflows.CountsAsFailure,
 	})
 	mux := asynq.NewServeMux()
 	mux.Use(e.Metrics.JobMiddleware)
