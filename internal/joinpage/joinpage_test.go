@@ -1,0 +1,266 @@
+package joinpage_test
+
+import (
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/visitflow/visitflow/handlers"
+	"github.com/visitflow/visitflow/internal/browsertest"
+	"github.com/visitflow/visitflow/internal/config"
+	"github.com/visitflow/visitflow/internal/redisx/redistest"
+	"github.com/visitflow/visitflow/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.MainWithRedis(m)) }
+
+// screenshots saves the browser test's pictures of the page's states in a
+// directory (the docs keep them: go test ./internal/joinpage -run Browser
+// -screenshots ../../docs/images).
+var screenshots = flag.String("screenshots", "", "directory to save the join page's screenshots in")
+
+// newSandboxEnv is visitflow in sandbox mode as `go run ./cmd/visitflow`
+// serves it: the emulator plays Twilio and is mounted under /sandbox of the
+// app, where the page's script joins its rooms; workers send the SMS.
+func newSandboxEnv(t *testing.T, configure ...func(*config.Config)) *testenv.Env {
+	t.Helper()
+	opts := []testenv.Option{testenv.WithSandbox(nil), testenv.WithWorkers(),
+		testenv.Server(func(e *testenv.Env, d *handlers.Deps) { d.Sandbox = e.Sandbox.Emulator.Handler() })}
+	for _, f := range configure {
+		opts = append(opts, testenv.Configure(f))
+	}
+	return testenv.New(t, opts...)
+}
+
+var linkPattern = regexp.MustCompile(`https?://\S+/join/[A-Za-z0-9_-]+`)
+
+// visitSoon creates visit id five minutes from now, inside the smallest
+// reminder offset, so the starting-soon SMS goes out at once; it returns
+// the join link that SMS carries.
+func visitSoon(t *testing.T, e *testenv.Env, id string) string {
+	t.Helper()
+	body := testenv.VisitBody(id)
+	body["scheduled_at"] = time.Now().Add(5 * time.Minute).UTC().Truncate(time.Second).Format(time.RFC3339)
+	e.CreateVisit(body)
+	var link string
+	e.Eventually("the patient's SMS with the join link", func() bool {
+		for _, m := range e.SMSTo(testenv.PatientPhone) {
+			if strings.Contains(m.Body, "/join/") {
+				link = linkPattern.FindString(m.Body)
+			}
+		}
+		return link != ""
+	})
+	if !strings.HasPrefix(link, e.URL+"/join/") {
+		t.Fatalf("join link %q is not under the app's public_base_url %s", link, e.URL)
+	}
+	return link
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func statusURL(link string) string {
+	return strings.Replace(link, "/join/", "/v1/join/", 1) + "/status"
+}
+
+// noPHI fails when what shows a phone number or the patient's name.
+func noPHI(t *testing.T, what, s string) {
+	t.Helper()
+	for _, phi := range []string{testenv.PatientPhone, testenv.ProviderPhone, "5551230", "Sam", "pat-8812"} {
+		if strings.Contains(s, phi) {
+			t.Errorf("%s shows %q:\n%s", what, phi, s)
+		}
+	}
+}
+
+func TestJoinPageAndStatusShowOnlyWhatTheSMSSaid(t *testing.T) {
+	e := newSandboxEnv(t)
+	link := visitSoon(t, e, "V-phi")
+
+	code, page := get(t, link)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s = %d; want 200", link, code)
+	}
+	for _, want := range []string{"Your video visit with Dr. Lee", "EST", `id="join-button"`, "/join/assets/join.js"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "twilio-video") {
+		t.Errorf("the sandbox page loads the Twilio Video SDK")
+	}
+	noPHI(t, "the join page", page)
+
+	e.Sandbox.Join(t, "visit-V-phi", "pat-8812")
+	e.WaitVisit("V-phi", "waiting", func(v handlers.VisitView) bool { return v.State == "waiting" })
+	code, body := get(t, statusURL(link))
+	if code != http.StatusOK {
+		t.Fatalf("status = %d; want 200: %s", code, body)
+	}
+	noPHI(t, "the status route", body)
+	var st struct {
+		Role, With, When, Phase string
+		YouAreIn                bool   `json:"you_are_in"`
+		ProviderHere            bool   `json:"provider_here"`
+		WaitingSince            string `json:"waiting_since"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Role != "patient" || st.With != "Dr. Lee" || st.Phase != "open" || !st.YouAreIn || st.ProviderHere || st.WaitingSince == "" {
+		t.Errorf("status = %s; want the waiting patient's view", body)
+	}
+
+	e.API(http.MethodPost, "/v1/visits/V-phi/cancel", nil, nil)
+	if code, page := get(t, link); code != http.StatusGone || !strings.Contains(page, "This visit was cancelled") ||
+		strings.Contains(page, "join-button") || strings.Contains(page, "<script") {
+		t.Errorf("cancelled link: %d\n%s\nwant 410 saying so, with no button and no script", code, page)
+	}
+	if code, body := get(t, statusURL(link)); code != http.StatusOK || !strings.Contains(body, `"phase":"cancelled"`) {
+		t.Errorf("cancelled status = %d %s; want phase cancelled", code, body)
+	}
+	for _, bad := range []string{"/join/not-a-real-invite", "/join/", "/join/a/b"} {
+		if code, page := get(t, e.URL+bad); code != http.StatusNotFound || strings.Contains(page, "join-button") {
+			t.Errorf("GET %s = %d; want 404 without a join button", bad, code)
+		}
+	}
+	if code, _ := get(t, e.URL+"/v1/join/not-a-real-invite/status"); code != http.StatusNotFound {
+		t.Errorf("status of an unknown invite = %d; want 404", code)
+	}
+}
+
+func TestJoinPageOfAnExpiredInvite(t *testing.T) {
+	e := newSandboxEnv(t, func(c *config.Config) { c.Visits.AccessWindow = time.Second })
+	body := testenv.VisitBody("V-exp")
+	body["scheduled_at"] = time.Now().Add(time.Second).UTC().Truncate(time.Second).Format(time.RFC3339)
+	e.CreateVisit(body)
+	var link string
+	e.Eventually("the join link", func() bool {
+		for _, m := range e.SMSTo(testenv.PatientPhone) {
+			link = linkPattern.FindString(m.Body)
+		}
+		return link != ""
+	})
+	e.Eventually("the window to pass", func() bool {
+		code, page := get(t, link)
+		return code == http.StatusGone && strings.Contains(page, "This link has expired")
+	})
+}
+
+// TestPatientJoinsFromTheSMSOnAPhone plays the patient's side in a headless
+// Chromium with a phone's screen and a fake camera and microphone: the link
+// from the emulator's SMS, the device check, joining the emulator's room,
+// the waiting room, the provider arriving, leaving by closing the tab, and
+// the page of the cancelled visit, with no JavaScript error anywhere.
+func TestPatientJoinsFromTheSMSOnAPhoneInBrowser(t *testing.T) {
+	e := newSandboxEnv(t)
+	b := browsertest.Start(t, browsertest.Options{FakeMedia: true})
+	link := visitSoon(t, e, "V-phone")
+	shot := screenshotter(t)
+
+	p := b.NewPage(browsertest.Phone)
+	p.Navigate(link)
+	p.WaitText("#heading", "Your video visit with Dr. Lee")
+	p.WaitText("#devices", "Your camera and microphone are working.")
+	var playing bool
+	p.Eval(`new Promise(function(r){var v=document.getElementById("preview");var f=function(){r(v.videoWidth>0)};if(v.videoWidth>0){f()}else{v.onloadeddata=f;setTimeout(f,5000)}})`, &playing)
+	if !playing {
+		t.Errorf("the camera preview shows no picture")
+	}
+	if !p.Visible("#join-button") {
+		t.Fatalf("no join button on the open invite's page")
+	}
+	shot(p, "join-1-before-joining.png")
+
+	p.Click("#join-button")
+	p.WaitText("#status", "You are in the waiting room. Dr. Lee will be with you soon.")
+	e.WaitVisit("V-phone", "the patient waiting", func(v handlers.VisitView) bool { return v.State == "waiting" })
+	p.WaitText("#waited", "You have been waiting")
+	if p.Visible("#join-button") || !p.Visible("#leave-button") {
+		t.Errorf("after joining the page should offer Leave, not Join")
+	}
+	shot(p, "join-2-waiting-room.png")
+
+	e.Sandbox.Join(t, "visit-V-phone", "dr-lee")
+	p.WaitText("#status", "Dr. Lee has joined. Your visit has started.")
+	e.WaitVisit("V-phone", "in progress", func(v handlers.VisitView) bool { return v.State == "in_progress" })
+	shot(p, "join-3-provider-arrived.png")
+	checkNoProblems(t, p, "the open visit's page")
+
+	// Closing the tab takes the patient out of the room.
+	p.Close()
+	e.WaitVisit("V-phone", "the patient gone with the tab", func(v handlers.VisitView) bool { return v.State == "provider_waiting" })
+
+	e.API(http.MethodPost, "/v1/visits/V-phone/cancel", nil, nil)
+	q := b.NewPage(browsertest.Phone)
+	q.Navigate(link)
+	q.WaitText("#heading", "This visit was cancelled")
+	if q.Exists("#join-button") || q.Exists("script") {
+		t.Errorf("the cancelled visit's page has a join button or a script")
+	}
+	shot(q, "join-4-cancelled.png")
+	checkNoProblems(t, q, "the cancelled visit's page")
+
+	q.Navigate(e.URL + "/join/not-a-real-invite")
+	q.WaitText("#heading", "This link is not valid")
+	checkNoProblems(t, q, "an unknown invite's page")
+}
+
+// TestOpenPageFollowsTheVisitToItsEnd: a patient in the visit when it ends
+// sees the page say so, the join button gone, without reloading.
+func TestOpenPageFollowsTheVisitToItsEndInBrowser(t *testing.T) {
+	e := newSandboxEnv(t)
+	b := browsertest.Start(t, browsertest.Options{FakeMedia: true})
+	link := visitSoon(t, e, "V-end")
+	shot := screenshotter(t)
+
+	p := b.NewPage(browsertest.Phone)
+	p.Navigate(link)
+	p.Click("#join-button")
+	p.WaitText("#status", "You are in the waiting room.")
+	e.Sandbox.Join(t, "visit-V-end", "dr-lee")
+	p.WaitText("#status", "has joined")
+	e.API(http.MethodPost, "/v1/visits/V-end/end", nil, nil)
+	p.WaitText("#heading", "This visit has ended")
+	if p.Visible("#join-button") || p.Visible("#leave-button") {
+		t.Errorf("the ended visit's page still offers to join or leave")
+	}
+	shot(p, "join-5-ended.png")
+	checkNoProblems(t, p, "the page of a visit that ended")
+}
+
+func checkNoProblems(t *testing.T, p *browsertest.Page, what string) {
+	t.Helper()
+	for _, pr := range p.Problems() {
+		t.Errorf("%s: %s", what, pr)
+	}
+}
+
+// screenshotter saves a page's screenshot under -screenshots (else in the
+// test's temporary directory, so the capture itself is always exercised).
+func screenshotter(t *testing.T) func(p *browsertest.Page, name string) {
+	dir := *screenshots
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	return func(p *browsertest.Page, name string) {
+		t.Helper()
+		p.Screenshot(filepath.Join(dir, name))
+	}
+}
