@@ -101,7 +101,7 @@ func (p *page) serve(w http.ResponseWriter, r *http.Request) {
 		p.assets.ServeHTTP(w, r)
 		return
 	}
-	setPageHeaders(w)
+	setPageHeaders(w, p.o.SandboxPath == "")
 	if rest == "" || strings.Contains(rest, "/") {
 		p.render(w, http.StatusNotFound, unknownInvite())
 		return
@@ -147,16 +147,25 @@ func goneView(st workflows.JoinStatus) view {
 }
 
 // setPageHeaders keeps the page (whose URL is a credential) out of caches
-// and referrers, and limits what it may load: its own script and the Twilio
-// Video endpoints, nothing inline.
-func setPageHeaders(w http.ResponseWriter) {
+// and referrers, and limits what it may load: its own scripts and styles,
+// nothing inline, and in real mode (twilioSDK) the Twilio Video endpoints.
+//
+// The Twilio Video SDK 2.36.0 builds its dynamic-import helper with
+// new Function when it loads (Twilio's README asks for 'unsafe-eval' only
+// for Krisp noise cancellation, but the helper runs regardless), so the
+// real-mode page allows eval; the sandbox page, which loads no SDK, does not.
+func setPageHeaders(w http.ResponseWriter, twilioSDK bool) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; "+
-		"img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "+
-		"connect-src 'self' https://*.twilio.com wss://*.twilio.com; frame-ancestors 'none'; base-uri 'none'")
+	script, connect := "script-src 'self'", "connect-src 'self'"
+	if twilioSDK {
+		script += " 'unsafe-eval'"
+		connect += " https://*.twilio.com wss://*.twilio.com"
+	}
+	h.Set("Content-Security-Policy", "default-src 'self'; "+script+"; style-src 'self'; "+
+		"img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "+connect+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("Permissions-Policy", "camera=(self), microphone=(self)")
 }
 

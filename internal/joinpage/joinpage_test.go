@@ -264,3 +264,36 @@ func screenshotter(t *testing.T) func(p *browsertest.Page, name string) {
 		p.Screenshot(filepath.Join(dir, name))
 	}
 }
+
+// TestRealModePageLoadsTheVendoredSDKInBrowser: outside sandbox mode the page
+// loads the Twilio Video SDK from the binary itself (no CDN) and starts
+// without a JavaScript error.
+func TestRealModePageLoadsTheVendoredSDKInBrowser(t *testing.T) {
+	e := testenv.New(t, testenv.WithSandbox(nil), testenv.WithWorkers()) // the emulator sends the SMS; the page is not told of it
+	b := browsertest.Start(t, browsertest.Options{FakeMedia: true})
+	link := visitSoon(t, e, "V-real")
+
+	p := b.NewPage(browsertest.Phone)
+	p.Navigate(link)
+	p.WaitText("#devices", "Your camera and microphone are working.")
+	var sdk struct {
+		Connect bool     `json:"connect"`
+		Version string   `json:"version"`
+		Scripts []string `json:"scripts"`
+	}
+	p.Eval(`({connect: typeof Twilio === "object" && typeof Twilio.Video.connect === "function",
+		version: typeof Twilio === "object" ? Twilio.Video.version : "",
+		scripts: Array.from(document.scripts).map(function(s){return s.src})})`, &sdk)
+	if !sdk.Connect || sdk.Version != "2.36.0" {
+		t.Errorf("Twilio.Video on the page: connect %v, version %q; want the vendored 2.36.0", sdk.Connect, sdk.Version)
+	}
+	for _, src := range sdk.Scripts {
+		if !strings.HasPrefix(src, e.URL+"/join/assets/") {
+			t.Errorf("the page loads a script from %s; want only its own assets", src)
+		}
+	}
+	if strings.Contains(p.Text("main"), "Sandbox mode") {
+		t.Errorf("the real-mode page says it is in sandbox mode")
+	}
+	checkNoProblems(t, p, "the real-mode page")
+}
