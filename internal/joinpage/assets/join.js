@@ -233,6 +233,8 @@
     setText("status", message);
     ["join-button", "leave-button", "late", "waited", "devices"].forEach(function (id) { el(id).hidden = true; });
     document.querySelector(".videos").hidden = true;
+    var note = root.querySelector(".sandbox");
+    if (note) { note.hidden = true; }
     root.classList.add("closed");
   }
 
