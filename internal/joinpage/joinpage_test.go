@@ -127,6 +127,27 @@ func TestJoinPageAndStatusShowOnlyWhatTheSMSSaid(t *testing.T) {
 		t.Errorf("status = %s; want the waiting patient's view", body)
 	}
 
+	// The provider's own link, from the patient-waiting SMS: the same page
+	// in the provider's role, and still no name of the patient's.
+	var providerLink string
+	e.Eventually("the provider's patient-waiting SMS", func() bool {
+		for _, m := range e.SMSTo(testenv.ProviderPhone) {
+			providerLink = linkPattern.FindString(m.Body)
+		}
+		return providerLink != ""
+	})
+	code, body = get(t, statusURL(providerLink))
+	noPHI(t, "the provider's status", body)
+	if code != http.StatusOK || !strings.Contains(body, `"role":"provider"`) || !strings.Contains(body, `"with":"your patient"`) ||
+		!strings.Contains(body, `"patient_here":true`) {
+		t.Errorf("provider's status = %d %s; want the provider's view with the patient in", code, body)
+	}
+	if _, page := get(t, providerLink); !strings.Contains(page, "Your video visit with your patient") {
+		t.Errorf("the provider's page does not address the provider:\n%s", page)
+	} else {
+		noPHI(t, "the provider's page", page)
+	}
+
 	e.API(http.MethodPost, "/v1/visits/V-phi/cancel", nil, nil)
 	if code, page := get(t, link); code != http.StatusGone || !strings.Contains(page, "This visit was cancelled") ||
 		strings.Contains(page, "join-button") || strings.Contains(page, "<script") {
