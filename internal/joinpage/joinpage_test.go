@@ -318,3 +318,31 @@ func TestRealModePageLoadsTheVendoredSDKInBrowser(t *testing.T) {
 	}
 	checkNoProblems(t, p, "the real-mode page")
 }
+
+// TestPageRefreshesItsTokenBeforeItExpiresInBrowser: a token near its end
+// (here the visit window's, as a 24 h token would be after a day) is
+// replaced through the invite, without the patient doing anything.
+func TestPageRefreshesItsTokenBeforeItExpiresInBrowser(t *testing.T) {
+	// The window ends six minutes from now: inside the page's ten-minute margin.
+	e := newSandboxEnv(t, func(c *config.Config) { c.Visits.AccessWindow = time.Minute })
+	b := browsertest.Start(t, browsertest.Options{FakeMedia: true})
+	link := visitSoon(t, e, "V-refresh")
+
+	p := b.NewPage(browsertest.Phone)
+	p.Navigate(link)
+	p.Click("#join-button")
+	p.WaitText("#status", "You are in the waiting room.")
+	exchanges := `performance.getEntriesByType("resource").filter(function(r){return r.name===location.origin+"/v1/join/"+location.pathname.split("/").pop()}).length`
+	var n int
+	deadline := time.Now().Add(browsertest.WaitLimit)
+	for p.Eval(exchanges, &n); n < 2; p.Eval(exchanges, &n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the page exchanged its invite %d time(s) in %s; want a refresh of the expiring token", n, browsertest.WaitLimit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !p.Visible("#leave-button") {
+		t.Errorf("the refresh took the patient out of the visit")
+	}
+	checkNoProblems(t, p, "the page refreshing its token")
+}

@@ -20,8 +20,10 @@
 
   var POLL_MS = 2000;
   // Fetch a fresh token this long before the current one expires (tokens
-  // live at most 24 h; a visit that lasts longer needs another).
+  // live at most 24 h; a visit that lasts longer needs another), and not
+  // more often than every REFRESH_MIN_MS once it is that close.
   var REFRESH_BEFORE_MS = 10 * 60 * 1000;
+  var REFRESH_MIN_MS = 5 * 1000;
 
   var state = {
     stream: null,     // the local camera/microphone stream, when allowed
@@ -101,7 +103,7 @@
       fetchGrant().catch(function () {
         if (!state.closed) { state.refreshTimer = setTimeout(scheduleRefresh, 60 * 1000); }
       });
-    }, Math.max(wait, 30 * 1000));
+    }, Math.min(Math.max(wait, REFRESH_MIN_MS), 0x7fffffff));
   }
 
   function sandboxParticipants(grant) {
