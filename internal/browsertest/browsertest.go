@@ -48,6 +48,9 @@ type Options struct {
 	// FakeMedia gives pages a fake camera and microphone and grants them
 	// without asking.
 	FakeMedia bool
+	// MediaBlocked gives pages the fake camera and microphone but refuses
+	// them, as a person tapping "Block" does.
+	MediaBlocked bool
 }
 
 // Browser is one headless Chromium for one test; it stops when the test ends.
@@ -88,7 +91,10 @@ func Start(t testing.TB, o Options) *Browser {
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--no-first-run", "--no-default-browser-check", "--disable-dev-shm-usage",
 		"--autoplay-policy=no-user-gesture-required", "--user-data-dir=" + t.TempDir()}
-	if o.FakeMedia {
+	switch {
+	case o.MediaBlocked:
+		args = append(args, "--use-fake-device-for-media-stream")
+	case o.FakeMedia:
 		args = append(args, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
 	}
 	cmd := exec.Command(bin, append(args, "about:blank")...)
@@ -102,6 +108,9 @@ func Start(t testing.TB, o Options) *Browser {
 	fromChrome.Close()
 	b := &Browser{t: t, cmd: cmd, w: ours, waiting: map[int]chan message{}, pages: map[string]*Page{}}
 	go b.read(theirs)
+	if o.MediaBlocked {
+		b.deny("camera", "microphone")
+	}
 	t.Cleanup(func() {
 		_ = b.call("", "Browser.close", nil, nil)
 		ours.Close()
@@ -184,6 +193,16 @@ func (b *Browser) call(session, method string, params any, result any) error {
 		return nil
 	case <-time.After(WaitLimit):
 		return fmt.Errorf("%s: no answer within %s", method, WaitLimit)
+	}
+}
+
+// deny refuses every page the permissions named (DevTools names).
+func (b *Browser) deny(permissions ...string) {
+	b.t.Helper()
+	for _, name := range permissions {
+		if err := b.call("", "Browser.setPermission", map[string]any{"permission": map[string]string{"name": name}, "setting": "denied"}, nil); err != nil {
+			b.t.Fatal(err)
+		}
 	}
 }
 

@@ -346,3 +346,24 @@ func TestPageRefreshesItsTokenBeforeItExpiresInBrowser(t *testing.T) {
 	}
 	checkNoProblems(t, p, "the page refreshing its token")
 }
+
+// TestRefusedCameraIsExplainedAndJoiningStillWorksInBrowser: a patient who
+// taps "Block" is told what that means and how to undo it, and can join.
+func TestRefusedCameraIsExplainedAndJoiningStillWorksInBrowser(t *testing.T) {
+	e := newSandboxEnv(t)
+	b := browsertest.Start(t, browsertest.Options{MediaBlocked: true})
+	link := visitSoon(t, e, "V-blocked")
+
+	p := b.NewPage(browsertest.Phone)
+	shot := screenshotter(t)
+	p.Navigate(link)
+	p.WaitText("#devices", "You did not allow the camera or microphone.")
+	shot(p, "join-6-camera-blocked.png")
+	if !strings.Contains(p.Text("#devices"), "reload this page") {
+		t.Errorf("the refusal does not say how to undo it: %q", p.Text("#devices"))
+	}
+	p.Click("#join-button")
+	p.WaitText("#status", "You are in the waiting room.")
+	e.WaitVisit("V-blocked", "the patient waiting", func(v handlers.VisitView) bool { return v.State == "waiting" })
+	checkNoProblems(t, p, "the page with the camera blocked")
+}

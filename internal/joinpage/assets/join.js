@@ -74,6 +74,7 @@
     }).catch(function (err) {
       devices.textContent = explainDeviceError(err);
       devices.classList.add("problem");
+      document.querySelector(".videos").hidden = true; // no picture to show (yet)
     });
   }
 
@@ -139,6 +140,7 @@
     var box = el("remote-media");
     box.appendChild(track.attach());
     box.hidden = false;
+    document.querySelector(".videos").hidden = false;
     el("preview").parentNode.classList.add("with-remote");
   }
 
