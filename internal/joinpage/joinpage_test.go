@@ -367,3 +367,36 @@ func TestRefusedCameraIsExplainedAndJoiningStillWorksInBrowser(t *testing.T) {
 	e.WaitVisit("V-blocked", "the patient waiting", func(v handlers.VisitView) bool { return v.State == "waiting" })
 	checkNoProblems(t, p, "the page with the camera blocked")
 }
+
+// TestWaitingRoomSaysTheProviderIsLateInBrowser: once provider-late handling
+// fires, the waiting patient's page says the provider is running late.
+func TestWaitingRoomSaysTheProviderIsLateInBrowser(t *testing.T) {
+	e := newSandboxEnv(t, func(c *config.Config) { c.Visits.ProviderLateAfter = time.Second })
+	b := browsertest.Start(t, browsertest.Options{FakeMedia: true})
+	body := testenv.VisitBody("V-late")
+	body["scheduled_at"] = time.Now().Add(-time.Minute).UTC().Truncate(time.Second).Format(time.RFC3339) // the wait counts from joining
+	e.CreateVisit(body)
+	invite := struct{ ID string }{}
+	if code := e.API(http.MethodPost, "/v1/visits/V-late/invites", map[string]string{"phone": "+15557654321", "name": "Alex", "role": "guest"}, &invite); code != http.StatusCreated {
+		t.Fatalf("POST invites = %d", code)
+	}
+	link := linkPattern.FindString(e.SMSTo("+15557654321")[0].Body)
+
+	p := b.NewPage(browsertest.Phone)
+	p.Navigate(link)
+	if p.Visible("#late") {
+		t.Fatalf("the page says the provider is late before anyone waited")
+	}
+	e.Sandbox.Join(t, "visit-V-late", "pat-8812") // the patient, from their own phone
+	p.Click("#join-button")                       // the guest, from the link
+	p.WaitText("#status", "You are in the waiting room.")
+	e.Eventually("the provider-late SMS", func() bool { return len(e.SMSTo(testenv.PatientPhone)) > 0 })
+	p.WaitText("#late", "Dr. Lee is running a few minutes late. Please stay on this page.")
+	checkNoProblems(t, p, "the waiting room of a late provider")
+	_, page := get(t, link)
+	_, status := get(t, statusURL(link))
+	noPHI(t, "a guest's page", page+status)
+	if !strings.Contains(status, `"provider_late":true`) || !strings.Contains(status, `"role":"guest"`) {
+		t.Errorf("guest's status = %s; want the guest's view with provider_late", status)
+	}
+}
