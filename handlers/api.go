@@ -26,6 +26,7 @@ type VisitView struct {
 	DialIn       visit.DialIn            `json:"dial_in"`
 	Participants []visit.ParticipantView `json:"participants"`
 	Interpreter  *visit.InterpreterLeg   `json:"interpreter"`
+	ConfirmedAt  *time.Time              `json:"confirmed_at"`
 	Timeline     []visit.Entry           `json:"timeline,omitempty"`
 	CreatedAt    time.Time               `json:"created_at"`
 	UpdatedAt    time.Time               `json:"updated_at"`
@@ -36,7 +37,7 @@ func ViewOf(v *visit.Visit, timeline []visit.Entry) VisitView {
 	return VisitView{
 		ID: v.ID, State: v.State(), ScheduledAt: v.ScheduledAt, Timezone: v.Timezone,
 		Provider: v.Provider, Patient: v.Patient, Room: v.Room, DialIn: v.DialIn,
-		Participants: v.ParticipantList(), Interpreter: v.Interpreter, Timeline: timeline,
+		Participants: v.ParticipantList(), Interpreter: v.Interpreter, ConfirmedAt: v.ConfirmedAt, Timeline: timeline,
 		CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt,
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+
+	"github.com/visitflow/visitflow/internal/joinpage"
 )
 
 // addRoutes maps the whole HTTP surface (contract §4), edge by edge.
@@ -25,6 +27,10 @@ func addRoutes(r *mux.Router, d Deps) {
 	// (the invite is the credential), so it is registered before the /v1
 	// subrouter.
 	r.Handle("/v1/join/{invite}", limitBody(1<<10, d.Metrics)(handleJoin(d))).Methods(http.MethodPost)
+	r.Handle("/v1/join/{invite}/status", handleJoinStatus(d)).Methods(http.MethodGet)
+	// The page the join link opens (internal/joinpage) and its assets; in
+	// sandbox mode it joins the emulator's room under /sandbox.
+	r.PathPrefix(joinpage.Prefix).Handler(joinPage(d)).Methods(http.MethodGet, http.MethodHead)
 
 	// The scheduling API (api.go, batch.go): bearer auth, JSON.
 	api := r.PathPrefix("/v1").Subrouter()

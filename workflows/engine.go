@@ -57,6 +57,8 @@ type Store interface {
 	DialInFailures(ctx context.Context, caller string) (int, error)
 	SetOptOut(ctx context.Context, hash string, out bool, at time.Time) error
 	OptedOut(ctx context.Context, hash string) (bool, error)
+	IndexReplies(ctx context.Context, hash, id string, expires time.Time) error
+	VisitForReplies(ctx context.Context, hash string) (string, error)
 	ScheduledBefore(ctx context.Context, t time.Time, offset, n int64) ([]string, error)
 	WatchVisit(ctx context.Context, id string, due time.Time) error
 	NextReconcile(ctx context.Context, id string, due time.Time) error

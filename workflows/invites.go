@@ -136,30 +136,53 @@ func (e *Engine) revokeInvite(ctx context.Context, id, hash string) {
 // secret is visit.ErrNotFound; one that expired, was revoked, or whose visit
 // was cancelled or has ended is ErrGone.
 func (e *Engine) Join(ctx context.Context, secret string) (Grant, error) {
+	v, inv, err := e.invite(ctx, secret)
+	if err != nil {
+		return Grant{}, err
+	}
+	if e.inviteGone(v, inv) != "" {
+		return Grant{}, ErrGone
+	}
+	return e.grant(ctx, v, inv.Identity, e.windowEnd(v))
+}
+
+// invite finds the visit and invite of an invite secret: visit.ErrNotFound
+// for a secret never issued, ErrGone for one whose visit was purged.
+func (e *Engine) invite(ctx context.Context, secret string) (*visit.Visit, visit.Invite, error) {
 	if secret == "" || len(secret) > 128 {
-		return Grant{}, visit.ErrNotFound
+		return nil, visit.Invite{}, visit.ErrNotFound
 	}
 	hash := hashInvite(secret)
 	id, err := e.store.VisitForInvite(ctx, hash)
 	if err != nil {
-		return Grant{}, err
+		return nil, visit.Invite{}, err
 	}
 	v, err := e.store.Get(ctx, id)
 	if errors.Is(err, visit.ErrNotFound) {
-		return Grant{}, ErrGone // purged with its visit
+		return nil, visit.Invite{}, ErrGone // purged with its visit
 	}
 	if err != nil {
-		return Grant{}, err
+		return nil, visit.Invite{}, err
 	}
 	inv, ok := v.Invites[hash]
 	if !ok {
-		return Grant{}, visit.ErrNotFound
+		return nil, visit.Invite{}, visit.ErrNotFound
 	}
-	expires := e.windowEnd(v)
-	if inv.Revoked || v.Finished() || !e.clock.Now().Before(expires) {
-		return Grant{}, ErrGone
+	return v, inv, nil
+}
+
+// inviteGone says why an invite no longer lets anyone in (JoinPhase
+// cancelled, ended or expired), or "" while it does.
+func (e *Engine) inviteGone(v *visit.Visit, inv visit.Invite) JoinPhase {
+	switch {
+	case v.State() == visit.Cancelled:
+		return JoinCancelled
+	case v.Finished():
+		return JoinEnded
+	case inv.Revoked || !e.clock.Now().Before(e.windowEnd(v)):
+		return JoinExpired
 	}
-	return e.grant(ctx, v, inv.Identity, expires)
+	return ""
 }
 
 // randomToken is n random bytes, URL-safe base64 (invite secrets).

@@ -118,7 +118,7 @@ func TestReminderLinkLetsThePatientJoinAsThemselves(t *testing.T) {
 		}
 		return len(msgs) == 1
 	})
-	if !strings.Contains(body, "http://localhost:8080/join/") {
+	if !strings.Contains(body, e.URL+"/join/") {
 		t.Fatalf("reminder %q has no join link from visits.join_url", body)
 	}
 	m := joinLink.FindStringSubmatch(body)

@@ -101,7 +101,7 @@ func TestReminderSMSCarriesProviderLocalTimeAndLink(t *testing.T) {
 	env.Eventually("the reminder", func() bool { return len(env.SMSTo(patientPhone)) == 1 })
 	body := env.SMSTo(patientPhone)[0].Body
 	wantWhen := at.In(mustZone(t, "America/New_York")).Format("3:04 PM")
-	for _, want := range []string{"Dr. Lee", wantWhen, "http://localhost:8080/join/"} {
+	for _, want := range []string{"Dr. Lee", wantWhen, env.URL + "/join/", "Reply C to confirm"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("reminder %q lacks %q", body, want)
 		}

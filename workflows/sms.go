@@ -155,6 +155,11 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 	if !claimed {
 		return nil
 	}
+	if s.to == visit.RolePatient {
+		if err := e.indexReplies(ctx, v, phone); err != nil {
+			e.log.Warn("sms: replies to this message will not be matched to the visit", zap.String("visit", s.visitID), zap.Error(err))
+		}
+	}
 
 	msg, sendErr := e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: phone, Body: body,
 		StatusCallback: e.smsStatusURL(s.visitID, s.purpose)})
@@ -355,5 +360,5 @@ func (e *Engine) ApplyIncomingSMS(ctx context.Context, from, body string) ([]str
 	case "help":
 		return []string{HelpText}, nil
 	}
-	return nil, nil
+	return nil, e.applyPatientReply(ctx, from, body)
 }

@@ -13,6 +13,8 @@ import (
 type smsText struct {
 	Provider, Patient, When, JoinURL, Line string
 	Attempts                               int
+	// ByPhone: the patient is in the room by the phone dial-in leg only.
+	ByPhone bool
 }
 
 // visitText fills the fields every template may use from v: names (with a
@@ -25,7 +27,8 @@ func (e *Engine) visitText(v *visit.Visit, joinSecret string) smsText {
 	}
 	data := smsText{
 		Provider: v.Provider.Name, Patient: v.Patient.Name,
-		When: v.ScheduledAt.In(loc).Format("Mon Jan 2, 2006 at 3:04 PM MST"),
+		When:    v.ScheduledAt.In(loc).Format("Mon Jan 2, 2006 at 3:04 PM MST"),
+		ByPhone: v.ByPhone(),
 	}
 	if joinSecret != "" {
 		data.JoinURL = e.joinURL(joinSecret)
@@ -41,7 +44,7 @@ func (e *Engine) visitText(v *visit.Visit, joinSecret string) smsText {
 
 // joinURL is visits.join_url with an invite secret as its {token}.
 func (e *Engine) joinURL(secret string) string {
-	return strings.ReplaceAll(e.cfg.Visits.JoinURL, "{token}", secret)
+	return strings.ReplaceAll(e.cfg.JoinURLTemplate(), "{token}", secret)
 }
 
 // usesJoinURL reports whether a template shows the join link, so only those

@@ -65,6 +65,11 @@ const (
 	// made the visit waiting). Re-checks: no transition since, still
 	// waiting, each SMS not sent before.
 	TypeProviderLateCheck = "visit:provider-late-check"
+	// TypePatientWaitingSMS tells the provider the patient entered the
+	// waiting room (visits.templates.patient_waiting). Payload: transition
+	// (the one that made the visit waiting). Re-checks: still waiting, not
+	// sent for that transition before.
+	TypePatientWaitingSMS = "visit:patient-waiting-sms"
 	// TypeFollowupSend sends the follow-up SMS after completion. Payload:
 	// visit only. Re-checks: completed, not sent before.
 	TypeFollowupSend = "followup:send"
@@ -110,6 +115,7 @@ var taskQueues = map[string]string{
 	TypeReminderSend:         QueueDefault,
 	TypeNoShowCheck:          QueueDefault,
 	TypeProviderLateCheck:    QueueDefault,
+	TypePatientWaitingSMS:    QueueDefault,
 	TypeFollowupSend:         QueueDefault,
 	TypeCancelSMS:            QueueDefault,
 	TypeInterpreterDial:      QueueCritical,
@@ -131,6 +137,7 @@ func (e *Engine) handlers() map[string]func(context.Context, *asynq.Task) error 
 		TypeReminderSend:         e.handleReminder,
 		TypeNoShowCheck:          e.handleNoShowCheck,
 		TypeProviderLateCheck:    e.handleProviderLate,
+		TypePatientWaitingSMS:    e.handlePatientWaitingSMS,
 		TypeFollowupSend:         e.handleFollowup,
 		TypeCancelSMS:            e.handleCancelSMS,
 		TypeInterpreterDial:      e.handleInterpreterDial,
@@ -240,6 +247,11 @@ func noShowCheckJob(v *visit.Visit, at time.Time) visit.Job {
 func providerLateJob(v *visit.Visit, at time.Time) visit.Job {
 	return newJob(TypeProviderLateCheck, Payload{VisitID: v.ID, Transition: v.Transitions},
 		fmt.Sprintf("t%d", v.Transitions), at)
+}
+
+func patientWaitingJob(v *visit.Visit) visit.Job {
+	return newJob(TypePatientWaitingSMS, Payload{VisitID: v.ID, Transition: v.Transitions},
+		fmt.Sprintf("t%d", v.Transitions), time.Time{})
 }
 
 func followupJob(v *visit.Visit, at time.Time) visit.Job {

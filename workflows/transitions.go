@@ -25,7 +25,7 @@ type effect func(e *Engine, v *visit.Visit, at time.Time)
 // internal/visit derives waiting (or in_progress), and this table says the
 // rest.
 var onEnter = map[visit.State][]effect{
-	visit.Waiting:   {checkProviderLate},
+	visit.Waiting:   {checkProviderLate, tellProviderPatientWaiting},
 	visit.Completed: {endRoom, sendFollowup, stopLegsWhenFinished},
 	visit.NoShow:    {stopLegsWhenFinished},
 	visit.Cancelled: {endRoom, dropTimers, sendCancelNotice, stopLegsWhenFinished},

@@ -12,7 +12,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,19 +218,21 @@ func TestE2ERoomIsCreatedWithOurCallbackBeforeThePatientJoins(t *testing.T) {
 			created, connected, v.Timeline)
 	}
 	// The emulator delivered the join to our callback URL, and we took it.
-	events, err := s.emulator().EventsFor(context.Background(), v.Room.SID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	delivered := false
-	for _, ev := range events {
-		if ev.Name == "participant-connected" && ev.URL == wantCallback && ev.Status == http.StatusNoContent {
-			delivered = true
+	// It records our answer after reading it, which may be a moment after
+	// the visit shows the commit: await the record.
+	var events []sandbox.Event
+	s.await("participant-connected delivered to "+wantCallback+" with 204", func() bool {
+		var err error
+		if events, err = s.emulator().EventsFor(context.Background(), v.Room.SID); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !delivered {
-		t.Fatalf("no participant-connected delivered to %s with 204 in %+v", wantCallback, events)
-	}
+		for _, ev := range events {
+			if ev.Name == "participant-connected" && ev.URL == wantCallback && ev.Status == http.StatusNoContent {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func TestE2EHappyVisitCompletesAndItsRoomEnds(t *testing.T) {
@@ -352,12 +356,16 @@ func TestE2ESimulateScenariosReachTheirEndState(t *testing.T) {
 		"interpreter": {"attempt 1: busy; the server retries", "attempt 2 answered; IVR digits \"ww2ww1234#\" played", "interpreter.state is ended"},
 		"dial-in":     {"the server says it was not recognised"},
 		"reminders":   {"reminder:r10m0s:s0 sent", "rescheduled from", "reminder:r1h0m0s:s1 sent"},
+		"happy":       {"the patient's join link (open it in a browser): " + s.base + "/join/"},
 	}
 	for _, sc := range sim.Scenarios() {
 		name := sc.Name
 		t.Run(name, func(t *testing.T) {
 			t.Parallel() // one server; every scenario plays its own visit
-			var out bytes.Buffer
+			var out syncBuffer
+			if name == "waiting-room" {
+				go s.playPatientFromLink(t, &out) // the person with a browser
+			}
 			err := run(context.Background(), []string{"simulate", "--scenario", name, "--timeout", "30s"}, getenv, &out, io.Discard)
 			if err != nil {
 				t.Fatalf("simulate --scenario %s = %v; want success\n%s", name, err, out.String())
@@ -398,5 +406,64 @@ func TestSimulateUnknownScenarioIsRefused(t *testing.T) {
 	err := run(context.Background(), []string{"simulate", "--scenario", "nope", "--token", "x"}, func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), `no scenario "nope"`) {
 		t.Fatalf("simulate --scenario nope = %v; want an error naming the scenario", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that one goroutine writes while another reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// playPatientFromLink does what the join page's script does once the link
+// simulate prints is opened and "Join the visit" tapped: exchange the invite
+// for a token and join the emulator's room with it.
+func (s *sandboxServer) playPatientFromLink(t *testing.T, out *syncBuffer) {
+	link := regexp.MustCompile(`join link \(open it in a browser\): (\S+/join/([A-Za-z0-9_-]+))`)
+	var m []string
+	deadline := time.Now().Add(testenv.WaitLimit)
+	for m = link.FindStringSubmatch(out.String()); m == nil; m = link.FindStringSubmatch(out.String()) {
+		if time.Now().After(deadline) {
+			t.Errorf("simulate printed no join link:\n%s", out.String())
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	page, err := http.Get(m[1])
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK {
+		t.Errorf("GET %s = %d; want the patient's page", m[1], page.StatusCode)
+		return
+	}
+	var grant struct{ Identity, Room, Token string }
+	if code := s.call(http.MethodPost, "/v1/join/"+m[2], nil, &grant, false); code != http.StatusOK {
+		t.Errorf("POST /v1/join/{invite} = %d; want 200", code)
+		return
+	}
+	body, _ := json.Marshal(map[string]string{"identity": grant.Identity, "kind": "browser", "token": grant.Token})
+	resp, err := http.Post(s.base+"/sandbox/rooms/"+grant.Room+"/participants", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("joining the emulator's room with the page's token = %d; want 201", resp.StatusCode)
 	}
 }

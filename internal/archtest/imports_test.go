@@ -54,9 +54,9 @@ var rules = []rule{
 		func(from, to string, _ bool) bool {
 			return within(to, goRedis) && !within(from, "internal/store") && !within(from, "internal/redisx") && !within(from, "cmd")
 		}},
-	{"handlers and internal/board import neither internal/store nor asynq nor go-redis",
+	{"handlers, internal/board and internal/joinpage import neither internal/store nor asynq nor go-redis",
 		func(from, to string, _ bool) bool {
-			edge := within(from, "handlers") || within(from, "internal/board")
+			edge := within(from, "handlers") || within(from, "internal/board") || within(from, "internal/joinpage")
 			return edge && (to == module+"/internal/store" || within(to, asynq) || within(to, goRedis))
 		}},
 	{"internal/twilioapi does not import asynq (workflows decides about retries)",

@@ -205,6 +205,9 @@ func (b *board) row(v *visit.Visit, st visit.State, now time.Time) row {
 	rw := row{ID: v.ID, Link: b.o.Prefix + "/" + url.PathEscape(v.ID), State: string(st),
 		At: b.clockTime(v.ScheduledAt), Provider: MaskName(v.Provider.Name), Patient: MaskName(v.Patient.Name),
 		ProviderPhone: MaskPhone(v.Provider.Phone), PatientPhone: MaskPhone(v.Patient.Phone)}
+	if v.ConfirmedAt != nil {
+		rw.Confirmed = b.clockTime(*v.ConfirmedAt)
+	}
 	if who, since, ok := waitingSince(v, st); ok {
 		rw.waited = now.Sub(since)
 		rw.Who = who

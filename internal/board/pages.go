@@ -13,7 +13,9 @@ type row struct {
 	Provider, Patient           string
 	ProviderPhone, PatientPhone string
 	Who, WaitingFor             string
-	waited                      time.Duration
+	// Confirmed is when the patient confirmed (replied C), "" until then.
+	Confirmed string
+	waited    time.Duration
 }
 
 type stateGroup struct {
@@ -115,7 +117,7 @@ var dayTemplate = template.Must(template.Must(template.New("layout").Parse(layou
 <h2 id="by-state">By state</h2>
 {{range .States}}{{if .Rows}}<h3 class="state">{{.State}} ({{len .Rows}})</h3>
 <table><tr><th>Visit</th><th>At</th><th>Provider</th><th>Provider phone</th><th>Patient</th><th>Patient phone</th></tr>
-{{range .Rows}}<tr><td><a href="{{.Link}}">{{.ID}}</a></td><td>{{.At}}</td><td>{{.Provider}}</td><td class="phone">{{.ProviderPhone}}</td><td>{{.Patient}}</td><td class="phone">{{.PatientPhone}}</td></tr>
+{{range .Rows}}<tr><td><a href="{{.Link}}">{{.ID}}</a>{{if .Confirmed}} <span class="confirmed" title="confirmed by the patient at {{.Confirmed}}">✓ confirmed</span>{{end}}</td><td>{{.At}}</td><td>{{.Provider}}</td><td class="phone">{{.ProviderPhone}}</td><td>{{.Patient}}</td><td class="phone">{{.PatientPhone}}</td></tr>
 {{end}}</table>{{end}}{{end}}
 </body></html>`))
 
@@ -128,6 +130,7 @@ var visitTemplate = template.Must(template.Must(template.New("layout").Parse(lay
 <tr><th>Provider</th><td>{{.Provider}} <span class="phone">{{.ProviderPhone}}</span></td></tr>
 <tr><th>Patient</th><td>{{.Patient}} <span class="phone">{{.PatientPhone}}</span></td></tr>
 <tr><th>Room</th><td>{{.RoomName}}</td></tr>
+<tr><th>Confirmed</th><td id="confirmed">{{if .Confirmed}}✓ by the patient at {{.Confirmed}}{{else}}not yet{{end}}</td></tr>
 {{if .WaitingFor}}<tr><th>Waiting</th><td class="wait">{{.Who}} for {{.WaitingFor}}</td></tr>{{end}}
 {{with .Interpreter}}<tr><th>Interpreter</th><td><span class="phone">{{.Line}}</span> · {{.State}} · {{.Attempts}} attempts</td></tr>{{end}}
 </table>

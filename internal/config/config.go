@@ -24,6 +24,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -140,8 +141,10 @@ type Visits struct {
 	// "21:00-08:00"; "" disables it.
 	QuietHours QuietHours `yaml:"quiet_hours"`
 	// JoinURL is the link template sent to patients and guests; "{token}"
-	// is replaced by the invite token. Optional, default
-	// "http://localhost:8080/join/{token}"; must contain "{token}".
+	// is replaced by the invite token. Optional, default empty: the page
+	// visitflow serves, <http.public_base_url>/join/{token} (see
+	// Config.JoinURLTemplate); when set (a clinic's portal) it must contain
+	// "{token}".
 	JoinURL string `yaml:"join_url"`
 	// RoomLead: the visit's Group Room is created this long before
 	// scheduled_at. Optional, default 30m.
@@ -198,6 +201,10 @@ type Templates struct {
 	// InterpreterFailed is sent to the provider when the interpreter line
 	// could not be reached after max_attempts.
 	InterpreterFailed string `yaml:"interpreter_failed"`
+	// PatientWaiting is sent to the provider when the patient enters the
+	// waiting room (once per waiting spell); .ByPhone is true when the
+	// patient is in by the phone dial-in leg.
+	PatientWaiting string `yaml:"patient_waiting"`
 }
 
 // Interpreter configures the interpreter lines visitflow dials and bridges
@@ -269,7 +276,7 @@ func Default() Config {
 			ProviderLateAfter: 5 * time.Minute,
 			FollowupAfter:     10 * time.Minute,
 			QuietHours:        QuietHours{Start: 21 * time.Hour, End: 8 * time.Hour, Set: true},
-			JoinURL:           "http://localhost:8080/join/{token}",
+			JoinURL:           "",
 			RoomLead:          30 * time.Minute,
 			AccessWindow:      2 * time.Hour,
 			EmptyRoomTimeout:  5 * time.Minute,
@@ -278,7 +285,7 @@ func Default() Config {
 			CancelSMS:         false,
 			OptOutSecret:      "",
 			Templates: Templates{
-				Reminder:          "Reminder: your visit with {{.Provider}} is on {{.When}}. Join: {{.JoinURL}}",
+				Reminder:          "Reminder: your visit with {{.Provider}} is on {{.When}}. Join: {{.JoinURL}} Reply C to confirm.",
 				StartingSoon:      "Your visit with {{.Provider}} starts soon. Join: {{.JoinURL}}",
 				ProviderLate:      "{{.Patient}} is waiting for your video visit. Join: {{.JoinURL}}",
 				PatientLate:       "{{.Provider}} is running a few minutes late. Please stay in the waiting room: {{.JoinURL}}",
@@ -286,6 +293,7 @@ func Default() Config {
 				Cancelled:         "Your visit with {{.Provider}} on {{.When}} has been cancelled.",
 				Invite:            "You are invited to a video visit with {{.Provider}} on {{.When}}. Join: {{.JoinURL}}",
 				InterpreterFailed: "The {{.Line}} interpreter line could not be reached after {{.Attempts}} attempts.",
+				PatientWaiting:    "{{.Patient}} is in the waiting room{{if .ByPhone}} (joined by phone){{end}}. Join: {{.JoinURL}}",
 			},
 		},
 		Interpreter: Interpreter{
@@ -297,6 +305,17 @@ func Default() Config {
 		Log:    Log{Level: "info", Format: "console"},
 		Worker: Worker{Concurrency: 10},
 	}
+}
+
+// JoinURLTemplate is the join link template: visits.join_url, or when it
+// is empty the page visitflow serves itself,
+// <http.public_base_url>/join/{token}, so links work wherever visitflow is
+// reachable.
+func (c Config) JoinURLTemplate() string {
+	if c.Visits.JoinURL != "" {
+		return c.Visits.JoinURL
+	}
+	return strings.TrimRight(c.HTTP.PublicBaseURL, "/") + "/join/{token}"
 }
 
 // Sandbox reports whether visitflow runs against its built-in Twilio

@@ -484,3 +484,21 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestJoinURLFollowsPublicBaseURL(t *testing.T) {
+	env := map[string]string{"VISITFLOW_HTTP_PUBLIC_BASE_URL": "https://visits.example.com"}
+	c, err := Load(repoConfig, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.JoinURLTemplate(), "https://visits.example.com/join/{token}"; got != want {
+		t.Errorf("JoinURLTemplate() with only public_base_url set = %q; want %q", got, want)
+	}
+	env["VISITFLOW_VISITS_JOIN_URL"] = "https://portal.example.com/visit?invite={token}"
+	if c, err = Load(repoConfig, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.JoinURLTemplate(), "https://portal.example.com/visit?invite={token}"; got != want {
+		t.Errorf("JoinURLTemplate() with join_url set = %q; want %q", got, want)
+	}
+}

@@ -90,6 +90,7 @@ func (s *simulation) play(ctx context.Context, sc Scenario) error {
 		return fmt.Errorf("simulate: the room was never created: %w", err)
 	}
 	s.say("room %s is ready", s.Visit.Room.SID)
+	s.showJoinLink(ctx)
 	var failed error
 	for _, st := range sc.steps {
 		s.say("%s", st.Say)

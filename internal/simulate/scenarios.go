@@ -46,6 +46,7 @@ func families() [][]Scenario {
 		interpreterScenarios(),
 		dialInScenarios(),
 		reminderScenarios(),
+		waitingRoomScenarios(),
 	}
 }
 

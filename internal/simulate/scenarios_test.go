@@ -12,7 +12,7 @@ import (
 
 // The scenarios docs/sandbox.md and README.md promise; a family dropped from
 // families() or a renamed scenario fails here before it fails a demo.
-var documented = []string{"dial-in", "dropped-call", "happy", "interpreter", "late-provider", "no-show", "reminders"}
+var documented = []string{"dial-in", "dropped-call", "happy", "interpreter", "late-provider", "no-show", "reminders", "waiting-room"}
 
 func TestScenariosAreTheDocumentedOnesSortedAndComplete(t *testing.T) {
 	all := Scenarios()

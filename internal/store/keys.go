@@ -12,6 +12,7 @@ func pinIndexKey(pin string) string      { return prefix + "idx:pin:" + pin }
 func inviteIndexKey(hash string) string  { return prefix + "idx:invite:" + hash }
 func optOutKey(hash string) string       { return prefix + "optout:" + hash }
 func dialInFailKey(caller string) string { return prefix + "rl:dialin:" + caller }
+func replyIndexKey(hash string) string   { return prefix + "idx:reply:" + hash }
 
 const (
 	scheduleKey      = prefix + "idx:schedule"

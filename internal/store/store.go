@@ -27,6 +27,8 @@
 //
 //	vf:optout:<hmac>           an opted-out number; value = when (RFC 3339)
 //	vf:rl:dialin:<hmac>        failed dial-in PIN entries of one caller (expires)
+//	vf:idx:reply:<hmac>        visit id of the latest patient SMS to a number, which a reply
+//	                           answers (expires with the visit's window)
 package store
 
 import (

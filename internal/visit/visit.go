@@ -41,6 +41,9 @@ type Visit struct {
 	Facts       Facts             `json:"facts"`
 	Interpreter *InterpreterLeg   `json:"interpreter,omitempty"`
 	Invites     map[string]Invite `json:"invites,omitempty"`
+	// ConfirmedAt is when the patient confirmed the visit (replied C to a
+	// reminder); nil until then.
+	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
 
 	// Done records side effects that happened, by purpose ("reminder:24h:s0",
 	// "followup"), so a retried or duplicated job does nothing the second time.
@@ -203,6 +206,17 @@ func (v *Visit) Heard(t time.Time) {
 
 // QuietSince reports whether no callback arrived after t.
 func (v *Visit) QuietSince(t time.Time) bool { return v.HeardAt == nil || !v.HeardAt.After(t) }
+
+// Confirm records that the patient confirmed the visit at t. It reports
+// false when the visit was confirmed already (the first confirmation stands).
+func (v *Visit) Confirm(t time.Time) bool {
+	if v.ConfirmedAt != nil {
+		return false
+	}
+	t = t.UTC()
+	v.ConfirmedAt = &t
+	return true
+}
 
 // IsDone reports whether the side effect named purpose already happened.
 func (v *Visit) IsDone(purpose string) bool {
