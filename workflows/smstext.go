@@ -13,6 +13,9 @@ import (
 type smsText struct {
 	Provider, Patient, When, JoinURL, Line string
 	Attempts                               int
+	// DialIn is the number to call and PIN the visit's dial-in PIN in
+	// groups ("482 913 557").
+	DialIn, PIN string
 }
 
 // visitText fills the fields every template may use from v: names (with a
@@ -25,7 +28,8 @@ func (e *Engine) visitText(v *visit.Visit, joinSecret string) smsText {
 	}
 	data := smsText{
 		Provider: v.Provider.Name, Patient: v.Patient.Name,
-		When: v.ScheduledAt.In(loc).Format("Mon Jan 2, 2006 at 3:04 PM MST"),
+		When:   v.ScheduledAt.In(loc).Format("Mon Jan 2, 2006 at 3:04 PM MST"),
+		DialIn: v.DialIn.Number, PIN: groupPIN(v.DialIn.PIN),
 	}
 	if joinSecret != "" {
 		data.JoinURL = e.joinURL(joinSecret)

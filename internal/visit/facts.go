@@ -256,8 +256,12 @@ func earlier(a, b time.Time) time.Time {
 
 // ParticipantView is a participant as the API shows it.
 type ParticipantView struct {
-	Identity       string     `json:"identity"`
-	Role           Role       `json:"role"`
+	Identity string `json:"identity"`
+	Role     Role   `json:"role"`
+	// Via is how the participant takes part: "phone" for a PSTN leg
+	// bridged into the room (the patient's dial-in, the interpreter line),
+	// "video" for everyone else.
+	Via            string     `json:"via"`
 	SID            string     `json:"sid"`
 	Connected      bool       `json:"connected"`
 	ConnectedAt    *time.Time `json:"connected_at"`
@@ -272,6 +276,7 @@ func (v *Visit) ParticipantList() []ParticipantView {
 		view := ParticipantView{
 			Identity:       p.Identity,
 			Role:           v.RoleOf(p.Identity),
+			Via:            v.ViaOf(p.Identity),
 			SID:            p.SID,
 			Connected:      p.DisconnectedAt == nil && p.ConnectedAt != nil,
 			DisconnectedAt: p.DisconnectedAt,
