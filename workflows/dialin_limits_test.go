@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -369,5 +370,45 @@ func TestDialInPINLength(t *testing.T) {
 				t.Errorf("dial_in_pin_digits %d: prompt %s; want %q", digits, doc, want)
 			}
 		})
+	}
+}
+
+// TestDialInRescheduleMovesThePINReservation: a visit moved three days out
+// keeps its PIN reserved until its new window can end, so no other visit
+// can be given it meanwhile.
+func TestDialInRescheduleMovesThePINReservation(t *testing.T) {
+	e, clk, _ := dialInEnv(t, 1000)
+	pin := openVisit(e, clk, "V-move", time.Hour)
+	moved := clk.Now().Add(72 * time.Hour).Format(time.RFC3339)
+	if code := e.API(http.MethodPatch, "/v1/visits/V-move", map[string]any{"scheduled_at": moved}, nil); code != http.StatusOK {
+		t.Fatalf("PATCH = %d", code)
+	}
+	if v := e.Visit("V-move"); v.DialIn.PIN != pin {
+		t.Fatalf("PIN after the reschedule = %q; want %q kept", v.DialIn.PIN, pin)
+	}
+	keys := e.AllKeys("*pin:" + pin)
+	if len(keys) != 1 {
+		t.Fatalf("PIN index keys %v; want one", keys)
+	}
+	if ttl := e.Conn.Client.PTTL(context.Background(), keys[0]).Val(); ttl < 72*time.Hour {
+		t.Fatalf("PIN reserved for %s after moving the visit 72h out; want past its new window", ttl)
+	}
+}
+
+// TestDialInSilenceUsesATryButIsNoGuess: a caller who enters nothing
+// (the Gather timed out) is asked again and eventually let go, but nothing
+// is counted against it or the budget.
+func TestDialInSilenceUsesATryButIsNoGuess(t *testing.T) {
+	e, clk, _ := dialInEnv(t, 1000)
+	openVisit(e, clk, "V-quiet", 5*time.Minute)
+	c, _ := incoming(e, "+15553330001")
+	for try := 1; try <= 3; try++ {
+		doc := c.enter("")
+		if ended := strings.Contains(doc, "<Hangup>"); ended != (try == 3) {
+			t.Fatalf("try %d of silence: %s", try, doc)
+		}
+	}
+	if got := metric(e, "visitflow_dialin_failed_pins_total"); got != 0 {
+		t.Fatalf("silence counted %v failed PINs; want 0", got)
 	}
 }
