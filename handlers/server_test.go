@@ -71,7 +71,7 @@ func TestTypicalVisitStepByStep(t *testing.T) {
 	e := testenv.New(t)
 	v := e.CreateVisit(testenv.VisitBody("V-42"))
 	if v.State != "scheduled" || v.Room.Name != "visit-V-42" || len(v.DialIn.PIN) != 9 {
-		t.Fatalf("created visit = %+v; want scheduled, room visit-V-42, a 6-digit PIN", v)
+		t.Fatalf("created visit = %+v; want scheduled, room visit-V-42, a 9-digit PIN", v)
 	}
 	steps := []struct {
 		c    cb

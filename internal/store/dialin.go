@@ -14,6 +14,11 @@ import (
 // a slot). Nothing here holds a phone number: callers and patient phones
 // arrive as keyed hashes the engine computes.
 
+// The dial-in keys besides the PIN and caller indexes of keys.go (see the
+// key map in store.go).
+func dialInBudgetKey(window string) string { return prefix + "rl:dialin-budget:" + window }
+func patientPhoneKey(hash string) string   { return prefix + "idx:patient-phone:" + hash }
+
 // holdPINScript keeps a PIN reserved for its visit until the end of the
 // visit's (possibly moved) dial-in window.
 //
