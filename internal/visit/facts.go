@@ -256,16 +256,16 @@ func earlier(a, b time.Time) time.Time {
 
 // ParticipantView is a participant as the API shows it.
 type ParticipantView struct {
-	Identity string `json:"identity"`
-	Role     Role   `json:"role"`
-	// Via is how the participant takes part: "phone" for a PSTN leg
-	// bridged into the room (the patient's dial-in, the interpreter line),
-	// "video" for everyone else.
-	Via            string     `json:"via"`
+	Identity       string     `json:"identity"`
+	Role           Role       `json:"role"`
 	SID            string     `json:"sid"`
 	Connected      bool       `json:"connected"`
 	ConnectedAt    *time.Time `json:"connected_at"`
 	DisconnectedAt *time.Time `json:"disconnected_at"`
+	// Via is how the participant takes part: "phone" for a PSTN leg
+	// bridged into the room (the patient's dial-in, the interpreter line),
+	// "video" for everyone else.
+	Via string `json:"via"`
 }
 
 // ParticipantList lists participants by join time (then SID, so the order is
