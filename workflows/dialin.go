@@ -123,11 +123,11 @@ func (e *Engine) DialInPIN(ctx context.Context, callSID, from, digits string, tr
 	switch {
 	case v != nil && !now.Before(opens) && !v.Finished():
 		return e.acceptDialIn(ctx, v, callSID, now)
-	case v != nil && e.isPatientPhone(v, from) && now.Before(opens):
+	case v != nil && e.isPatientPhone(v, from) && v.Finished():
+		return twiml.Goodbye(sayVisitOver), nil
+	case v != nil && e.isPatientPhone(v, from): // not open yet
 		return twiml.Goodbye(fmt.Sprintf("Your visit is scheduled for %s. Please call back within %d minutes of that time. Goodbye.",
 			localTime(v, v.ScheduledAt), int(e.cfg.Visits.RoomLead.Minutes()))), nil
-	case v != nil && e.isPatientPhone(v, from):
-		return twiml.Goodbye(sayVisitOver), nil
 	}
 	if digits != "" {
 		if err := e.countFailedPIN(ctx, from, now); err != nil {

@@ -328,8 +328,9 @@ func mustIncoming(e *testenv.Env, from string) string {
 }
 
 // TestDialInTellsOnlyThePatientPhoneWhenItsVisitIs: the visit's local time
-// goes to a caller whose caller ID is the visit's patient phone (and
-// costs it nothing); a stranger with the same PIN hears the wrong-PIN text.
+// (or that it has ended) goes to a caller whose caller ID is the visit's
+// patient phone, and costs it nothing; a stranger with the same PIN hears
+// the wrong-PIN text.
 func TestDialInTellsOnlyThePatientPhoneWhenItsVisitIs(t *testing.T) {
 	e, clk, logs := dialInEnv(t, 1000)
 	pin := openVisit(e, clk, "V-tz", 3*time.Hour)
@@ -346,6 +347,19 @@ func TestDialInTellsOnlyThePatientPhoneWhenItsVisitIs(t *testing.T) {
 	c, _ = incoming(e, "+15551230003")
 	if got := c.enter(pin); strings.Contains(got, "scheduled for") || !strings.Contains(got, twiml.NoOpenVisit) {
 		t.Fatalf("a stranger with the PIN, early: %s; want the wrong-PIN answer", got)
+	}
+	// Once the visit is over, its patient's phone hears so; a stranger
+	// still hears the wrong-PIN text.
+	if code := e.API(http.MethodPost, "/v1/visits/V-tz/cancel", nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel = %d", code)
+	}
+	c, _ = incoming(e, testenv.PatientPhone)
+	if got := c.enter(pin); !strings.Contains(got, "This visit has ended") {
+		t.Fatalf("the patient's phone after the visit: %s; want that it has ended", got)
+	}
+	c, _ = incoming(e, "+15551230004")
+	if got := c.enter(pin); strings.Contains(got, "ended") || !strings.Contains(got, twiml.NoOpenVisit) {
+		t.Fatalf("a stranger with the PIN after the visit: %s; want the wrong-PIN answer", got)
 	}
 	for _, entry := range logs.All() {
 		if line := fmt.Sprint(entry.Message, entry.ContextMap()); strings.Contains(line, "555123") {
