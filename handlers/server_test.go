@@ -70,8 +70,8 @@ func deliver(e *testenv.Env, visitID string, c cb) {
 func TestTypicalVisitStepByStep(t *testing.T) {
 	e := testenv.New(t)
 	v := e.CreateVisit(testenv.VisitBody("V-42"))
-	if v.State != "scheduled" || v.Room.Name != "visit-V-42" || len(v.DialIn.PIN) != 6 {
-		t.Fatalf("created visit = %+v; want scheduled, room visit-V-42, a 6-digit PIN", v)
+	if v.State != "scheduled" || v.Room.Name != "visit-V-42" || len(v.DialIn.PIN) != 9 {
+		t.Fatalf("created visit = %+v; want scheduled, room visit-V-42, a 9-digit PIN", v)
 	}
 	steps := []struct {
 		c    cb

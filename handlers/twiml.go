@@ -67,12 +67,17 @@ func handleVoiceIncoming(d Deps) http.Handler {
 	})
 }
 
-// handleVoicePIN: POST /twilio/voice/pin?try=N, the <Gather> action.
+// handleVoicePIN: POST /twilio/voice/pin?try=N&tries=M, the <Gather>
+// action: PIN N of the M this call may enter (we signed both into the URL).
 func handleVoicePIN(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		try, _ := strconv.Atoi(r.URL.Query().Get("try"))
+		tries, _ := strconv.Atoi(r.URL.Query().Get("tries"))
+		if tries < 1 {
+			tries = d.Config.Visits.DialInTriesPerCall // a call that started before tries was in the URL
+		}
 		doc, err := d.Engine.DialInPIN(r.Context(), r.PostForm.Get("CallSid"), r.PostForm.Get("From"),
-			r.PostForm.Get("Digits"), max(try, 1))
+			r.PostForm.Get("Digits"), max(try, 1), tries)
 		d.writeTwiML(w, r, doc, err)
 	})
 }

@@ -104,9 +104,6 @@ const voice = "Polly.Joanna"
 
 func say(text string) Say { return Say{Voice: voice, Text: text} }
 
-// PINLength is the number of digits of a dial-in PIN.
-const PINLength = 6
-
 // Bridge answers the interpreter call: it walks the line's phone tree by
 // playing ivr (nothing when empty), then joins room as identity.
 func Bridge(ivr, room, identity string) string {
@@ -121,22 +118,48 @@ func Bridge(ivr, room, identity string) string {
 // HangUp ends a call we no longer want (a cancelled leg, an answering machine).
 func HangUp() string { return Document(Hangup{}) }
 
-// AskPIN greets a dial-in caller and gathers the visit PIN, submitting it
-// (or nothing, after a timeout) to action. retry says the previous PIN was
-// not recognised.
-func AskPIN(action string, retry bool) string {
-	prompt := "Welcome to your telehealth visit. Please enter your " + strconv.Itoa(PINLength) +
-		" digit visit PIN, followed by the pound key."
-	if retry {
-		prompt = "Sorry, that PIN was not recognised. Please enter your " + strconv.Itoa(PINLength) +
-			" digit visit PIN again, followed by the pound key."
-	}
-	return Document(Gather{
-		Input: "dtmf", NumDigits: PINLength, FinishOnKey: "#", Timeout: 10,
-		Action: action, Method: "POST", ActionOnEmptyResult: "true",
-		Prompts: []Verb{say(prompt)},
-	})
+// PINPrompt is the PIN request of a dial-in call.
+type PINPrompt struct {
+	// Action receives the PIN (Digits; empty after a timeout).
+	Action string
+	// Digits is the PIN's length, as the caller is told.
+	Digits int
+	// Retry says the previous PIN found no open visit.
+	Retry bool
+	// Hold, when positive, makes the caller wait that many seconds before
+	// being asked (a caller over a guessing limit).
+	Hold int
 }
+
+// pinTimeout is how long the Gather waits for the next key before it
+// submits what it has.
+const pinTimeout = 10
+
+// AskPIN gathers the visit PIN. The Gather has no numDigits: it submits
+// when the caller presses the pound key (or after pinTimeout seconds of
+// silence), which is exactly what the prompt asks for, and a "#" is never
+// left over to end the next prompt early.
+func AskPIN(p PINPrompt) string {
+	ask := "Please enter your " + strconv.Itoa(p.Digits) + " digit visit PIN, then press the pound key."
+	var verbs []Verb
+	switch {
+	case p.Retry:
+		ask = NoOpenVisit + " Please enter your " + strconv.Itoa(p.Digits) + " digit visit PIN again, then press the pound key."
+	case p.Hold > 0:
+		verbs = append(verbs, say("Welcome to your telehealth visit. Please hold."), Pause{Length: p.Hold})
+	default:
+		ask = "Welcome to your telehealth visit. " + ask
+	}
+	return Document(append(verbs, Gather{
+		Input: "dtmf", FinishOnKey: "#", Timeout: pinTimeout,
+		Action: p.Action, Method: "POST", ActionOnEmptyResult: "true",
+		Prompts: []Verb{say(ask)},
+	})...)
+}
+
+// NoOpenVisit is what a caller hears for a PIN that opens no visit now:
+// wrong, or right outside its window, alike.
+const NoOpenVisit = "Sorry, we could not find an open visit for that PIN."
 
 // Goodbye says message and hangs up.
 func Goodbye(message string) string { return Document(say(message), Hangup{}) }

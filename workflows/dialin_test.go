@@ -63,52 +63,79 @@ func TestDialIn(t *testing.T) {
 	openRooms.Do(func() { close(roomsOpen) })
 	e.WaitEvent("the caller in the room", testenv.ParticipantConnected("dialin-V-din"))
 	v := e.WaitVisit("V-din", "patient waiting", func(v handlers.VisitView) bool { return v.State == "waiting" })
-	if len(v.Participants) != 1 || v.Participants[0].Role != "patient" || v.Participants[0].Identity != "dialin-V-din" {
-		t.Fatalf("participants = %+v; want the dial-in leg as patient", v.Participants)
+	if len(v.Participants) != 1 || v.Participants[0].Role != "patient" || v.Participants[0].Identity != "dialin-V-din" ||
+		v.Participants[0].Via != "phone" {
+		t.Fatalf("participants = %+v; want the dial-in leg as patient, via phone", v.Participants)
 	}
 	if !testenv.TimelineHas(v, "dial-in", "PIN accepted") {
 		t.Fatalf("timeline %+v lacks the dial-in entry", v.Timeline)
 	}
 
-	// Three wrong PINs: asked three times, then a polite goodbye.
-	wrong := "000000"
+	// Three wrong PINs: asked three times, then a polite goodbye. The
+	// pound key ends each entry and is never left over for the next prompt.
+	wrong := open.DialIn.PIN
 	for wrong == open.DialIn.PIN || wrong == late.DialIn.PIN {
-		wrong = fmt.Sprintf("%06d", time.Now().UnixNano()%1000000)
+		wrong = fmt.Sprintf("%09d", time.Now().UnixNano()%1_000_000_000)
 	}
 	const caller = "+15557650002"
 	for call := 1; call <= 2; call++ {
-		sid := dial(e, caller, strings.Repeat(wrong, 3))
-		waitSay(e, sid, "that PIN was not recognised. Please check the PIN")
+		sid := dial(e, caller, strings.Repeat(wrong+"#", 3))
+		waitSay(e, sid, "could not find an open visit for that PIN. The time of your visit is in your appointment message")
 		e.WaitEvent("call "+sid+" ended", testenv.CallCompleted(sid))
 		if n := e.Sandbox.CountEvents(sid, sandbox.KindVoiceTwiML, "gather"); n != 3 {
 			t.Fatalf("call %d: %d PIN submissions; want 3 before the goodbye", call, n)
+		}
+		for _, ev := range events(e, sid, sandbox.KindVoiceTwiML, "gather") {
+			if ev.Params.Get("Digits") != wrong {
+				t.Fatalf("call %d submitted Digits %q; want %q each time", call, ev.Params.Get("Digits"), wrong)
+			}
 		}
 		if n := e.Sandbox.CountEvents(sid, sandbox.KindVoiceVerb, "Hangup"); n != 1 {
 			t.Fatalf("call %d: %d <Hangup>; want 1", call, n)
 		}
 	}
-	// Repeated failures from that caller: refused without a PIN prompt.
+	// Six failures from that caller: it holds before the prompt and gets
+	// one try, but is still asked (its right PIN must get through).
 	sid = dial(e, caller, "")
-	waitSay(e, sid, "could not verify your PIN")
-	e.WaitEvent("call "+sid+" ended", testenv.CallCompleted(sid))
-	if n := e.Sandbox.CountEvents(sid, sandbox.KindVoiceVerb, "Gather"); n != 0 {
-		t.Fatalf("rate-limited caller was asked for a PIN %d times; want 0", n)
+	waitSay(e, sid, "Please hold")
+	e.WaitEvent("the held caller's PIN prompt", testenv.Verb(sid, "Gather"))
+	if n := e.Sandbox.CountEvents(sid, sandbox.KindVoiceVerb, "Pause"); n != 1 {
+		t.Fatalf("limited caller paused %d times before the prompt; want 1", n)
 	}
-	// Another caller is still asked.
+	// Another caller is asked at once.
 	sid = dial(e, "+15557650004", "")
 	e.WaitEvent("PIN prompt", testenv.Verb(sid, "Gather"))
+	if n := e.Sandbox.CountEvents(sid, sandbox.KindVoiceVerb, "Pause"); n != 0 {
+		t.Fatalf("a new caller paused %d times; want 0", n)
+	}
 	for _, k := range e.AllKeys("*") {
-		if strings.Contains(k, "5557650002") {
-			t.Fatalf("Redis key %s holds the caller's number", k)
+		if strings.Contains(k, "5557650002") || strings.Contains(k, "5551230002") {
+			t.Fatalf("Redis key %s holds a phone number", k)
 		}
 	}
 
-	// A visit not open yet: its local time, then goodbye.
-	sid = dial(e, "+15557650003", late.DialIn.PIN+"#")
+	// A visit not open yet: its local time, to its patient's phone only.
+	sid = dial(e, testenv.PatientPhone, late.DialIn.PIN+"#")
 	ny, _ := time.LoadLocation("America/New_York")
 	waitSay(e, sid, "Your visit is scheduled for "+lateAt.In(ny).Format("Monday, January 2 at 3:04 PM MST"))
 	e.WaitEvent("call "+sid+" ended", testenv.CallCompleted(sid))
 	if v := e.Visit("V-late"); len(v.Participants) != 0 {
 		t.Fatalf("V-late participants = %+v; want none", v.Participants)
 	}
+}
+
+// events lists the emulator's events of kind and name on call sid.
+func events(e *testenv.Env, sid, kind, name string) []sandbox.Event {
+	e.T.Helper()
+	all, err := e.Sandbox.Client.EventsFor(context.Background(), sid)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	var out []sandbox.Event
+	for _, ev := range all {
+		if ev.Kind == kind && ev.Name == name {
+			out = append(out, ev)
+		}
+	}
+	return out
 }

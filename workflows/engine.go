@@ -43,7 +43,8 @@ type Store interface {
 	VisitForRoom(ctx context.Context, name string) (string, error)
 	VisitForCall(ctx context.Context, sid string) (string, error)
 	IndexCall(ctx context.Context, sid, id string) error
-	ReservePIN(ctx context.Context, pin, id string, expires time.Time) (bool, error)
+	ReservePIN(ctx context.Context, pin, id string, hold time.Duration) (bool, error)
+	HoldPIN(ctx context.Context, pin, id string, hold time.Duration) (bool, error)
 	Reschedule(ctx context.Context, id string, at time.Time) error
 	Outbox(ctx context.Context, id string) ([]visit.Job, error)
 	AckOutbox(ctx context.Context, id string, jobIDs ...string) error
@@ -53,8 +54,9 @@ type Store interface {
 	VisitForPIN(ctx context.Context, pin string) (string, error)
 	IndexInvite(ctx context.Context, hash, id string, expires time.Time) error
 	VisitForInvite(ctx context.Context, hash string) (string, error)
-	AddDialInFailure(ctx context.Context, caller string, window time.Duration) (int, error)
-	DialInFailures(ctx context.Context, caller string) (int, error)
+	AddDialInFailure(ctx context.Context, caller string, callerWindow time.Duration, window string, windowLength time.Duration) (int, int, error)
+	DialInStanding(ctx context.Context, caller, window, patientPhone string) (int, int, bool, error)
+	RememberPatientPhone(ctx context.Context, hash string, hold time.Duration) error
 	SetOptOut(ctx context.Context, hash string, out bool, at time.Time) error
 	OptedOut(ctx context.Context, hash string) (bool, error)
 	IndexReplies(ctx context.Context, hash, id string, expires time.Time) error

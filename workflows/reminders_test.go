@@ -97,11 +97,14 @@ func TestReminderSMSCarriesProviderLocalTimeAndLink(t *testing.T) {
 	// One hour and one second ahead: the 1h reminder is due in a second and
 	// goes through Asynq's scheduled set like any other.
 	at := time.Now().Add(time.Hour + time.Second).Truncate(time.Second)
-	env.CreateEngineVisit(visitInput("V-rem", at, "America/New_York"))
+	v := env.CreateEngineVisit(visitInput("V-rem", at, "America/New_York"))
 	env.Eventually("the reminder", func() bool { return len(env.SMSTo(patientPhone)) == 1 })
 	body := env.SMSTo(patientPhone)[0].Body
 	wantWhen := at.In(mustZone(t, "America/New_York")).Format("3:04 PM")
-	for _, want := range []string{"Dr. Lee", wantWhen, env.URL + "/join/", "Reply C to confirm"} {
+	// The dial-in PIN in groups of three, as people read and key it.
+	p := v.DialIn.PIN
+	wantPIN := "PIN " + p[0:3] + " " + p[3:6] + " " + p[6:9] + ","
+	for _, want := range []string{"Dr. Lee", wantWhen, env.URL + "/join/", wantPIN, "call " + v.DialIn.Number, "Reply C to confirm"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("reminder %q lacks %q", body, want)
 		}

@@ -15,6 +15,9 @@ type smsText struct {
 	Attempts                               int
 	// ByPhone: the patient is in the room by the phone dial-in leg only.
 	ByPhone bool
+	// DialIn is the number to call and PIN the visit's dial-in PIN in
+	// groups ("482 913 557").
+	DialIn, PIN string
 }
 
 // visitText fills the fields every template may use from v: names (with a
@@ -29,6 +32,7 @@ func (e *Engine) visitText(v *visit.Visit, joinSecret string) smsText {
 		Provider: v.Provider.Name, Patient: v.Patient.Name,
 		When:    v.ScheduledAt.In(loc).Format("Mon Jan 2, 2006 at 3:04 PM MST"),
 		ByPhone: v.ByPhone(),
+		DialIn:  v.DialIn.Number, PIN: groupPIN(v.DialIn.PIN),
 	}
 	if joinSecret != "" {
 		data.JoinURL = e.joinURL(joinSecret)

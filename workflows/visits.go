@@ -2,13 +2,10 @@ package workflows
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"math/big"
 	"strings"
 	"time"
 
@@ -138,6 +135,7 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 		return e.sameOrConflict(stored, hash)
 	}
 	e.flush(ctx, v.ID, jobs)
+	e.rememberPatientPhone(ctx, stored)
 	return stored, true, nil
 }
 
@@ -146,29 +144,6 @@ func (e *Engine) sameOrConflict(existing *visit.Visit, hash string) (*visit.Visi
 		return nil, false, ErrConflict
 	}
 	return existing, false, nil
-}
-
-// reservePIN picks a 6-digit dial-in PIN no other open visit holds.
-func (e *Engine) reservePIN(ctx context.Context, v *visit.Visit) (string, error) {
-	expires := v.ScheduledAt.Add(24 * time.Hour)
-	if expires.Before(e.clock.Now().Add(time.Hour)) {
-		expires = e.clock.Now().Add(24 * time.Hour)
-	}
-	for i := 0; i < 50; i++ {
-		n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
-		if err != nil {
-			return "", err
-		}
-		pin := fmt.Sprintf("%06d", n.Int64())
-		ok, err := e.store.ReservePIN(ctx, pin, v.ID, expires)
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			return pin, nil
-		}
-	}
-	return "", errors.New("workflows: no free dial-in PIN")
 }
 
 func requestHash(in CreateInput) string {
@@ -297,6 +272,12 @@ func (e *Engine) UpdateVisit(ctx context.Context, id string, in PatchInput) (*vi
 		if err := e.store.Reschedule(ctx, id, v.ScheduledAt); err != nil {
 			return nil, err
 		}
+		if v, err = e.keepPIN(ctx, v); err != nil {
+			return nil, err
+		}
+	}
+	if rescheduled || (in.Patient != nil && in.Patient.Phone != nil) {
+		e.rememberPatientPhone(ctx, v)
 	}
 	return v, nil
 }

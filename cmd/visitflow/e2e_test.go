@@ -354,7 +354,7 @@ func TestE2ESimulateScenariosReachTheirEndState(t *testing.T) {
 	// What a scenario must show on the way, beyond its end state.
 	shows := map[string][]string{
 		"interpreter": {"attempt 1: busy; the server retries", "attempt 2 answered; IVR digits \"ww2ww1234#\" played", "interpreter.state is ended"},
-		"dial-in":     {"the server says it was not recognised"},
+		"dial-in":     {"the server finds no open visit for it"},
 		"reminders":   {"reminder:r10m0s:s0 sent", "rescheduled from", "reminder:r1h0m0s:s1 sent"},
 		"happy":       {"the patient's join link (open it in a browser): " + s.base + "/join/"},
 	}

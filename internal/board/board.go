@@ -162,7 +162,7 @@ func (b *board) one(w http.ResponseWriter, r *http.Request, id string) {
 			Summary: e.Summary, State: string(e.State), Failed: failedEntry(e)})
 	}
 	for _, p := range v.ParticipantList() {
-		pr := participantRow{Role: string(p.Role), SID: p.SID, Connected: p.Connected}
+		pr := participantRow{Role: roleLabel(p), SID: p.SID, Connected: p.Connected}
 		if p.ConnectedAt != nil {
 			pr.From = b.clockTime(*p.ConnectedAt)
 		}
@@ -223,18 +223,28 @@ func waitingSince(v *visit.Visit, st visit.State) (who string, since time.Time, 
 	var role visit.Role
 	switch st {
 	case visit.Waiting:
-		role, who = visit.RolePatient, "patient"
+		role = visit.RolePatient
 	case visit.ProviderWaiting:
-		role, who = visit.RoleProvider, "provider"
+		role = visit.RoleProvider
 	default:
 		return "", time.Time{}, false
 	}
 	for _, p := range v.ParticipantList() {
 		if p.Role == role && p.Connected && p.ConnectedAt != nil && (!ok || p.ConnectedAt.Before(since)) {
-			since, ok = *p.ConnectedAt, true
+			since, ok, who = *p.ConnectedAt, true, roleLabel(p)
 		}
 	}
 	return who, since, ok
+}
+
+// roleLabel names a participant's role as support staff read it: "patient",
+// or "patient (phone)" for the patient's dial-in leg, so nobody mistakes a
+// phone caller for the patient on video.
+func roleLabel(p visit.ParticipantView) string {
+	if p.Via == visit.ViaPhone {
+		return string(p.Role) + " (phone)"
+	}
+	return string(p.Role)
 }
 
 // failedEntry reports whether a timeline entry records a failure a support

@@ -154,6 +154,31 @@ type Visits struct {
 	// lives 15 minutes). Dial-in opens room_lead before scheduled_at.
 	// Optional, default 2h.
 	AccessWindow time.Duration `yaml:"access_window"`
+	// DialInPINDigits is the length of a visit's dial-in PIN; PINs are
+	// unique among visits whose windows overlap and valid from room_lead
+	// before scheduled_at until the visit ends. Optional, default 9; 6 to 12.
+	DialInPINDigits int `yaml:"dial_in_pin_digits"`
+	// DialInTriesPerCall is how many PINs one call may enter. Optional,
+	// default 3.
+	DialInTriesPerCall int `yaml:"dial_in_tries_per_call"`
+	// DialInCallerFailureLimit wrong PINs from one caller ID (kept as a
+	// keyed hash) within DialInCallerFailureWindow put that caller on the
+	// limited path (see DialInLimitedHold). Optional, default 6 and 1h.
+	DialInCallerFailureLimit  int           `yaml:"dial_in_caller_failure_limit"`
+	DialInCallerFailureWindow time.Duration `yaml:"dial_in_caller_failure_window"`
+	// DialInFailureBudget is the number of wrong PINs across all callers
+	// per DialInFailureBudgetWindow; beyond it every caller whose caller ID
+	// is not a patient phone of an open visit takes the limited path.
+	// Caller IDs are spoofable, so this is what bounds guessing. Optional,
+	// default 60 per 1h.
+	DialInFailureBudget       int           `yaml:"dial_in_failure_budget"`
+	DialInFailureBudgetWindow time.Duration `yaml:"dial_in_failure_budget_window"`
+	// DialInLimitedHold and DialInLimitedTriesPerCall are the limited
+	// path: the caller holds this long before the PIN prompt and may enter
+	// this many PINs. A right PIN still bridges at once. Optional, default
+	// 30s and 1.
+	DialInLimitedHold         time.Duration `yaml:"dial_in_limited_hold"`
+	DialInLimitedTriesPerCall int           `yaml:"dial_in_limited_tries_per_call"`
 	// EmptyRoomTimeout: Twilio closes a room this long after the last
 	// participant left. Optional, default 5m; whole minutes from 1m to 60m.
 	EmptyRoomTimeout time.Duration `yaml:"empty_room_timeout"`
@@ -178,7 +203,8 @@ type Visits struct {
 // Templates are the SMS texts, as text/template strings. The default texts
 // use these fields of the data they are executed with: .Provider and
 // .Patient (display names), .When (the visit's local time, formatted),
-// .JoinURL, .Line (interpreter line name) and .Attempts. Every template is
+// .JoinURL, .Line (interpreter line name), .Attempts, .DialIn (the number
+// to call) and .PIN (the dial-in PIN in groups). Every template is
 // Optional, defaulting to the text in Default, and must parse.
 type Templates struct {
 	// Reminder is sent to the patient at each reminder offset.
@@ -279,13 +305,23 @@ func Default() Config {
 			JoinURL:           "",
 			RoomLead:          30 * time.Minute,
 			AccessWindow:      2 * time.Hour,
+
+			DialInPINDigits:           9,
+			DialInTriesPerCall:        3,
+			DialInCallerFailureLimit:  6,
+			DialInCallerFailureWindow: time.Hour,
+			DialInFailureBudget:       60,
+			DialInFailureBudgetWindow: time.Hour,
+			DialInLimitedHold:         30 * time.Second,
+			DialInLimitedTriesPerCall: 1,
+
 			EmptyRoomTimeout:  5 * time.Minute,
 			UnusedRoomTimeout: 5 * time.Minute,
 			Retention:         720 * time.Hour,
 			CancelSMS:         false,
 			OptOutSecret:      "",
 			Templates: Templates{
-				Reminder:          "Reminder: your visit with {{.Provider}} is on {{.When}}. Join: {{.JoinURL}} Reply C to confirm.",
+				Reminder:          "Reminder: your visit with {{.Provider}} is on {{.When}}. Join: {{.JoinURL}} By phone: call {{.DialIn}}, PIN {{.PIN}}, then #. Reply C to confirm.",
 				StartingSoon:      "Your visit with {{.Provider}} starts soon. Join: {{.JoinURL}}",
 				ProviderLate:      "{{.Patient}} is waiting for your video visit. Join: {{.JoinURL}}",
 				PatientLate:       "{{.Provider}} is running a few minutes late. Please stay in the waiting room: {{.JoinURL}}",

@@ -138,6 +138,11 @@ var envValues = map[string]struct {
 	"interpreter.lines.voyce-es.languages": {"es,pt-BR", []string{"es", "pt-BR"}, nil},
 	"log.level":                            {"debug", "debug", nil},
 	"log.format":                           {"json", "json", nil},
+
+	// Dial-in: values that pass Validate (a PIN length, limited tries within tries per call).
+	"visits.dial_in_pin_digits":             {"12", 12, nil},
+	"visits.dial_in_limited_tries_per_call": {"2", 2, nil},
+	"visits.dial_in_limited_hold":           {"45s", 45 * time.Second, nil},
 }
 
 // TestEnvOverridesEveryKey sets each key of config.yaml through its
@@ -377,6 +382,16 @@ func TestValidate(t *testing.T) {
 		{"join url token", func(c *Config) { c.Visits.JoinURL = "https://x.example/join" }, `config: visits.join_url: must contain "{token}"`},
 		{"join url relative", func(c *Config) { c.Visits.JoinURL = "/join/{token}" }, "config: visits.join_url: invalid URL"},
 		{"room lead", func(c *Config) { c.Visits.RoomLead = 0 }, "config: visits.room_lead"},
+		{"pin digits 5", func(c *Config) { c.Visits.DialInPINDigits = 5 }, "config: visits.dial_in_pin_digits: must be between 6 and 12, got 5"},
+		{"pin digits 6", func(c *Config) { c.Visits.DialInPINDigits = 6 }, ""},
+		{"pin digits 13", func(c *Config) { c.Visits.DialInPINDigits = 13 }, "config: visits.dial_in_pin_digits: must be between 6 and 12, got 13"},
+		{"dial-in tries", func(c *Config) { c.Visits.DialInTriesPerCall = 0 }, "config: visits.dial_in_tries_per_call"},
+		{"dial-in budget", func(c *Config) { c.Visits.DialInFailureBudget = 0 }, "config: visits.dial_in_failure_budget: must be greater than 0"},
+		{"dial-in budget window", func(c *Config) { c.Visits.DialInFailureBudgetWindow = 0 }, "config: visits.dial_in_failure_budget_window"},
+		{"dial-in caller limit", func(c *Config) { c.Visits.DialInCallerFailureLimit = 0 }, "config: visits.dial_in_caller_failure_limit"},
+		{"dial-in caller window", func(c *Config) { c.Visits.DialInCallerFailureWindow = 0 }, "config: visits.dial_in_caller_failure_window"},
+		{"dial-in hold", func(c *Config) { c.Visits.DialInLimitedHold = 0 }, "config: visits.dial_in_limited_hold: must be between 1s and 5m, got 0s"},
+		{"dial-in limited tries", func(c *Config) { c.Visits.DialInLimitedTriesPerCall = 4 }, "config: visits.dial_in_limited_tries_per_call: must be between 1 and 3, got 4"},
 		{"empty room 90s", func(c *Config) { c.Visits.EmptyRoomTimeout = 90 * time.Second }, "config: visits.empty_room_timeout: must be whole minutes from 1m to 60m, got 1m30s"},
 		{"unused room 2h", func(c *Config) { c.Visits.UnusedRoomTimeout = 2 * time.Hour }, "config: visits.unused_room_timeout: must be whole minutes from 1m to 60m, got 2h"},
 		{"retention", func(c *Config) { c.Visits.Retention = 0 }, "config: visits.retention"},

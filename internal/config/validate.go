@@ -54,6 +54,14 @@ func (c Config) Validate() error {
 		{"visits.join_url", optional(v.JoinURL, joinURL)},
 		{"visits.room_lead", positive(v.RoomLead)},
 		{"visits.access_window", positive(v.AccessWindow)},
+		{"visits.dial_in_pin_digits", intBetween(v.DialInPINDigits, 6, 12)},
+		{"visits.dial_in_tries_per_call", positiveInt(int64(v.DialInTriesPerCall))},
+		{"visits.dial_in_caller_failure_limit", positiveInt(int64(v.DialInCallerFailureLimit))},
+		{"visits.dial_in_caller_failure_window", positive(v.DialInCallerFailureWindow)},
+		{"visits.dial_in_failure_budget", positiveInt(int64(v.DialInFailureBudget))},
+		{"visits.dial_in_failure_budget_window", positive(v.DialInFailureBudgetWindow)},
+		{"visits.dial_in_limited_hold", between(v.DialInLimitedHold, time.Second, 5*time.Minute)},
+		{"visits.dial_in_limited_tries_per_call", intBetween(v.DialInLimitedTriesPerCall, 1, v.DialInTriesPerCall)},
 		{"visits.empty_room_timeout", wholeMinutes(v.EmptyRoomTimeout, 1, 60)},
 		{"visits.unused_room_timeout", wholeMinutes(v.UnusedRoomTimeout, 1, 60)},
 		{"visits.retention", positive(v.Retention)},
@@ -159,6 +167,13 @@ func notNegative(d time.Duration) error {
 func positiveInt(n int64) error {
 	if n <= 0 {
 		return fmt.Errorf("must be greater than 0, got %d", n)
+	}
+	return nil
+}
+
+func intBetween(n, lo, hi int) error {
+	if n < lo || n > hi {
+		return fmt.Errorf("must be between %d and %d, got %d", lo, hi, n)
 	}
 	return nil
 }

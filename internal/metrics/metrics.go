@@ -25,6 +25,10 @@ type Metrics struct {
 	SMSOutcomes         *prometheus.CounterVec   // status (Twilio MessageStatus)
 	Reconciles          *prometheus.CounterVec   // outcome: read, recent, failed
 	ReconciledFacts     prometheus.Counter       // facts learnt from Twilio's REST API, not a callback
+
+	DialInFailedPINs      prometheus.Counter // wrong PINs (and right ones outside their window), all callers
+	DialInBudgetExhausted prometheus.Counter // budget windows whose failed-PIN budget was used up
+	DialInLimitedCalls    prometheus.Counter // calls sent to the limited path (hold, fewer tries)
 }
 
 // New registers every collector.
@@ -73,9 +77,21 @@ func New() *Metrics {
 			Name: "visitflow_reconciled_facts_total",
 			Help: "Facts (connections, disconnections, room ends, call statuses) learnt from Twilio's REST API because their callback had not arrived.",
 		}),
+		DialInFailedPINs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "visitflow_dialin_failed_pins_total",
+			Help: "Dial-in PINs that opened no visit (wrong, or right outside the visit's window), across all callers.",
+		}),
+		DialInBudgetExhausted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "visitflow_dialin_budget_exhausted_total",
+			Help: "Windows of visits.dial_in_failure_budget_window in which the failed-PIN budget was used up (a guessing campaign, or a flood of genuine mistakes).",
+		}),
+		DialInLimitedCalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "visitflow_dialin_limited_calls_total",
+			Help: "Dial-in calls put on the limited path (a hold before the prompt, fewer PIN tries) by the per-caller limit or the failed-PIN budget.",
+		}),
 	}
 	r.MustRegister(m.WebhookRequests, m.SignatureRejections, m.CallbackLatency, m.Transitions, m.Jobs, m.APIRequests,
-		m.CallOutcomes, m.SMSOutcomes, m.Reconciles, m.ReconciledFacts,
+		m.CallOutcomes, m.SMSOutcomes, m.Reconciles, m.ReconciledFacts, m.DialInFailedPINs, m.DialInBudgetExhausted, m.DialInLimitedCalls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -59,7 +59,7 @@ func enterWrongPIN(ctx context.Context, s *simulation) error {
 	for i, d := range wrong {
 		wrong[i] = '0' + (d-'0'+5)%10
 	}
-	if _, err := s.emulator.Digits(ctx, s.CallSID, string(wrong)); err != nil {
+	if _, err := s.emulator.Digits(ctx, s.CallSID, string(wrong)+"#"); err != nil {
 		return inSandbox(err)
 	}
 	if _, err := s.awaitEvent(ctx, s.CallSID, func(e sandbox.Event) bool {
@@ -67,13 +67,13 @@ func enterWrongPIN(ctx context.Context, s *simulation) error {
 	}); err != nil {
 		return fmt.Errorf("the server never checked the PIN: %w", err)
 	}
-	s.say("  pressed %s (six digits end the prompt); the server says it was not recognised and asks again", wrong)
+	s.say("  pressed %s# (the pound key ends the entry); the server finds no open visit for it and asks again", wrong)
 	return nil
 }
 
 func enterPIN(ctx context.Context, s *simulation) error {
-	s.say("  pressing %s", s.Visit.DialIn.PIN)
-	_, err := s.emulator.Digits(ctx, s.CallSID, s.Visit.DialIn.PIN)
+	s.say("  pressing %s#", s.Visit.DialIn.PIN)
+	_, err := s.emulator.Digits(ctx, s.CallSID, s.Visit.DialIn.PIN+"#")
 	return inSandbox(err)
 }
 

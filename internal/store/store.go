@@ -16,7 +16,9 @@
 //
 //	vf:idx:room:<name>         visit id for a room UniqueName
 //	vf:idx:call:<sid>          visit id for a CallSid (expires after 30 days)
-//	vf:idx:pin:<pin>           visit id for a dial-in PIN (expires a day after the visit)
+//	vf:idx:pin:<pin>           visit id for a dial-in PIN, held until the end of the
+//	                           visit's dial-in window (SET NX: one key, so one slot, so
+//	                           atomic on Cluster too; a reschedule moves the expiry)
 //	vf:idx:invite:<sha256>     visit id for an invite secret's hash (expires after the window + 7 days)
 //	vf:idx:schedule            zset of visit ids by scheduled_at (ms)
 //	vf:idx:reconcile           zset of visit ids with a room, by when Twilio's REST API is next read for them (ms)
@@ -29,6 +31,13 @@
 //	vf:rl:dialin:<hmac>        failed dial-in PIN entries of one caller (expires)
 //	vf:idx:reply:<hmac>        visit id of the latest patient SMS to a number, which a reply
 //	                           answers (expires with the visit's window)
+//	vf:idx:patient-phone:<hmac> a patient phone of a visit whose dial-in window has not ended
+//	                           (expires with the latest such window)
+//
+// Counters of every caller at once (no PHI at all):
+//
+//	vf:rl:dialin-budget:<unix> failed dial-in PINs across all callers in the budget
+//	                           window starting at <unix> seconds (expires after it)
 package store
 
 import (

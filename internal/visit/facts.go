@@ -262,6 +262,10 @@ type ParticipantView struct {
 	Connected      bool       `json:"connected"`
 	ConnectedAt    *time.Time `json:"connected_at"`
 	DisconnectedAt *time.Time `json:"disconnected_at"`
+	// Via is how the participant takes part: "phone" for a PSTN leg
+	// bridged into the room (the patient's dial-in, the interpreter line),
+	// "video" for everyone else.
+	Via string `json:"via"`
 }
 
 // ParticipantList lists participants by join time (then SID, so the order is
@@ -272,6 +276,7 @@ func (v *Visit) ParticipantList() []ParticipantView {
 		view := ParticipantView{
 			Identity:       p.Identity,
 			Role:           v.RoleOf(p.Identity),
+			Via:            v.ViaOf(p.Identity),
 			SID:            p.SID,
 			Connected:      p.DisconnectedAt == nil && p.ConnectedAt != nil,
 			DisconnectedAt: p.DisconnectedAt,

@@ -143,6 +143,21 @@ func (v *Visit) RoleOf(identity string) Role {
 	return RoleGuest
 }
 
+// Ways a participant takes part (ParticipantView.Via).
+const (
+	ViaPhone = "phone"
+	ViaVideo = "video"
+)
+
+// ViaOf tells how a room participant takes part: the patient's dial-in leg
+// and the interpreter leg are phone calls bridged into the room.
+func (v *Visit) ViaOf(identity string) string {
+	if identity != "" && (identity == v.DialInIdentity() || identity == v.InterpreterIdentity()) {
+		return ViaPhone
+	}
+	return ViaVideo
+}
+
 // Role is what a participant is to the visit.
 type Role string
 
