@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -131,6 +132,7 @@ func (e *Engine) reconcileWatched(ctx context.Context, id string, now time.Time,
 		if nerr := e.store.NextReconcile(ctx, id, next); nerr != nil {
 			e.log.Warn("reconcile: reschedule", zap.String("visit", id), zap.Error(nerr))
 		}
+		e.noteReconcileFailing(ctx, id, err)
 		return true, facts, err
 	}
 	if v != nil && settledWithTwilio(v) {
@@ -168,6 +170,11 @@ func (e *Engine) reconcileVisit(ctx context.Context, v *visit.Visit) (*visit.Vis
 	facts := 0
 	_, nv, err := e.update(ctx, v.ID, "", now, func(v *visit.Visit) error {
 		facts = 0
+		if _, failing := v.Extra[reconcileFailingKey]; failing {
+			delete(v.Extra, reconcileFailingKey)
+			v.Log(visit.Entry{At: now, Source: visit.SourceREST, Type: "reconcile-recovered",
+				Summary: "Twilio's REST API answered again; the visit is read back as usual"})
+		}
 		if room != nil && room.SID == v.Room.SID {
 			facts += e.foldRoomReport(v, *room, now)
 			if room.Ended() {
@@ -233,6 +240,49 @@ func (e *Engine) foldCallReport(v *visit.Visit, c twilioapi.CallReport, now time
 	e.foldVoice(v, VoiceEvent{VisitHint: v.ID, CallSID: c.SID, CallStatus: c.Status, AnsweredBy: c.AnsweredBy,
 		CallDuration: c.Duration}, at, visit.SourceREST)
 	return len(v.PendingTimeline()) - before
+}
+
+// reconcileFailingKey marks, in Visit.Extra, a visit whose reads from
+// Twilio are failing: the timeline says so once, not at every run.
+const reconcileFailingKey = "reconcile:failing"
+
+// noteReconcileFailing records, once per spell of failures, that the visit
+// could not be read back from Twilio: the board lists it under failures, as
+// the visit may lag behind what Twilio knows.
+func (e *Engine) noteReconcileFailing(ctx context.Context, id string, cause error) {
+	now := e.clock.Now()
+	_, _, err := e.update(ctx, id, "", now, func(v *visit.Visit) error {
+		if _, failing := v.Extra[reconcileFailingKey]; failing {
+			return nil
+		}
+		if v.Extra == nil {
+			v.Extra = map[string]string{}
+		}
+		v.Extra[reconcileFailingKey] = now.UTC().Format(time.RFC3339)
+		// The type is what the board lists as a failure.
+		v.Log(visit.Entry{At: now, Source: visit.SourceREST, Type: "reconcile-failed",
+			Summary: fmt.Sprintf("could not read the visit back from Twilio (%s); tried again every %s", twilioFailure(cause), e.reconcileInterval())})
+		return nil
+	})
+	if err != nil {
+		e.log.Warn("reconcile: noting the failure", zap.String("visit", id), zap.Error(err))
+	}
+}
+
+// twilioFailure names a failed Twilio request by its code and status, in
+// our words: Twilio's free text stays out of the timeline.
+func twilioFailure(err error) string {
+	var te *twilioapi.Error
+	if errors.As(err, &te) {
+		switch {
+		case te.Code != 0:
+			return fmt.Sprintf("Twilio error %d, HTTP %d", te.Code, te.Status)
+		case te.Status != 0:
+			return fmt.Sprintf("HTTP %d", te.Status)
+		}
+		return "no answer"
+	}
+	return "request failed"
 }
 
 // endOfSecond places an end Twilio's REST API reports at the last

@@ -487,3 +487,37 @@ func TestReconcileConvergesWith30PercentOfCallbacksLost(t *testing.T) {
 		visits, total, lost, 100*float64(lost)/float64(total), converged, restGets.Load(), float64(restGets.Load())/visits)
 	mu.Unlock()
 }
+
+// When Twilio's REST API cannot be read, the visit says so once in its
+// timeline (the board lists it under failures), keeps being tried, and says
+// when reading works again.
+func TestReconcileFailureIsShownOnceAndRecovers(t *testing.T) {
+	lossy := newLossyCallbacks(nil)
+	e, clk := newReconcileEnv(t, lossy)
+	openRoom(t, e, "V-rest-down")
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"code":20503,"message":"Service Unavailable: details for nobody","status":503}`))
+	}))
+	t.Cleanup(down.Close)
+	cut := e.NewEngine(func(d *workflows.Deps) { d.Twilio, d.Clock = e.NewTwilio(down.URL), clk })
+	for range 2 {
+		clk.Advance(reconcileEvery + time.Second)
+		if rep, err := cut.Reconcile(context.Background()); err != nil || rep.Failed != 1 {
+			t.Fatalf("reconcile with Twilio down = %+v, %v; want one failed visit", rep, err)
+		}
+	}
+	tl := e.Timeline("V-rest-down")
+	failed := testenv.Entries(tl, "reconcile-failed")
+	if len(failed) != 1 || strings.Contains(failed[0].Summary, "details for nobody") {
+		t.Fatalf("reconcile-failed entries %+v; want one, in our words", failed)
+	}
+	clk.Advance(reconcileEvery + time.Second)
+	if rep := reconcile(t, e); rep.Read != 1 || rep.Failed != 0 {
+		t.Fatalf("reconcile with Twilio back = %+v; want one visit read", rep)
+	}
+	if got := testenv.Entries(e.Timeline("V-rest-down"), "reconcile-recovered"); len(got) != 1 {
+		t.Fatalf("reconcile-recovered entries %+v; want one", got)
+	}
+}
