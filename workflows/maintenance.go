@@ -21,16 +21,16 @@ type MaintenanceSchedule struct {
 var DefaultMaintenance = MaintenanceSchedule{OutboxSweep: "@every 30s", RetentionPurge: "@every 1h"}
 
 // RegisterMaintenance registers the maintenance tasks with an Asynq
-// scheduler. Two schedulers (a mistake, or a deploy overlap) are harmless:
+// scheduler, on the queues of namespace (redis.namespace). Two schedulers (a mistake, or a deploy overlap) are harmless:
 // asynq.Unique admits one task per firing window, and both tasks are
 // idempotent (re-sending outbox entries is deduplicated by task ID; purging
 // a purged visit does nothing).
-func RegisterMaintenance(s *asynq.Scheduler, m MaintenanceSchedule, uniqueFor time.Duration) error {
+func RegisterMaintenance(s *asynq.Scheduler, namespace string, m MaintenanceSchedule, uniqueFor time.Duration) error {
 	for _, t := range []struct{ spec, typ string }{
 		{m.OutboxSweep, TypeOutboxSweep}, {m.RetentionPurge, TypeRetentionPurge},
 	} {
 		if _, err := s.Register(t.spec, asynq.NewTask(t.typ, nil),
-			asynq.Queue(taskQueues[t.typ]), asynq.Unique(uniqueFor), asynq.MaxRetry(1)); err != nil {
+			asynq.Queue(QueueName(namespace, taskQueues[t.typ])), asynq.Unique(uniqueFor), asynq.MaxRetry(1)); err != nil {
 			return fmt.Errorf("register %s: %w", t.typ, err)
 		}
 	}

@@ -24,8 +24,9 @@ import (
 )
 
 const (
-	workerEnv      = "VISITFLOW_FAULT_WORKER_REDIS" // run as a worker process on this Redis
-	workerBlockEnv = "VISITFLOW_FAULT_WORKER_BLOCK" // "1": hang in every job, as if stuck mid-job
+	workerEnv          = "VISITFLOW_FAULT_WORKER_REDIS"     // run as a worker process on this Redis
+	workerBlockEnv     = "VISITFLOW_FAULT_WORKER_BLOCK"     // "1": hang in every job, as if stuck mid-job
+	workerNamespaceEnv = "VISITFLOW_FAULT_WORKER_NAMESPACE" // the redis.namespace it works in
 )
 
 // TestWorkerProcess is not a real test: TestWorkerKilledMidJob runs the test
@@ -41,11 +42,13 @@ func TestWorkerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine := workflows.New(workflows.Deps{Store: store.New(conn.Client),
+	cfg := config.Default()
+	cfg.Redis.Namespace = os.Getenv(workerNamespaceEnv)
+	engine := workflows.New(workflows.Deps{Store: store.New(conn.Client, store.WithNamespace(cfg.Redis.Namespace)),
 		Queue: asynq.NewClientFromRedisClient(conn.Client), Deleter: asynq.NewInspectorFromRedisClient(conn.Client),
-		Config: config.Default()})
+		Config: cfg})
 	srv := asynq.NewServerFromRedisClient(conn.Client, asynq.Config{
-		Concurrency: 1, Queues: workflows.Queues, LogLevel: asynq.ErrorLevel,
+		Concurrency: 1, Queues: workflows.Queues(cfg.Redis.Namespace), LogLevel: asynq.ErrorLevel,
 		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return time.Second },
 	})
 	mux := asynq.NewServeMux()
@@ -65,10 +68,10 @@ func TestWorkerProcess(t *testing.T) {
 }
 
 // startWorker runs a worker process; its stdout lines arrive on the channel.
-func startWorker(t *testing.T, redisURL string, block bool) (*exec.Cmd, <-chan string) {
+func startWorker(t *testing.T, redisURL, namespace string, block bool) (*exec.Cmd, <-chan string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), workerEnv+"="+redisURL)
+	cmd.Env = append(os.Environ(), workerEnv+"="+redisURL, workerNamespaceEnv+"="+namespace)
 	if block {
 		cmd.Env = append(cmd.Env, workerBlockEnv+"=1")
 	}
@@ -110,7 +113,8 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		t.Skip("waits for Asynq's 30 s lease to expire")
 	}
 	url := redistest.ForTest(t)
-	w := startWeb(t, url, "")
+	ns := redistest.Namespace(t)
+	w := startWeb(t, url, ns, "")
 	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "w", Visits: 1, Callbacks: 1}
 	ctx := context.Background()
 	if err := loadgen.Setup(ctx, o); err != nil {
@@ -122,7 +126,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		t.Fatalf("callback = %d; want 204", status)
 	}
 
-	stuck, lines := startWorker(t, url, true)
+	stuck, lines := startWorker(t, url, ns, true)
 	var taskID string
 	select {
 	case l := <-lines:
@@ -136,7 +140,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	stuck.Wait()
 
 	// A new worker recovers the job once its lease has expired and runs it.
-	startWorker(t, url, false)
+	startWorker(t, url, ns, false)
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var n int
@@ -158,7 +162,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	}
 	// Nothing of it is left in the queues to run again.
 	inspector := w.Inspector
-	for q := range workflows.Queues {
+	for _, q := range workflows.QueueNames(ns) {
 		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
 			inspector.ListPendingTasks, inspector.ListActiveTasks, inspector.ListRetryTasks, inspector.ListScheduledTasks,
 		} {

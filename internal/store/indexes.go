@@ -14,7 +14,7 @@ import (
 // ReservePIN claims pin for visit id until expires; false when another
 // visit holds it.
 func (s *Store) ReservePIN(ctx context.Context, pin, id string, expires time.Time) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, pinIndexKey(pin), id, time.Until(expires)).Result()
+	ok, err := s.rdb.SetNX(ctx, s.keys.pinIndex(pin), id, time.Until(expires)).Result()
 	if err != nil {
 		return false, fmt.Errorf("store: reserve pin: %w", err)
 	}
@@ -23,12 +23,12 @@ func (s *Store) ReservePIN(ctx context.Context, pin, id string, expires time.Tim
 
 // VisitForPIN returns the visit id holding a dial-in PIN.
 func (s *Store) VisitForPIN(ctx context.Context, pin string) (string, error) {
-	return s.lookup(ctx, pinIndexKey(pin))
+	return s.lookup(ctx, s.keys.pinIndex(pin))
 }
 
 // IndexCall remembers that call sid belongs to visit id.
 func (s *Store) IndexCall(ctx context.Context, sid, id string) error {
-	if err := s.rdb.Set(ctx, callIndexKey(sid), id, 30*24*time.Hour).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.keys.callIndex(sid), id, 30*24*time.Hour).Err(); err != nil {
 		return fmt.Errorf("store: index call: %w", err)
 	}
 	return nil
@@ -36,12 +36,12 @@ func (s *Store) IndexCall(ctx context.Context, sid, id string) error {
 
 // VisitForRoom returns the visit id for a room UniqueName, or visit.ErrNotFound.
 func (s *Store) VisitForRoom(ctx context.Context, name string) (string, error) {
-	return s.lookup(ctx, roomIndexKey(name))
+	return s.lookup(ctx, s.keys.roomIndex(name))
 }
 
 // VisitForCall returns the visit id for a CallSid, or visit.ErrNotFound.
 func (s *Store) VisitForCall(ctx context.Context, sid string) (string, error) {
-	return s.lookup(ctx, callIndexKey(sid))
+	return s.lookup(ctx, s.keys.callIndex(sid))
 }
 
 func (s *Store) lookup(ctx context.Context, key string) (string, error) {
@@ -57,7 +57,7 @@ func (s *Store) lookup(ctx context.Context, key string) (string, error) {
 
 // Reschedule moves the visit in the schedule index.
 func (s *Store) Reschedule(ctx context.Context, id string, at time.Time) error {
-	return s.rdb.ZAdd(ctx, scheduleKey, redis.Z{Score: float64(at.UnixMilli()), Member: id}).Err()
+	return s.rdb.ZAdd(ctx, s.keys.schedule(), redis.Z{Score: float64(at.UnixMilli()), Member: id}).Err()
 }
 
 // Neither the invite index nor the dial-in counter holds a secret or a
@@ -71,7 +71,7 @@ func (s *Store) IndexInvite(ctx context.Context, hash, id string, expires time.T
 	if ttl < time.Minute {
 		ttl = time.Minute
 	}
-	if err := s.rdb.Set(ctx, inviteIndexKey(hash), id, ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.keys.inviteIndex(hash), id, ttl).Err(); err != nil {
 		return fmt.Errorf("store: index invite: %w", err)
 	}
 	return nil
@@ -79,15 +79,15 @@ func (s *Store) IndexInvite(ctx context.Context, hash, id string, expires time.T
 
 // VisitForInvite returns the visit id of an invite hash, or visit.ErrNotFound.
 func (s *Store) VisitForInvite(ctx context.Context, hash string) (string, error) {
-	return s.lookup(ctx, inviteIndexKey(hash))
+	return s.lookup(ctx, s.keys.inviteIndex(hash))
 }
 
 // AddDialInFailure counts one failed PIN entry by caller (a hash of the
 // number) and returns the failures within window, counted from the first.
 func (s *Store) AddDialInFailure(ctx context.Context, caller string, window time.Duration) (int, error) {
 	pipe := s.rdb.TxPipeline()
-	n := pipe.Incr(ctx, dialInFailKey(caller))
-	pipe.ExpireNX(ctx, dialInFailKey(caller), window)
+	n := pipe.Incr(ctx, s.keys.dialInFail(caller))
+	pipe.ExpireNX(ctx, s.keys.dialInFail(caller), window)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("store: count dial-in failure: %w", err)
 	}
@@ -96,7 +96,7 @@ func (s *Store) AddDialInFailure(ctx context.Context, caller string, window time
 
 // DialInFailures returns the failed PIN entries counted for caller.
 func (s *Store) DialInFailures(ctx context.Context, caller string) (int, error) {
-	n, err := s.rdb.Get(ctx, dialInFailKey(caller)).Int()
+	n, err := s.rdb.Get(ctx, s.keys.dialInFail(caller)).Int()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return 0, fmt.Errorf("store: dial-in failures: %w", err)
 	}
