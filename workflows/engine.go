@@ -56,6 +56,7 @@ type Store interface {
 	AddDialInFailure(ctx context.Context, caller string, window time.Duration) (int, error)
 	DialInFailures(ctx context.Context, caller string) (int, error)
 	SetOptOut(ctx context.Context, hash string, out bool, at time.Time) error
+	AuditStore
 	OptedOut(ctx context.Context, hash string) (bool, error)
 	ScheduledBefore(ctx context.Context, t time.Time, offset, n int64) ([]string, error)
 	Delete(ctx context.Context, id string, keep func(v *visit.Visit) bool) (bool, error)

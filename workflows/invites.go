@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/audit"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 	"github.com/visitflow/visitflow/internal/visit"
 )
@@ -144,6 +145,7 @@ func (e *Engine) Join(ctx context.Context, secret string) (Grant, error) {
 	if err != nil {
 		return Grant{}, err
 	}
+	audit.Touch(ctx, id) // the invite's visit, which its route does not name
 	v, err := e.store.Get(ctx, id)
 	if errors.Is(err, visit.ErrNotFound) {
 		return Grant{}, ErrGone // purged with its visit

@@ -96,5 +96,12 @@ func (e *Engine) handleRetentionPurge(ctx context.Context, _ *asynq.Task) error 
 	if n > 0 {
 		e.log.Info("retention purge deleted finished visits", zap.Int("visits", n))
 	}
+	if err != nil {
+		return err
+	}
+	days, err := e.TrimAudit(ctx)
+	if days > 0 {
+		e.log.Info("retention purge deleted audit days past audit.retention", zap.Int("days", days))
+	}
 	return err
 }

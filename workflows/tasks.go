@@ -118,7 +118,8 @@ const (
 	// "full" also scans the keyspace). Enqueued by the scheduler role.
 	TypeOutboxSweep = "maintenance:outbox-sweep"
 	// TypeRetentionPurge deletes finished visits older than
-	// visits.retention. Enqueued by the scheduler role.
+	// visits.retention and audit days older than audit.retention.
+	// Enqueued by the scheduler role.
 	TypeRetentionPurge = "maintenance:retention-purge"
 )
 

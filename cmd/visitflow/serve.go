@@ -205,7 +205,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				ResultFormatter:  asynqmon.ResultFormatterFunc(workflows.RedactPayload),
 			}),
 			Board: board.New(board.Options{Visits: engine,
-				Jobs:     workflows.NewJobList(inspector, workflows.QueueNames(ns)),
+				Jobs: workflows.NewJobList(inspector, workflows.QueueNames(ns)), Audit: engine,
 				Location: cfg.Board.Location(), PageSize: cfg.Board.PageSize}),
 		}
 		if sandboxMode {

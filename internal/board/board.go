@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/audit"
 	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
@@ -38,11 +39,23 @@ type Jobs interface {
 	VisitJobs(ctx context.Context, id string) ([]workflows.JobView, error)
 }
 
+// AuditTrail reads who read or changed a visit (implemented by
+// *workflows.Engine).
+type AuditTrail interface {
+	LatestAudit(ctx context.Context, id string, n int) ([]audit.Record, error)
+}
+
+// auditShown is how many of a visit's newest audit records its page shows;
+// GET /v1/audit?visit= has them all.
+const auditShown = 50
+
 // Options configure the board.
 type Options struct {
 	Visits Visits
 	// Jobs lets a visit's page list its jobs; nil hides them.
 	Jobs Jobs
+	// Audit lets a visit's page show its audit trail; nil hides it.
+	Audit AuditTrail
 	// Prefix is where the board is mounted ("/admin/visits"); QueuesPath is
 	// the Asynq dashboard's root ("/admin/queues") for links to tasks.
 	Prefix     string
@@ -208,6 +221,17 @@ func (b *board) one(w http.ResponseWriter, r *http.Request, id string) {
 			page.JobsError = "could not read the queues: " + err.Error()
 		}
 		page.Jobs = jobs
+	}
+	if b.o.Audit != nil {
+		page.ShowAudit = true
+		records, err := b.o.Audit.LatestAudit(r.Context(), id, auditShown)
+		if err != nil {
+			page.AuditError = "could not read the audit trail: " + err.Error()
+		}
+		for _, rec := range records {
+			page.Audit = append(page.Audit, auditRow{At: rec.At.In(b.o.Location).Format("2 Jan 15:04:05"),
+				Actor: rec.Actor, Action: rec.Action, Status: rec.Status})
+		}
 	}
 	b.render(w, visitTemplate, page)
 }

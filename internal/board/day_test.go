@@ -26,7 +26,7 @@ func boardAt(t *testing.T, now time.Time, loc *time.Location, pageSize int) *tes
 	return testenv.New(t, testenv.WithClock(clk),
 		testenv.Configure(func(c *config.Config) { c.Admin.Username, c.Admin.Password = adminUser, adminPass }),
 		testenv.Server(func(e *testenv.Env, d *handlers.Deps) {
-			d.Board = board.New(board.Options{Visits: e.Engine, Clock: clk, Location: loc, PageSize: pageSize})
+			d.Board = board.New(board.Options{Visits: e.Engine, Audit: e.Engine, Clock: clk, Location: loc, PageSize: pageSize})
 		}))
 }
 
@@ -151,5 +151,23 @@ func TestBoardListsUnknownOutcomesAndReconcileFailures(t *testing.T) {
 		if !strings.Contains(failed, en.Type) || !strings.Contains(failed, en.Summary) {
 			t.Errorf("failures lack %s (%q):\n%s", en.Type, en.Summary, failed)
 		}
+	}
+}
+
+// TestBoardVisitPageShowsItsAuditTrail: who read the visit through the API
+// and the board is on the visit's page, newest first.
+func TestBoardVisitPageShowsItsAuditTrail(t *testing.T) {
+	now := time.Now().UTC()
+	e := boardAt(t, now, time.UTC, 0)
+	createAt(t, e, "V-aud", now.Add(time.Hour))
+	if code := e.API(http.MethodGet, "/v1/visits/V-aud", nil, nil); code != http.StatusOK {
+		t.Fatalf("GET /v1/visits/V-aud = %d", code)
+	}
+	getPage(t, e, "/admin/visits/V-aud")
+	trail := section(t, getPage(t, e, "/admin/visits/V-aud"), "audit", "")
+	rows := regexp.MustCompile(`<tr class="audit">(.*?)</tr>`).FindAllStringSubmatch(trail, -1)
+	if len(rows) != 2 || !strings.Contains(rows[0][1], "admin:"+adminUser) || !strings.Contains(rows[0][1], "GET /admin/visits/{id}") ||
+		!strings.Contains(rows[1][1], "token:default") || !strings.Contains(rows[1][1], "GET /v1/visits/{id}") {
+		t.Errorf("audit trail rows = %q; want the board view by admin:%s, then the API read by token:default", rows, adminUser)
 	}
 }

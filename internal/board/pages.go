@@ -68,6 +68,15 @@ type visitPage struct {
 	ShowJobs                                         bool
 	Jobs                                             []jobRow
 	JobsError                                        string
+	ShowAudit                                        bool
+	Audit                                            []auditRow
+	AuditError                                       string
+}
+
+// auditRow is one audit record: who read or changed the visit, when, how.
+type auditRow struct {
+	At, Actor, Action string
+	Status            int
 }
 
 // render executes into a buffer first so a template error is a clean 500,
@@ -151,4 +160,11 @@ var visitTemplate = template.Must(template.Must(template.New("layout").Parse(lay
 {{range .Jobs}}<tr class="job"><td><a href="{{.Link}}">{{.ID}}</a></td><td>{{.Type}}</td><td>{{.Queue}}</td><td>{{.State}}</td><td>{{.When}}</td><td>{{.Retried}}</td><td>{{.LastError}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">No jobs in the queues for this visit.</p>{{end}}
 <p><a href="{{.QueuesPath}}">All queues</a></p>{{end}}
+
+{{if .ShowAudit}}<h2 id="audit">Audit trail</h2>
+<p class="muted">Who read or changed this visit, newest first (the latest 50; all of them: GET /v1/audit?visit={{.ID}}).</p>
+{{if .AuditError}}<p class="failed">{{.AuditError}}</p>{{end}}
+{{if .Audit}}<table><tr><th>At</th><th>Who</th><th>What</th><th>Status</th></tr>
+{{range .Audit}}<tr class="audit"><td>{{.At}}</td><td>{{.Actor}}</td><td>{{.Action}}</td><td>{{.Status}}</td></tr>
+{{end}}</table>{{else}}<p class="muted">No audit records yet.</p>{{end}}{{end}}
 </body></html>`))

@@ -29,6 +29,14 @@
 //
 //	vf:optout:<hmac>           an opted-out number; value = when (RFC 3339)
 //	vf:rl:dialin:<hmac>        failed dial-in PIN entries of one caller (expires)
+//
+// The audit trail (internal/audit; no PHI: actors, route templates, ids,
+// statuses), kept for audit.retention and apart from the visit's keys, so
+// purging a visit keeps who read it:
+//
+//	vf:audit:<YYYY-MM-DD>      stream of audit.Record JSON (field r) answered that UTC day
+//	vf:audit:days              zset of the days above by their start (Unix s), for the trim
+//	vf:audit:visit:{id}        stream of the records naming visit id (expires after retention)
 package store
 
 import (
