@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,6 +31,13 @@ type auditedRequest func(r *http.Request) (actor, action string, visits []string
 // Other methods have changed the visit by the time the record is written:
 // their answer goes out and a failed record is logged.
 func auditRequests(d Deps, describe auditedRequest) func(http.Handler) http.Handler {
+	return auditAnswers(d, describe, nil)
+}
+
+// auditAnswers is auditRequests for a handler whose GET answers name
+// visits the request does not (the dashboard's task lists): shown, when
+// not nil, returns them from the held answer.
+func auditAnswers(d Deps, describe auditedRequest, shown func(answer []byte) []string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			actor, action, visits, ok := describe(r)
@@ -51,6 +59,9 @@ func auditRequests(d Deps, describe auditedRequest) func(http.Handler) http.Hand
 				status = sw.code
 			}
 			audit.Touch(ctx, visits...)
+			if read && shown != nil {
+				audit.Touch(ctx, shown(held.body.Bytes())...)
+			}
 			rec := audit.Record{Actor: actor, Action: action, Visits: touched.Visits(), Status: status}
 			if err := d.Engine.RecordAudit(ctx, rec); err != nil {
 				d.Log.Error("audit record not stored", zap.String("action", action), zap.Strings("visits", rec.Visits),
@@ -167,6 +178,26 @@ func dashboardRequest(r *http.Request) (string, string, []string, bool) {
 	}
 	user, _, _ := r.BasicAuth()
 	return audit.AdminActor(user), r.Method + " /admin/queues/api/queues/" + strings.Join(tmpl, "/"), visits, true
+}
+
+// dashboardShown returns the visits of the tasks a dashboard task list
+// shows ({"tasks":[{"id":"V-42:…"}]}).
+func dashboardShown(answer []byte) []string {
+	var list struct {
+		Tasks []struct {
+			ID string `json:"id"`
+		} `json:"tasks"`
+	}
+	if json.Unmarshal(answer, &list) != nil {
+		return nil
+	}
+	var visits []string
+	for _, t := range list.Tasks {
+		if id, _, _ := strings.Cut(t.ID, ":"); visit.ValidID(id) {
+			visits = append(visits, id)
+		}
+	}
+	return visits
 }
 
 // taskOps are the dashboard's operations on one task (…/{task_id}:run).

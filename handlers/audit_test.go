@@ -185,6 +185,9 @@ func TestEveryPHIRouteIsAudited(t *testing.T) {
 	if !has("admin:"+adminUser, "GET /admin/queues/api/queues/{qname}/tasks/{task_id}", "V-aud1") {
 		t.Errorf("no audit record of the dashboard's task view of %s", task)
 	}
+	if !has("admin:"+adminUser, "GET /admin/queues/api/queues/{qname}/scheduled_tasks", "V-aud1") {
+		t.Errorf("no audit record of the dashboard's scheduled task list, which shows V-aud1's tasks")
+	}
 
 	// Nothing in the trail, as the API returns it or as Redis stores it,
 	// is a phone number, a name or the invite's secret.

@@ -51,7 +51,7 @@ func addRoutes(r *mux.Router, d Deps) {
 	admin := r.PathPrefix("/admin").Subrouter()
 	admin.Use(requireBasic(d.Config.Admin.Username, d.Config.Admin.Password))
 	if d.Dashboard != nil {
-		admin.PathPrefix("/queues").Handler(auditRequests(d, dashboardRequest)(d.Dashboard))
+		admin.PathPrefix("/queues").Handler(auditAnswers(d, dashboardRequest, dashboardShown)(d.Dashboard))
 	}
 	if d.Board != nil {
 		admin.PathPrefix("/visits").Handler(auditRequests(d, boardRequest)(d.Board))
