@@ -8,7 +8,9 @@
 // (visits.followup_after → VISITFLOW_VISITS_FOLLOWUP_AFTER). The names are
 // derived from the yaml tags by reflection, so a new field gets its variable
 // without further code. List values are comma-separated
-// (VISITFLOW_VISITS_REMINDER_OFFSETS=24h,1h). Interpreter lines are a map:
+// (VISITFLOW_VISITS_REMINDER_OFFSETS=24h,1h); a list of objects takes each
+// object in its one-line form (VISITFLOW_API_TOKENS=ehr:tok1,cron:tok2 for
+// api.tokens' {name, token}) and replaces the file's list. Interpreter lines are a map:
 // the fields of a line that exists in the file can be overridden with
 // VISITFLOW_INTERPRETER_LINES_<NAME>_PHONE (…_IVR, …_LANGUAGES), NAME being
 // the line's key upper-cased with "-" replaced by "_"; a line cannot be

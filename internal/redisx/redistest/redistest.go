@@ -373,20 +373,24 @@ func StartCluster(t testing.TB, masters int) string {
 		t.Fatalf("redistest.StartCluster: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	url := "redis-cluster://" + strings.Join(addrs, ",")
-	// The nodes need a moment to agree on the slot map.
+	// The nodes need a moment to agree on the slot map, and each decides
+	// for itself: ready is every node saying cluster_state:ok (one node's
+	// ok left another still answering CLUSTERDOWN on a busy machine).
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := redisx.NewClient(url)
-		if err == nil {
+		ready := true
+		for _, addr := range addrs {
+			c := redis.NewClient(&redis.Options{Addr: addr})
 			info, _ := c.ClusterInfo(ctx).Result()
 			c.Close()
-			if strings.Contains(info, "cluster_state:ok") {
-				return url
-			}
+			ready = ready && strings.Contains(info, "cluster_state:ok")
+		}
+		if ready {
+			return url
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redistest.StartCluster: %s not ready after 10s: %v", url, err)
+			t.Fatalf("redistest.StartCluster: %s not ready after 20s", url)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
