@@ -252,3 +252,21 @@ func TestReadRefusedWhenTheAuditTrailCannotBeWritten(t *testing.T) {
 		t.Errorf("GET /v1/visits/V-noaudit with the trail repaired = %d %s; want 200", code, body)
 	}
 }
+
+// TestNamedAPITokens: api.token and every api.tokens entry are accepted,
+// anything else (a prefix, an extension, another token's name) is 401.
+func TestNamedAPITokens(t *testing.T) {
+	e := testenv.New(t, testenv.Configure(func(c *config.Config) {
+		c.API.Tokens = []config.APIToken{{Name: "ehr", Token: ehrToken}, {Name: "cron", Token: "cron-token"}}
+	}))
+	for bearer, want := range map[string]int{
+		e.Config.API.Token: http.StatusOK, ehrToken: http.StatusOK, "cron-token": http.StatusOK,
+		ehrToken[:len(ehrToken)-1]: http.StatusUnauthorized, ehrToken + "x": http.StatusUnauthorized,
+		"ehr": http.StatusUnauthorized, "": http.StatusUnauthorized,
+	} {
+		resp, _ := e.Do(http.MethodGet, "/v1/visits", nil, "Authorization", "Bearer "+bearer)
+		if resp.StatusCode != want {
+			t.Errorf("GET /v1/visits with bearer %q = %d; want %d", bearer, resp.StatusCode, want)
+		}
+	}
+}
