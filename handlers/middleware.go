@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/visitflow/visitflow/internal/audit"
 	"github.com/visitflow/visitflow/internal/metrics"
 	"github.com/visitflow/visitflow/internal/twiliosig"
 )
@@ -74,17 +75,19 @@ func isForm(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
 }
 
-// requireBearer checks Authorization: Bearer <token> in constant time.
-func requireBearer(token string) func(http.Handler) http.Handler {
+// requireBearer checks Authorization: Bearer <token> against every API
+// token in constant time and names the token's holder for the audit trail.
+func requireBearer(tokens apiTokens) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			name, known := tokens.match(got)
+			if !ok || !known {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="visitflow"`)
 				writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required", "")
 				return
 			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(audit.WithActor(r.Context(), audit.TokenActor(name))))
 		})
 	}
 }

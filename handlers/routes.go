@@ -26,15 +26,18 @@ func addRoutes(r *mux.Router, d Deps) {
 	// The patient's side (join.go): the one /v1 route without bearer auth
 	// (the invite is the credential), so it is registered before the /v1
 	// subrouter.
-	r.Handle("/v1/join/{invite}", limitBody(1<<10, d.Metrics)(handleJoin(d))).Methods(http.MethodPost)
+	r.Handle("/v1/join/{invite}", limitBody(1<<10, d.Metrics)(auditRequests(d, inviteRequest)(handleJoin(d)))).Methods(http.MethodPost)
+	// The status the page polls every few seconds is not audited: it shows
+	// nothing the page itself (audited when it is opened) does not.
 	r.Handle("/v1/join/{invite}/status", handleJoinStatus(d)).Methods(http.MethodGet)
 	// The page the join link opens (internal/joinpage) and its assets; in
 	// sandbox mode it joins the emulator's room under /sandbox.
-	r.PathPrefix(joinpage.Prefix).Handler(joinPage(d)).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix(joinpage.Prefix).Handler(auditRequests(d, invitePageRequest)(joinPage(d))).Methods(http.MethodGet, http.MethodHead)
 
 	// The scheduling API (api.go, batch.go): bearer auth, JSON.
 	api := r.PathPrefix("/v1").Subrouter()
-	api.Use(countAPI(d.Metrics), limitBody(apiMaxBody, d.Metrics), requireBearer(d.Config.API.Token))
+	api.Use(countAPI(d.Metrics), limitBody(apiMaxBody, d.Metrics), requireBearer(newAPITokens(d.Config.API)),
+		auditRequests(d, apiRequest)) // audit.go: every /v1 request is in the audit trail
 	api.Handle("/visits", handleCreateVisit(d)).Methods(http.MethodPost)
 	api.Handle("/visits", handleListVisits(d)).Methods(http.MethodGet)
 	api.Handle("/visits/batch", handleBatchCreate(d)).Methods(http.MethodPost)
@@ -46,6 +49,7 @@ func addRoutes(r *mux.Router, d Deps) {
 	api.Handle("/visits/{id}/invites", handleCreateInvite(d)).Methods(http.MethodPost)
 	api.Handle("/visits/{id}/interpreter", handleRequestInterpreter(d)).Methods(http.MethodPost)
 	api.Handle("/visits/{id}/interpreter", handleHangUpInterpreter(d)).Methods(http.MethodDelete)
+	api.Handle("/audit", handleAuditTrail(d)).Methods(http.MethodGet)
 
 	// Operations (ops.go): health, readiness, metrics, and the admin pages
 	// behind basic auth.
@@ -55,10 +59,10 @@ func addRoutes(r *mux.Router, d Deps) {
 	admin := r.PathPrefix("/admin").Subrouter()
 	admin.Use(requireBasic(d.Config.Admin.Username, d.Config.Admin.Password))
 	if d.Dashboard != nil {
-		admin.PathPrefix("/queues").Handler(d.Dashboard)
+		admin.PathPrefix("/queues").Handler(auditAnswers(d, dashboardRequest, dashboardShown)(d.Dashboard))
 	}
 	if d.Board != nil {
-		admin.PathPrefix("/visits").Handler(d.Board)
+		admin.PathPrefix("/visits").Handler(auditRequests(d, boardRequest)(d.Board))
 	}
 	if d.Sandbox != nil {
 		r.PathPrefix("/sandbox/").Handler(http.StripPrefix("/sandbox", d.Sandbox))

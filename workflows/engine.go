@@ -58,6 +58,7 @@ type Store interface {
 	DialInStanding(ctx context.Context, caller, window, patientPhone string) (int, int, bool, error)
 	RememberPatientPhone(ctx context.Context, hash string, hold time.Duration) error
 	SetOptOut(ctx context.Context, hash string, out bool, at time.Time) error
+	AuditStore
 	OptedOut(ctx context.Context, hash string) (bool, error)
 	IndexReplies(ctx context.Context, hash, id string, expires time.Time) error
 	VisitForReplies(ctx context.Context, hash string) (string, error)

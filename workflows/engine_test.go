@@ -79,7 +79,7 @@ func TestOutboxSweepDeliversWhatAFailedEnqueueLeft(t *testing.T) {
 	broken.StartWorkers(healthy)
 	// A crash right after the commit would also lose the pending mark: only
 	// the full sweep's keyspace scan finds such an outbox.
-	if err := broken.Conn.Client.Del(ctx, "vf:outbox:pending").Err(); err != nil {
+	if err := broken.Conn.Client.Del(ctx, broken.Key("vf:outbox:pending")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := healthy.SweepOutbox(ctx, false); n != 0 || err != nil {

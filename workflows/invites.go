@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/audit"
 	"github.com/visitflow/visitflow/internal/twilioapi"
 	"github.com/visitflow/visitflow/internal/visit"
 )
@@ -157,6 +158,7 @@ func (e *Engine) invite(ctx context.Context, secret string) (*visit.Visit, visit
 	if err != nil {
 		return nil, visit.Invite{}, err
 	}
+	audit.Touch(ctx, id) // the invite's visit, which its route does not name
 	v, err := e.store.Get(ctx, id)
 	if errors.Is(err, visit.ErrNotFound) {
 		return nil, visit.Invite{}, ErrGone // purged with its visit

@@ -26,11 +26,11 @@ func DefaultMaintenance(reconcileInterval time.Duration) MaintenanceSchedule {
 }
 
 // RegisterMaintenance registers the maintenance tasks with an Asynq
-// scheduler. Two schedulers (a mistake, or a deploy overlap) are harmless:
+// scheduler, on the queues of namespace (redis.namespace). Two schedulers (a mistake, or a deploy overlap) are harmless:
 // asynq.Unique admits one task per firing window, and both tasks are
 // idempotent (re-sending outbox entries is deduplicated by task ID; purging
 // a purged visit does nothing).
-func RegisterMaintenance(s *asynq.Scheduler, m MaintenanceSchedule, uniqueFor time.Duration) error {
+func RegisterMaintenance(s *asynq.Scheduler, namespace string, m MaintenanceSchedule, uniqueFor time.Duration) error {
 	type periodic struct {
 		spec, typ string
 		unique    time.Duration
@@ -42,7 +42,7 @@ func RegisterMaintenance(s *asynq.Scheduler, m MaintenanceSchedule, uniqueFor ti
 	}
 	for _, t := range tasks {
 		if _, err := s.Register(t.spec, asynq.NewTask(t.typ, nil),
-			asynq.Queue(taskQueues[t.typ]), asynq.Unique(t.unique), asynq.MaxRetry(1)); err != nil {
+			asynq.Queue(QueueName(namespace, taskQueues[t.typ])), asynq.Unique(t.unique), asynq.MaxRetry(1)); err != nil {
 			return fmt.Errorf("register %s: %w", t.typ, err)
 		}
 	}
@@ -107,6 +107,13 @@ func (e *Engine) handleRetentionPurge(ctx context.Context, _ *asynq.Task) error 
 	n, err := e.PurgeFinished(ctx)
 	if n > 0 {
 		e.log.Info("retention purge deleted finished visits", zap.Int("visits", n))
+	}
+	if err != nil {
+		return err
+	}
+	days, err := e.TrimAudit(ctx)
+	if days > 0 {
+		e.log.Info("retention purge deleted audit days past audit.retention", zap.Int("days", days))
 	}
 	return err
 }

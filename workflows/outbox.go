@@ -39,6 +39,8 @@ func (e *Engine) send(ctx context.Context, j visit.Job) error {
 	if queue == "" {
 		queue = QueueDefault
 	}
+	// The outbox keeps the logical queue; the namespace is this deployment's.
+	queue = QueueName(e.cfg.Redis.Namespace, queue)
 	if j.Delete {
 		if e.deleter == nil {
 			return nil

@@ -162,7 +162,7 @@ func TestRescheduleReplacesEveryPendingTimer(t *testing.T) {
 		if !strings.Contains(id, workflows.TypeReminderSend) {
 			continue // the no-show check is due after the visit, not now
 		}
-		if err := env.Inspector.RunTask(workflows.QueueDefault, id); err != nil {
+		if err := env.Inspector.RunTask(env.QueueName(workflows.QueueDefault), id); err != nil {
 			t.Fatal(err)
 		}
 	}

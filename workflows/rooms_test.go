@@ -107,7 +107,7 @@ func TestRoomCreateIsScheduledRoomLeadBeforeTheVisit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		v := createIn(t, f, tt.id, tt.in)
-		info, err := f.Inspector.GetTaskInfo(workflows.QueueCritical, tt.id+":"+workflows.TypeRoomCreate+":s0")
+		info, err := f.Inspector.GetTaskInfo(f.QueueName(workflows.QueueCritical), tt.id+":"+workflows.TypeRoomCreate+":s0")
 		if err != nil {
 			t.Fatalf("%s: room:create task: %v", tt.id, err)
 		}
@@ -163,7 +163,7 @@ func TestRoomEndCallsTwilioOnlyWhenTwilioHasNotEndedTheRoom(t *testing.T) {
 	if err != nil || v.State() != visit.Completed {
 		t.Fatalf("visit after room-ended = %v, %v; want completed", v.State(), err)
 	}
-	if _, err := f.Inspector.GetTaskInfo(workflows.QueueCritical, done.ID+":"+workflows.TypeRoomEnd+":"+done.Room.SID); err != nil {
+	if _, err := f.Inspector.GetTaskInfo(f.QueueName(workflows.QueueCritical), done.ID+":"+workflows.TypeRoomEnd+":"+done.Room.SID); err != nil {
 		t.Fatalf("completing the visit enqueued no room:end: %v", err)
 	}
 	if err := testenv.Process(f.Engine, workflows.TypeRoomEnd, workflows.Payload{VisitID: done.ID}); err != nil {

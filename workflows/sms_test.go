@@ -112,11 +112,11 @@ func TestSMSOnceWithSeveralProcessesOnOneRedis(t *testing.T) {
 	}
 	wg.Wait()
 	env.Eventually("the scheduled reminders ran", func() bool {
-		info, err := env.Inspector.GetQueueInfo(workflows.QueueDefault)
+		info, err := env.Inspector.GetQueueInfo(env.QueueName(workflows.QueueDefault))
 		return err == nil && info.Scheduled == visits && len(env.SMS()) >= visits // no-show checks remain
 	})
 	env.Eventually("every reminder task settled", func() bool {
-		info, _ := env.Inspector.GetQueueInfo(workflows.QueueDefault)
+		info, _ := env.Inspector.GetQueueInfo(env.QueueName(workflows.QueueDefault))
 		return info.Pending == 0 && info.Active == 0 && info.Retry == 0 && info.Scheduled == visits
 	})
 	if n := len(env.SMS()); n != visits {
@@ -292,7 +292,7 @@ func TestSMSOnceWithTwoSchedulers(t *testing.T) {
 	}
 	for i := 0; i < 2; i++ {
 		s := asynq.NewSchedulerFromRedisClient(env.Conn.Client, &asynq.SchedulerOpts{LogLevel: asynq.FatalLevel})
-		if err := workflows.RegisterMaintenance(s, workflows.MaintenanceSchedule{OutboxSweep: "@every 1s", RetentionPurge: "@every 1s"}, time.Second); err != nil {
+		if err := workflows.RegisterMaintenance(s, env.Config.Redis.Namespace, workflows.MaintenanceSchedule{OutboxSweep: "@every 1s", RetentionPurge: "@every 1s"}, time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Start(); err != nil {
@@ -303,13 +303,13 @@ func TestSMSOnceWithTwoSchedulers(t *testing.T) {
 	env.StartWorkers(env.Engine)
 	env.Eventually("one reminder per visit", func() bool { return len(env.SMS()) >= visits })
 	// Let both schedulers fire several more sweeps over the same entries.
-	info, err := env.Inspector.GetQueueInfo(workflows.QueueLow)
+	info, err := env.Inspector.GetQueueInfo(env.QueueName(workflows.QueueLow))
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := info.Processed
 	env.Eventually("more sweeps", func() bool {
-		info, err := env.Inspector.GetQueueInfo(workflows.QueueLow)
+		info, err := env.Inspector.GetQueueInfo(env.QueueName(workflows.QueueLow))
 		return err == nil && info.Processed >= start+4
 	})
 	if n := len(env.SMS()); n != visits {
@@ -357,7 +357,7 @@ func TestOptedOutNumbersReceiveNothing(t *testing.T) {
 			t.Fatalf("timeline skipped entries = %v; want one saying opted out", got)
 		}
 		// The record is a keyed hash, not the number.
-		keys := env.AllKeys("vf:optout:*")
+		keys := env.AllKeys(env.Key("vf:optout:*"))
 		if len(keys) != 1 || strings.Contains(keys[0], "5550004") {
 			t.Fatalf("opt-out keys = %v; want one hash", keys)
 		}

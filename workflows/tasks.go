@@ -30,8 +30,33 @@ const (
 	QueueLow      = "low"
 )
 
-// Queues is the weight of each queue for the Asynq server.
-var Queues = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
+// queueWeights is the weight of each queue for the Asynq server.
+var queueWeights = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
+
+// QueueName is the Asynq queue that holds queue's tasks in namespace
+// (redis.namespace): "<namespace>:<queue>", or queue itself when namespace
+// is empty. Asynq keeps each queue under asynq:{<name>}:…, so deployments
+// with different namespaces never take each other's tasks.
+func QueueName(namespace, queue string) string {
+	if namespace == "" {
+		return queue
+	}
+	return namespace + ":" + queue
+}
+
+// Queues returns the Asynq server's queue weights in namespace.
+func Queues(namespace string) map[string]int {
+	out := make(map[string]int, len(queueWeights))
+	for q, w := range queueWeights {
+		out[QueueName(namespace, q)] = w
+	}
+	return out
+}
+
+// QueueNames returns every queue of namespace, most urgent first.
+func QueueNames(namespace string) []string {
+	return []string{QueueName(namespace, QueueCritical), QueueName(namespace, QueueDefault), QueueName(namespace, QueueLow)}
+}
 
 // Task types: "domain:verb".
 const (
@@ -98,7 +123,8 @@ const (
 	// "full" also scans the keyspace). Enqueued by the scheduler role.
 	TypeOutboxSweep = "maintenance:outbox-sweep"
 	// TypeRetentionPurge deletes finished visits older than
-	// visits.retention. Enqueued by the scheduler role.
+	// visits.retention and audit days older than audit.retention.
+	// Enqueued by the scheduler role.
 	TypeRetentionPurge = "maintenance:retention-purge"
 	// TypeReconcile reads the open visits whose callbacks went quiet back
 	// from Twilio's REST API and folds in what Twilio reports (reconcile.go).

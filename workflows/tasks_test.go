@@ -25,8 +25,8 @@ func TestEveryTaskTypeHasQueueAndHandler(t *testing.T) {
 		if handlers[typ] == nil {
 			t.Errorf("task type %s has queue %q but no handler", typ, q)
 		}
-		if _, ok := Queues[q]; !ok {
-			t.Errorf("task type %s is queued on %q, which no worker serves (Queues = %v)", typ, q, Queues)
+		if _, ok := Queues("ns")[QueueName("ns", q)]; !ok {
+			t.Errorf("task type %s is queued on %q, which no worker serves (Queues = %v)", typ, q, Queues("ns"))
 		}
 	}
 	for typ := range handlers {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/audit"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -101,6 +102,7 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 	if in.ID == "" {
 		in.ID = newVisitID()
 	}
+	audit.Touch(ctx, in.ID) // the id is not in the route (batch: one of many)
 	now := e.clock.Now()
 	v := &visit.Visit{
 		ID:          in.ID,
@@ -172,7 +174,11 @@ func (e *Engine) Visit(ctx context.Context, id string) (*visit.Visit, []visit.En
 
 // ListVisits returns a page of visits, newest schedule first.
 func (e *Engine) ListVisits(ctx context.Context, q visit.ListQuery) ([]*visit.Visit, string, error) {
-	return e.store.List(ctx, q)
+	visits, next, err := e.store.List(ctx, q)
+	for _, v := range visits {
+		audit.Touch(ctx, v.ID) // every listed visit was read
+	}
+	return visits, next, err
 }
 
 // CancelVisit cancels a visit; a finished visit is visit.ErrInvalidChange.

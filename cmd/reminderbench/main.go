@@ -51,7 +51,8 @@ func main() {
 
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("reminderbench", flag.ContinueOnError)
-	redisURL := fs.String("redis", "", "Redis URL (required; its database is FLUSHED)")
+	redisURL := fs.String("redis", "", "Redis URL (required; its database is FLUSHED unless -namespace is given)")
+	namespace := fs.String("namespace", "", "redis.namespace to run in instead of flushing the database (each measurement in its own <namespace>-create, <namespace>-due)")
 	visits := fs.Int("visits", 10000, "visits to create through the batch API (0 skips)")
 	batch := fs.Int("batch", workflows.BatchLimit, "visits per batch request")
 	due := fs.Int("due", 1000, "reminders due within the same minute (0 skips)")
@@ -71,21 +72,30 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer conn.Close()
-	if err := conn.Client.FlushDB(ctx).Err(); err != nil {
+	// Each measurement starts from an empty keyspace: a flushed database,
+	// or a namespace of its own on a Redis shared with others.
+	fresh := func(phase string) (string, error) {
+		if *namespace != "" {
+			return *namespace + "-" + phase, nil
+		}
+		return "", conn.Client.FlushDB(ctx).Err()
+	}
+	createNS, err := fresh("create")
+	if err != nil {
 		return err
 	}
-	b := newBench(conn, *concurrency)
+	b := newBench(conn, *concurrency, createNS)
 	b.checkInterval = *check
 	defer b.close()
 	if *visits > 0 {
 		if err := b.create(ctx, out, *visits, *batch); err != nil {
 			return err
 		}
-		if err := conn.Client.FlushDB(ctx).Err(); err != nil {
-			return err
-		}
 	}
 	if *due > 0 {
+		if b.cfg.Redis.Namespace, err = fresh("due"); err != nil {
+			return err
+		}
 		return b.dueInOneMinute(ctx, out, *due, *window, *lead)
 	}
 	return nil
@@ -116,7 +126,7 @@ func serve(h http.Handler) (*http.Server, string) {
 	return srv, "http://" + ln.Addr().String()
 }
 
-func newBench(conn *redisx.Conn, concurrency int) *bench {
+func newBench(conn *redisx.Conn, concurrency int, namespace string) *bench {
 	b := &bench{conn: conn, arrived: map[string]time.Time{}, concurrency: concurrency}
 	appMux := http.NewServeMux()
 	b.app, b.appURL = serve(appMux)
@@ -144,13 +154,14 @@ func newBench(conn *redisx.Conn, concurrency int) *bench {
 	cfg.HTTP.PublicBaseURL = b.appURL
 	cfg.API.Token = "bench"
 	cfg.Visits.QuietHours = config.QuietHours{} // all three reminders distinct
+	cfg.Redis.Namespace = namespace
 	b.cfg = cfg
 	tw, err := twilioapi.New(twilioapi.Config{AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken,
 		FromNumber: cfg.Twilio.FromNumber, APIURL: cfg.Twilio.APIURL}, nil)
 	if err != nil {
 		panic(err)
 	}
-	b.engine = workflows.New(workflows.Deps{Store: store.New(conn.Client), Queue: asynq.NewClientFromRedisClient(conn.Client),
+	b.engine = workflows.New(workflows.Deps{Store: store.New(conn.Client, store.WithNamespace(namespace)), Queue: asynq.NewClientFromRedisClient(conn.Client),
 		Deleter: asynq.NewInspectorFromRedisClient(conn.Client), Twilio: tw, Config: cfg})
 	appMux.Handle("/", handlers.NewServer(handlers.Deps{Engine: b.engine, Config: cfg}))
 	return b
@@ -233,7 +244,7 @@ func (b *bench) create(ctx context.Context, out io.Writer, n, per int) error {
 	if after, err := usedMemory(ctx, b.conn.Client); err == nil && memErr == nil {
 		memory = fmt.Sprintf("+%d bytes = %.0f bytes per scheduled visit", after-before, float64(after-before)/float64(n))
 	}
-	scheduled, _ := asynq.NewInspectorFromRedisClient(b.conn.Client).GetQueueInfo(workflows.QueueDefault)
+	scheduled, _ := asynq.NewInspectorFromRedisClient(b.conn.Client).GetQueueInfo(workflows.QueueName(b.cfg.Redis.Namespace, workflows.QueueDefault))
 	fmt.Fprintf(out, "create: %d visits in %s = %.0f visits/s; %d tasks scheduled; Redis used_memory %s\n",
 		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), scheduled.Scheduled, memory)
 	return nil
@@ -252,7 +263,7 @@ func (b *bench) dueInOneMinute(ctx context.Context, out io.Writer, n int, window
 	cfg := b.cfg
 	tw, _ := twilioapi.New(twilioapi.Config{AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken,
 		FromNumber: cfg.Twilio.FromNumber, APIURL: cfg.Twilio.APIURL}, nil)
-	engine := workflows.New(workflows.Deps{Store: store.New(b.conn.Client), Queue: asynq.NewClientFromRedisClient(b.conn.Client),
+	engine := workflows.New(workflows.Deps{Store: store.New(b.conn.Client, store.WithNamespace(cfg.Redis.Namespace)), Queue: asynq.NewClientFromRedisClient(b.conn.Client),
 		Deleter: asynq.NewInspectorFromRedisClient(b.conn.Client), Twilio: tw, Config: cfg})
 	items := makeItems(0, n, func(i int) time.Time { return dueAt(i).Add(time.Hour) })
 	created := engine.CreateVisits(ctx, toInputs(items))
@@ -264,7 +275,7 @@ func (b *bench) dueInOneMinute(ctx context.Context, out io.Writer, n int, window
 	if time.Now().After(windowStart) {
 		fmt.Fprintln(out, "due: warning: creating took longer than the lead; early reminders start late")
 	}
-	srv := asynq.NewServerFromRedisClient(b.conn.Client, asynq.Config{Concurrency: b.concurrency, Queues: workflows.Queues,
+	srv := asynq.NewServerFromRedisClient(b.conn.Client, asynq.Config{Concurrency: b.concurrency, Queues: workflows.Queues(cfg.Redis.Namespace),
 		LogLevel: asynq.ErrorLevel, DelayedTaskCheckInterval: b.checkInterval})
 	mux := asynq.NewServeMux()
 	engine.Register(mux)

@@ -57,6 +57,7 @@ func startSandboxServerWith(t *testing.T, extra map[string]string) *sandboxServe
 		"VISITFLOW_HTTP_ADDR":            addr,
 		"VISITFLOW_HTTP_PUBLIC_BASE_URL": "http://" + addr,
 		"VISITFLOW_REDIS_URL":            redistest.ForTest(t),
+		"VISITFLOW_REDIS_NAMESPACE":      redistest.Namespace(t),
 	}
 	maps.Copy(env, extra)
 	base := startServer(t, env) // also moves into a temp dir for the session file

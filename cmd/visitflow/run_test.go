@@ -99,9 +99,10 @@ func TestUnknownRoleIsRefused(t *testing.T) {
 // process (here: another run) joins the same Redis.
 func TestRolesSplitAndReadiness(t *testing.T) {
 	env := map[string]string{
-		"VISITFLOW_HTTP_ADDR": freeAddr(t),
-		"VISITFLOW_REDIS_URL": redistest.ForTest(t),
-		"VISITFLOW_API_TOKEN": "roles-token",
+		"VISITFLOW_HTTP_ADDR":       freeAddr(t),
+		"VISITFLOW_REDIS_URL":       redistest.ForTest(t),
+		"VISITFLOW_REDIS_NAMESPACE": redistest.Namespace(t),
+		"VISITFLOW_API_TOKEN":       "roles-token",
 	}
 	base := startServer(t, env, "--role", "web")
 	readyz := func() int {

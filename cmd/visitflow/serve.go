@@ -116,7 +116,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	// --- Domain and jobs ------------------------------------------------
 	m := metrics.New()
-	st := store.New(conn.Client)
+	ns := cfg.Redis.Namespace
+	st := store.New(conn.Client, store.WithNamespace(ns))
 	queue := asynq.NewClientFromRedisClient(conn.Client)
 	inspector := asynq.NewInspectorFromRedisClient(conn.Client)
 	m.WatchQueues(inspector)
@@ -140,7 +141,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if role.worker {
 		srv := asynq.NewServerFromRedisClient(conn.Client, asynq.Config{
 			Concurrency: cfg.Worker.Concurrency,
-			Queues:      workflows.Queues,
+			Queues:      workflows.Queues(ns),
 			// Reminders are due to the second.
 			DelayedTaskCheckInterval: workflows.DelayedTaskCheckInterval,
 			Logger:                   log.Named("asynq").Sugar(),
@@ -161,11 +162,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if role.scheduler {
 		sched := asynq.NewSchedulerFromRedisClient(conn.Client, &asynq.SchedulerOpts{Logger: log.Named("scheduler").Sugar()})
 		// Unique keeps two schedulers from enqueuing the same firing twice.
-		if err := workflows.RegisterMaintenance(sched, workflows.DefaultMaintenance(cfg.Twilio.ReconcileInterval), 25*time.Second); err != nil {
+		if err := workflows.RegisterMaintenance(sched, ns, workflows.DefaultMaintenance(cfg.Twilio.ReconcileInterval), 25*time.Second); err != nil {
 			return err
 		}
 		if _, err := sched.Register("@every 10m", asynq.NewTask(workflows.TypeOutboxSweep, []byte("full")),
-			asynq.Queue(workflows.QueueLow), asynq.Unique(9*time.Minute)); err != nil {
+			asynq.Queue(workflows.QueueName(ns, workflows.QueueLow)), asynq.Unique(9*time.Minute)); err != nil {
 			return fmt.Errorf("register full outbox sweep: %w", err)
 		}
 		if err := sched.Start(); err != nil {
@@ -188,10 +189,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				if err != nil {
 					return fmt.Errorf("asynq: %w", err)
 				}
-				if len(servers) == 0 {
-					return errors.New("no workers registered")
+				// Asynq lists every server on this Redis; only workers of
+				// this namespace's queues serve this deployment.
+				for _, s := range servers {
+					if _, ok := s.Queues[workflows.QueueName(ns, workflows.QueueCritical)]; ok {
+						return nil
+					}
 				}
-				return nil
+				return errors.New("no workers registered")
 			},
 			Dashboard: asynqmon.New(asynqmon.Options{
 				RootPath:         "/admin/queues",
@@ -201,7 +206,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				ResultFormatter:  asynqmon.ResultFormatterFunc(workflows.RedactPayload),
 			}),
 			Board: board.New(board.Options{Visits: engine,
-				Jobs: workflows.NewJobList(inspector, []string{workflows.QueueCritical, workflows.QueueDefault, workflows.QueueLow})}),
+				Jobs: workflows.NewJobList(inspector, workflows.QueueNames(ns)), Audit: engine,
+				Location: cfg.Board.Location(), PageSize: cfg.Board.PageSize}),
 		}
 		if sandboxMode {
 			emu := sandbox.New(sandbox.Options{

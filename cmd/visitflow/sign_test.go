@@ -33,6 +33,7 @@ func walkthroughServer(t *testing.T) (base string, env map[string]string) {
 		"VISITFLOW_HTTP_ADDR":            addr,
 		"VISITFLOW_HTTP_PUBLIC_BASE_URL": "http://" + addr,
 		"VISITFLOW_REDIS_URL":            redistest.ForTest(t),
+		"VISITFLOW_REDIS_NAMESPACE":      redistest.Namespace(t),
 		"VISITFLOW_API_TOKEN":            "walkthrough-token",
 		"VISITFLOW_ADMIN_PASSWORD":       "walkthrough-admin",
 	}

@@ -1,7 +1,10 @@
 // Package board is the visit board at /admin/visits: a server-rendered
 // (html/template, no JavaScript) view for a clinic's support desk of today's
 // visits by state, who is waiting and for how long, interpreter legs and
-// failed messages, and per visit its timeline, participants and jobs.
+// failures (messages and calls that failed or whose outcome is unknown,
+// reconciliations that failed), and per visit its timeline, participants,
+// jobs and audit trail. "Today" is the calendar day in board.timezone; a
+// busy day is split into pages rather than cut off.
 //
 // Phones and names are PHI: the board shows them masked (+1•••••••0002,
 // initials) and never puts them in URLs. The handler is mounted behind admin
@@ -15,9 +18,11 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/audit"
 	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
@@ -34,22 +39,35 @@ type Jobs interface {
 	VisitJobs(ctx context.Context, id string) ([]workflows.JobView, error)
 }
 
+// AuditTrail reads who read or changed a visit (implemented by
+// *workflows.Engine).
+type AuditTrail interface {
+	LatestAudit(ctx context.Context, id string, n int) ([]audit.Record, error)
+}
+
+// auditShown is how many of a visit's newest audit records its page shows;
+// GET /v1/audit?visit= has them all.
+const auditShown = 50
+
 // Options configure the board.
 type Options struct {
 	Visits Visits
 	// Jobs lets a visit's page list its jobs; nil hides them.
 	Jobs Jobs
+	// Audit lets a visit's page show its audit trail; nil hides it.
+	Audit AuditTrail
 	// Prefix is where the board is mounted ("/admin/visits"); QueuesPath is
 	// the Asynq dashboard's root ("/admin/queues") for links to tasks.
 	Prefix     string
 	QueuesPath string
 	Clock      clock.Clock
-	// Location decides what "today" is; UTC when nil.
+	// Location decides what "today" is and the zone of every time shown
+	// (board.timezone); the server's local zone when nil.
 	Location *time.Location
+	// PageSize is how many visits one page of a day lists (board.page_size);
+	// 200 when 0.
+	PageSize int
 }
-
-// maxDay bounds how many visits one day's board reads.
-const maxDay = 2000
 
 // New returns the board handler. It serves Prefix (the day's board) and
 // Prefix/{id} (one visit).
@@ -58,7 +76,10 @@ func New(o Options) http.Handler {
 		o.Clock = clock.Real{}
 	}
 	if o.Location == nil {
-		o.Location = time.UTC
+		o.Location = time.Local
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 200
 	}
 	if o.Prefix == "" {
 		o.Prefix = "/admin/visits"
@@ -88,7 +109,8 @@ func (b *board) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// day renders today's board.
+// day renders a page of today's board (or of ?day=YYYY-MM-DD), oldest
+// first; ?page= is the cursor of a further page, ?start= its first number.
 func (b *board) day(w http.ResponseWriter, r *http.Request) {
 	now := b.o.Clock.Now()
 	local := now.In(b.o.Location)
@@ -102,14 +124,32 @@ func (b *board) day(w http.ResponseWriter, r *http.Request) {
 		from = t
 	}
 	to := from.AddDate(0, 0, 1).Add(-time.Millisecond)
-	visits, _, err := b.o.Visits.ListVisits(r.Context(), visit.ListQuery{From: from, To: to, Limit: maxDay})
+	q := r.URL.Query()
+	start, _ := strconv.Atoi(q.Get("start"))
+	if start < 1 {
+		start = 1
+	}
+	visits, next, err := b.o.Visits.ListVisits(r.Context(), visit.ListQuery{From: from, To: to, Limit: b.o.PageSize,
+		OldestFirst: true, Cursor: q.Get("page")})
+	if errors.Is(err, visit.ErrBadCursor) {
+		http.Error(w, "page is not a page of this board", http.StatusBadRequest)
+		return
+	}
 	if err != nil {
 		b.fail(w, "list visits", err)
 		return
 	}
-	sort.Slice(visits, func(i, j int) bool { return visits[i].ScheduledAt.Before(visits[j].ScheduledAt) })
 
-	page := dayPage{Day: from.Format("Mon 2 Jan 2006"), Now: local.Format("15:04 MST"), Prefix: b.o.Prefix}
+	page := dayPage{Day: from.Format("Mon 2 Jan 2006"), Now: local.Format("15:04 MST"), Prefix: b.o.Prefix,
+		First: start, Last: start + len(visits) - 1}
+	dayParam := url.Values{"day": {from.Format("2006-01-02")}}
+	if q.Get("page") != "" {
+		page.FirstPage = b.o.Prefix + "?" + dayParam.Encode()
+	}
+	if next != "" {
+		v := url.Values{"day": dayParam["day"], "page": {next}, "start": {strconv.Itoa(page.Last + 1)}}
+		page.NextPage = b.o.Prefix + "?" + v.Encode()
+	}
 	byState := map[visit.State][]row{}
 	for _, v := range visits {
 		st := v.State()
@@ -129,7 +169,7 @@ func (b *board) day(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, e := range tl {
-			if failedEntry(e) {
+			if e.IsFailure() {
 				page.Failed = append(page.Failed, failedRow{row: rw, At: b.clockTime(e.At), Type: e.Type, Summary: e.Summary})
 			}
 		}
@@ -138,7 +178,6 @@ func (b *board) day(w http.ResponseWriter, r *http.Request) {
 	for _, st := range visit.States {
 		page.States = append(page.States, stateGroup{State: string(st), Rows: byState[st]})
 	}
-	page.Total = len(visits)
 	b.render(w, dayTemplate, page)
 }
 
@@ -159,7 +198,7 @@ func (b *board) one(w http.ResponseWriter, r *http.Request, id string) {
 		Timezone: v.Timezone, RoomName: v.Room.Name, Schedule: v.ScheduledAt.In(b.o.Location).Format("Mon 2 Jan 2006 15:04 MST")}
 	for _, e := range tl {
 		page.Timeline = append(page.Timeline, timelineRow{At: b.clockTime(e.At), Source: e.Source, Type: e.Type,
-			Summary: e.Summary, State: string(e.State), Failed: failedEntry(e)})
+			Summary: e.Summary, State: string(e.State), Failed: e.IsFailure()})
 	}
 	for _, p := range v.ParticipantList() {
 		pr := participantRow{Role: roleLabel(p), SID: p.SID, Connected: p.Connected}
@@ -182,6 +221,17 @@ func (b *board) one(w http.ResponseWriter, r *http.Request, id string) {
 			page.JobsError = "could not read the queues: " + err.Error()
 		}
 		page.Jobs = jobs
+	}
+	if b.o.Audit != nil {
+		page.ShowAudit = true
+		records, err := b.o.Audit.LatestAudit(r.Context(), id, auditShown)
+		if err != nil {
+			page.AuditError = "could not read the audit trail: " + err.Error()
+		}
+		for _, rec := range records {
+			page.Audit = append(page.Audit, auditRow{At: rec.At.In(b.o.Location).Format("2 Jan 15:04:05"),
+				Actor: rec.Actor, Action: rec.Action, Status: rec.Status})
+		}
 	}
 	b.render(w, visitTemplate, page)
 }
@@ -245,13 +295,6 @@ func roleLabel(p visit.ParticipantView) string {
 		return string(p.Role) + " (phone)"
 	}
 	return string(p.Role)
-}
-
-// failedEntry reports whether a timeline entry records a failure a support
-// person should see (an SMS undelivered, a call failed, a job given up).
-func failedEntry(e visit.Entry) bool {
-	t := strings.ToLower(e.Type)
-	return strings.Contains(t, "failed") || strings.Contains(t, "undelivered")
 }
 
 func formatWait(d time.Duration) string {

@@ -36,11 +36,14 @@ type failedRow struct {
 
 type dayPage struct {
 	Day, Now, Prefix string
-	Total            int
-	States           []stateGroup
-	Waiting          []row
-	Interpreters     []interpreterRow
-	Failed           []failedRow
+	// First and Last number the page's visits within the day; FirstPage
+	// and NextPage link the day's first and next page ("" when this is it).
+	First, Last         int
+	FirstPage, NextPage string
+	States              []stateGroup
+	Waiting             []row
+	Interpreters        []interpreterRow
+	Failed              []failedRow
 }
 
 type timelineRow struct {
@@ -67,6 +70,15 @@ type visitPage struct {
 	ShowJobs                                         bool
 	Jobs                                             []jobRow
 	JobsError                                        string
+	ShowAudit                                        bool
+	Audit                                            []auditRow
+	AuditError                                       string
+}
+
+// auditRow is one audit record: who read or changed the visit, when, how.
+type auditRow struct {
+	At, Actor, Action string
+	Status            int
 }
 
 // render executes into a buffer first so a template error is a clean 500,
@@ -97,7 +109,7 @@ h2{margin-top:1.5em}
 
 var dayTemplate = template.Must(template.Must(template.New("layout").Parse(layout)).New("day").Parse(`{{template "head" "Visit board"}}
 <h1>Visits on {{.Day}}</h1>
-<p class="muted">As of {{.Now}} · {{.Total}} visits · refreshes every 30 s</p>
+<p class="muted" id="paging">As of {{.Now}} · {{if lt .Last .First}}no visits{{else}}visits {{.First}}–{{.Last}}{{end}}{{if .NextPage}} · <a href="{{.NextPage}}" rel="next">more visits on the next page</a>{{end}}{{if .FirstPage}} · <a href="{{.FirstPage}}">first page</a>{{end}} · refreshes every 30 s</p>
 
 <h2 id="waiting">Waiting now</h2>
 {{if .Waiting}}<table><tr><th>Visit</th><th>At</th><th>Who is waiting</th><th>For</th><th>Provider</th><th>Patient</th><th>Patient phone</th></tr>
@@ -109,7 +121,7 @@ var dayTemplate = template.Must(template.Must(template.New("layout").Parse(layou
 {{range .Interpreters}}<tr><td><a href="{{.Link}}">{{.ID}}</a></td><td class="phone">{{.Line}}</td><td>{{.State}}</td><td>{{.Attempts}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">No interpreter legs today.</p>{{end}}
 
-<h2 id="failed">Failed messages and calls</h2>
+<h2 id="failed">Failures: messages and calls failed or of unknown outcome, reconciliation</h2>
 {{if .Failed}}<table><tr><th>Visit</th><th>At</th><th>What</th><th>Detail</th></tr>
 {{range .Failed}}<tr class="failed"><td><a href="{{.Link}}">{{.ID}}</a></td><td>{{.At}}</td><td>{{.Type}}</td><td>{{.Summary}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">No failures today.</p>{{end}}
@@ -151,4 +163,11 @@ var visitTemplate = template.Must(template.Must(template.New("layout").Parse(lay
 {{range .Jobs}}<tr class="job"><td><a href="{{.Link}}">{{.ID}}</a></td><td>{{.Type}}</td><td>{{.Queue}}</td><td>{{.State}}</td><td>{{.When}}</td><td>{{.Retried}}</td><td>{{.LastError}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">No jobs in the queues for this visit.</p>{{end}}
 <p><a href="{{.QueuesPath}}">All queues</a></p>{{end}}
+
+{{if .ShowAudit}}<h2 id="audit">Audit trail</h2>
+<p class="muted">Who read or changed this visit, newest first (the latest 50; all of them: GET /v1/audit?visit={{.ID}}).</p>
+{{if .AuditError}}<p class="failed">{{.AuditError}}</p>{{end}}
+{{if .Audit}}<table><tr><th>At</th><th>Who</th><th>What</th><th>Status</th></tr>
+{{range .Audit}}<tr class="audit"><td>{{.At}}</td><td>{{.Actor}}</td><td>{{.Action}}</td><td>{{.Status}}</td></tr>
+{{end}}</table>{{else}}<p class="muted">No audit records yet.</p>{{end}}{{end}}
 </body></html>`))

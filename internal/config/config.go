@@ -8,7 +8,9 @@
 // (visits.followup_after → VISITFLOW_VISITS_FOLLOWUP_AFTER). The names are
 // derived from the yaml tags by reflection, so a new field gets its variable
 // without further code. List values are comma-separated
-// (VISITFLOW_VISITS_REMINDER_OFFSETS=24h,1h). Interpreter lines are a map:
+// (VISITFLOW_VISITS_REMINDER_OFFSETS=24h,1h); a list of objects takes each
+// object in its one-line form (VISITFLOW_API_TOKENS=ehr:tok1,cron:tok2 for
+// api.tokens' {name, token}) and replaces the file's list. Interpreter lines are a map:
 // the fields of a line that exists in the file can be overridden with
 // VISITFLOW_INTERPRETER_LINES_<NAME>_PHONE (…_IVR, …_LANGUAGES), NAME being
 // the line's key upper-cased with "-" replaced by "_"; a line cannot be
@@ -42,6 +44,8 @@ type Config struct {
 	Interpreter Interpreter `yaml:"interpreter"`
 	Log         Log         `yaml:"log"`
 	Worker      Worker      `yaml:"worker"`
+	Board       Board       `yaml:"board"`
+	Audit       Audit       `yaml:"audit"`
 }
 
 // HTTP configures the listener that serves webhooks, the API and the admin pages.
@@ -68,6 +72,11 @@ type Redis struct {
 	// Optional, default empty: an embedded in-memory Redis, for development
 	// only (everything is lost when the process exits).
 	URL string `yaml:"url" secret:"url"`
+	// Namespace prefixes every visitflow key (ns:vf:…) and every Asynq
+	// queue name (ns:critical, …), so two deployments can share one Redis
+	// or Cluster. Optional, default empty (no prefix); letters, digits,
+	// "-", "_" and "." only, at most 64.
+	Namespace string `yaml:"namespace"`
 }
 
 // Twilio holds the credentials and endpoints for Twilio's REST API. Without
@@ -107,6 +116,30 @@ type API struct {
 	// Token is the bearer token for /v1. Required outside sandbox mode; in
 	// sandbox mode an empty token is replaced by a random one at start.
 	Token string `yaml:"token" secret:"true"`
+	// Tokens are further bearer tokens, each with a name that the audit
+	// trail records as who made a request (Token is the unnamed default,
+	// recorded as "default"). In the environment, VISITFLOW_API_TOKENS is a
+	// comma-separated list of name:token pairs. Optional, default none.
+	Tokens []APIToken `yaml:"tokens"`
+}
+
+// APIToken is one named bearer token of api.tokens.
+type APIToken struct {
+	// Name says whose token it is ("ehr", "cron"); letters, digits, "-",
+	// "_" and "." only. Required.
+	Name string `yaml:"name"`
+	// Token is the bearer secret. Required.
+	Token string `yaml:"token" secret:"true"`
+}
+
+// UnmarshalText reads the environment's form of a token, "name:token".
+func (t *APIToken) UnmarshalText(b []byte) error {
+	name, token, ok := strings.Cut(string(b), ":")
+	if !ok {
+		return fmt.Errorf("want name:token, got a value without \":\"")
+	}
+	t.Name, t.Token = strings.TrimSpace(name), strings.TrimSpace(token)
+	return nil
 }
 
 // Admin configures basic auth and behaviour of /admin.
@@ -278,6 +311,37 @@ type Worker struct {
 	Concurrency int `yaml:"concurrency"`
 }
 
+// Board configures the visit board at /admin/visits.
+type Board struct {
+	// Timezone is the IANA zone ("America/New_York") whose calendar day
+	// the board shows and whose clock its times are in. Optional, default
+	// empty: the server's local zone.
+	Timezone string `yaml:"timezone"`
+	// PageSize is how many visits one page of the day's board lists; a
+	// busier day continues on further pages. Optional, default 200.
+	PageSize int `yaml:"page_size"`
+}
+
+// Location returns the board's time zone (Validate checked it loads).
+func (b Board) Location() *time.Location {
+	if b.Timezone == "" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(b.Timezone)
+	if err != nil {
+		return time.Local
+	}
+	return loc
+}
+
+// Audit configures the audit trail of who read or changed which visit.
+type Audit struct {
+	// Retention is how long audit records are kept; whole days older than
+	// this are trimmed by the hourly maintenance. Optional, default 52560h
+	// (6 years, HIPAA's documentation retention).
+	Retention time.Duration `yaml:"retention"`
+}
+
 // Default returns the configuration used when no file and no environment
 // variable say otherwise. config.yaml at the repository root documents
 // exactly these values (a test keeps them equal).
@@ -340,6 +404,8 @@ func Default() Config {
 		},
 		Log:    Log{Level: "info", Format: "console"},
 		Worker: Worker{Concurrency: 10},
+		Board:  Board{PageSize: 200},
+		Audit:  Audit{Retention: 6 * 365 * 24 * time.Hour},
 	}
 }
 

@@ -138,6 +138,10 @@ var envValues = map[string]struct {
 	"interpreter.lines.voyce-es.languages": {"es,pt-BR", []string{"es", "pt-BR"}, nil},
 	"log.level":                            {"debug", "debug", nil},
 	"log.format":                           {"json", "json", nil},
+	"redis.namespace":                      {"clinic-b", "clinic-b", nil},
+	"api.tokens":                           {"ehr:tok-1, cron:tok-2", []APIToken{{Name: "ehr", Token: "tok-1"}, {Name: "cron", Token: "tok-2"}}, nil},
+	"board.timezone":                       {"America/Chicago", "America/Chicago", nil},
+	"audit.retention":                      {"48h", 48 * time.Hour, nil},
 
 	// Dial-in: values that pass Validate (a PIN length, limited tries within tries per call).
 	"visits.dial_in_pin_digits":             {"12", 12, nil},

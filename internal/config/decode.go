@@ -60,6 +60,27 @@ func decodeValue(n *yaml.Node, v reflect.Value, path, file string) error {
 		if err := setScalar(v, n.Value); err != nil {
 			return fail("%v", err)
 		}
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct && n.Kind == yaml.SequenceNode:
+		// A list of objects (api.tokens): each item a mapping of its
+		// fields, or the one-line form the environment uses.
+		if len(n.Content) == 0 {
+			v.Set(reflect.Zero(v.Type()))
+			return nil
+		}
+		list := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			itemPath := fmt.Sprintf("%s[%d]", path, i)
+			if item.Kind == yaml.MappingNode {
+				if err := decodeFields(item, list.Index(i), itemPath, file); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := decodeValue(item, list.Index(i), itemPath, file); err != nil {
+				return err
+			}
+		}
+		v.Set(list)
 	case v.Kind() == reflect.Slice:
 		var items []string
 		switch n.Kind {
@@ -85,22 +106,7 @@ func decodeValue(n *yaml.Node, v reflect.Value, path, file string) error {
 		if n.Kind != yaml.MappingNode {
 			return fail("want a mapping of keys, got %s", kindName(n))
 		}
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			keyPath := join(path, k.Value)
-			if seen[k.Value] {
-				return fmt.Errorf("config: %s: set twice (%s:%d)", keyPath, file, k.Line)
-			}
-			seen[k.Value] = true
-			f, ok := fieldByKey(v, k.Value)
-			if !ok {
-				return fmt.Errorf("config: %s: unknown key (%s:%d)", keyPath, file, k.Line)
-			}
-			if err := decodeValue(val, f, keyPath, file); err != nil {
-				return err
-			}
-		}
+		return decodeFields(n, v, path, file)
 	case v.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			return fail("want a mapping of names, got %s", kindName(n))
@@ -121,6 +127,27 @@ func decodeValue(n *yaml.Node, v reflect.Value, path, file string) error {
 		}
 	default:
 		return fail("unsupported field type %s", v.Type()) // a programming error in Config
+	}
+	return nil
+}
+
+// decodeFields overlays the mapping n onto the fields of struct v.
+func decodeFields(n *yaml.Node, v reflect.Value, path, file string) error {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		keyPath := join(path, k.Value)
+		if seen[k.Value] {
+			return fmt.Errorf("config: %s: set twice (%s:%d)", keyPath, file, k.Line)
+		}
+		seen[k.Value] = true
+		f, ok := fieldByKey(v, k.Value)
+		if !ok {
+			return fmt.Errorf("config: %s: unknown key (%s:%d)", keyPath, file, k.Line)
+		}
+		if err := decodeValue(val, f, keyPath, file); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -80,6 +80,11 @@ func (c Config) Validate() error {
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
 		{"log.format", oneOf(c.Log.Format, "console", "json")},
 		{"worker.concurrency", positiveInt(int64(c.Worker.Concurrency))},
+		{"redis.namespace", optional(c.Redis.Namespace, namespace)},
+		{"api.tokens", apiTokens(c.API)},
+		{"board.timezone", optional(c.Board.Timezone, timezone)},
+		{"board.page_size", intBetween(c.Board.PageSize, 1, 5000)},
+		{"audit.retention", atLeast(c.Audit.Retention, 24*time.Hour)},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {

@@ -169,7 +169,9 @@ func TestJoinPageAndStatusShowOnlyWhatTheSMSSaid(t *testing.T) {
 func TestJoinPageOfAnExpiredInvite(t *testing.T) {
 	e := newSandboxEnv(t, func(c *config.Config) { c.Visits.AccessWindow = time.Second })
 	body := testenv.VisitBody("V-exp")
-	body["scheduled_at"] = time.Now().Add(time.Second).UTC().Truncate(time.Second).Format(time.RFC3339)
+	// A few seconds ahead: the link's SMS is sent by a job, which must run
+	// before the window closes even on a loaded machine.
+	body["scheduled_at"] = time.Now().Add(5 * time.Second).UTC().Truncate(time.Second).Format(time.RFC3339)
 	e.CreateVisit(body)
 	var link string
 	e.Eventually("the join link", func() bool {

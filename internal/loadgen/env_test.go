@@ -32,11 +32,13 @@ const (
 )
 
 // startWeb starts one visitflow web replica (the real HTTP edge on real
-// Redis, no workers) on redisURL whose public_base_url is public (its own
-// URL when empty).
-func startWeb(t testing.TB, redisURL, public string) *testenv.Env {
+// Redis, no workers) on redisURL in namespace, whose public_base_url is
+// public (its own URL when empty). Replicas of one deployment share a
+// namespace (redistest.Namespace).
+func startWeb(t testing.TB, redisURL, namespace, public string) *testenv.Env {
 	t.Helper()
 	return testenv.New(t, testenv.RedisURL(redisURL), testenv.Configure(func(c *config.Config) {
+		c.Redis.Namespace = namespace
 		if public != "" {
 			c.HTTP.PublicBaseURL = public
 		}

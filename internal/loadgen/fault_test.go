@@ -67,7 +67,7 @@ func TestRedisStoppedAndRestartedUnderLoad(t *testing.T) {
 	// Append-only with fsync on every write: what Redis acknowledged survives
 	// the restart, as in production.
 	redis := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
-	w := startWeb(t, redis.URL(), "")
+	w := startWeb(t, redis.URL(), redistest.Namespace(t), "")
 	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "r",
 		Visits: 16, Senders: 8, Callbacks: 1600}
 	ctx := context.Background()
@@ -148,8 +148,9 @@ func TestWebReplicaKilledLosesNothing(t *testing.T) {
 	url := redistest.ForTest(t)
 	// Two replicas behind one public URL, as behind a load balancer.
 	const public = "https://visitflow.example"
-	a := startWeb(t, url, public)
-	b := startWeb(t, url, public)
+	ns := redistest.Namespace(t)
+	a := startWeb(t, url, ns, public)
+	b := startWeb(t, url, ns, public)
 	ctx := context.Background()
 	base := loadgen.Options{PublicBaseURL: public, AuthToken: authToken, APIToken: apiToken,
 		Visits: 8, Senders: 8, Callbacks: 800}

@@ -31,12 +31,13 @@ import (
 )
 
 const (
-	workerEnv      = "VISITFLOW_FAULT_WORKER_REDIS"   // run as a worker process on this Redis
-	workerBlockEnv = "VISITFLOW_FAULT_WORKER_BLOCK"   // "1": hang in every job, as if stuck mid-job
-	workerTwilio   = "VISITFLOW_FAULT_WORKER_TWILIO"  // the worker's Twilio REST base URL (testenv credentials)
-	workerApp      = "VISITFLOW_FAULT_WORKER_APP"     // the web replica's URL (public_base_url)
-	workerConc     = "VISITFLOW_FAULT_WORKER_CONC"    // the worker's concurrency (default 1)
-	workerTimeout  = "VISITFLOW_FAULT_WORKER_TIMEOUT" // the worker's twilio.request_timeout (default 2s)
+	workerEnv          = "VISITFLOW_FAULT_WORKER_REDIS"     // run as a worker process on this Redis
+	workerBlockEnv     = "VISITFLOW_FAULT_WORKER_BLOCK"     // "1": hang in every job, as if stuck mid-job
+	workerNamespaceEnv = "VISITFLOW_FAULT_WORKER_NAMESPACE" // the redis.namespace it works in
+	workerTwilio       = "VISITFLOW_FAULT_WORKER_TWILIO"    // the worker's Twilio REST base URL (testenv credentials)
+	workerApp          = "VISITFLOW_FAULT_WORKER_APP"       // the web replica's URL (public_base_url)
+	workerConc         = "VISITFLOW_FAULT_WORKER_CONC"      // the worker's concurrency (default 1)
+	workerTimeout      = "VISITFLOW_FAULT_WORKER_TIMEOUT"   // the worker's twilio.request_timeout (default 2s)
 )
 
 // TestWorkerProcess is not a real test: TestWorkerKilledMidJob runs the test
@@ -53,7 +54,8 @@ func TestWorkerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	deps := workflows.Deps{Store: store.New(conn.Client),
+	cfg.Redis.Namespace = os.Getenv(workerNamespaceEnv)
+	deps := workflows.Deps{Store: store.New(conn.Client, store.WithNamespace(cfg.Redis.Namespace)),
 		Queue: asynq.NewClientFromRedisClient(conn.Client), Deleter: asynq.NewInspectorFromRedisClient(conn.Client)}
 	if api := os.Getenv(workerTwilio); api != "" {
 		cfg.Twilio.AccountSID, cfg.Twilio.AuthToken = testenv.AccountSID, testenv.AuthToken
@@ -73,7 +75,7 @@ func TestWorkerProcess(t *testing.T) {
 	engine := workflows.New(deps)
 	concurrency, _ := strconv.Atoi(os.Getenv(workerConc))
 	srv := asynq.NewServerFromRedisClient(conn.Client, asynq.Config{
-		Concurrency: max(concurrency, 1), Queues: workflows.Queues, LogLevel: asynq.ErrorLevel,
+		Concurrency: max(concurrency, 1), Queues: workflows.Queues(cfg.Redis.Namespace), LogLevel: asynq.ErrorLevel,
 		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return time.Second },
 		IsFailure:      workflows.CountsAsFailure,
 	})
@@ -95,10 +97,10 @@ func TestWorkerProcess(t *testing.T) {
 
 // startWorker runs a worker process; its stdout lines arrive on the
 // channel. env adds workerTwilio and the like.
-func startWorker(t *testing.T, redisURL string, block bool, env ...string) (*exec.Cmd, <-chan string) {
+func startWorker(t *testing.T, redisURL, namespace string, block bool, env ...string) (*exec.Cmd, <-chan string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcess$", "-test.count=1")
-	cmd.Env = append(append(os.Environ(), workerEnv+"="+redisURL), env...)
+	cmd.Env = append(append(os.Environ(), workerEnv+"="+redisURL, workerNamespaceEnv+"="+namespace), env...)
 	if block {
 		cmd.Env = append(cmd.Env, workerBlockEnv+"=1")
 	}
@@ -141,7 +143,8 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	}
 	t.Parallel() // the lease waits overlap
 	url := redistest.ForTest(t)
-	w := startWeb(t, url, "")
+	ns := redistest.Namespace(t)
+	w := startWeb(t, url, ns, "")
 	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "w", Visits: 1, Callbacks: 1}
 	ctx := context.Background()
 	if err := loadgen.Setup(ctx, o); err != nil {
@@ -153,7 +156,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		t.Fatalf("callback = %d; want 204", status)
 	}
 
-	stuck, lines := startWorker(t, url, true)
+	stuck, lines := startWorker(t, url, ns, true)
 	var taskID string
 	select {
 	case l := <-lines:
@@ -167,7 +170,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	stuck.Wait()
 
 	// A new worker recovers the job once its lease has expired and runs it.
-	startWorker(t, url, false)
+	startWorker(t, url, ns, false)
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var n int
@@ -189,7 +192,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	}
 	// Nothing of it is left in the queues to run again.
 	inspector := w.Inspector
-	for q := range workflows.Queues {
+	for _, q := range workflows.QueueNames(ns) {
 		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
 			inspector.ListPendingTasks, inspector.ListActiveTasks, inspector.ListRetryTasks, inspector.ListScheduledTasks,
 		} {
@@ -221,7 +224,9 @@ func TestWorkerKilledMidSendSendsEachReminderOnce(t *testing.T) {
 	t.Parallel() // the lease waits overlap
 	const visits = 10
 	url := redistest.ForTest(t)
-	w := testenv.New(t, testenv.RedisURL(url), testenv.WithSandbox(nil))
+	ns := redistest.Namespace(t)
+	w := testenv.New(t, testenv.RedisURL(url), testenv.WithSandbox(nil),
+		testenv.Configure(func(c *config.Config) { c.Redis.Namespace = ns }))
 	// A front to the emulator that holds every message request of the
 	// first worker (answering none), passing every second one on first.
 	var held atomic.Int32
@@ -255,13 +260,13 @@ func TestWorkerKilledMidSendSendsEachReminderOnce(t *testing.T) {
 		w.CreateVisit(body)
 		payload, _ := json.Marshal(workflows.Payload{VisitID: fmt.Sprintf("V-kill-%d", i), Reminder: "r1h0m0s"})
 		if _, err := w.Queue.EnqueueContext(ctx, asynq.NewTask(workflows.TypeReminderSend, payload),
-			asynq.Queue(workflows.QueueDefault), asynq.MaxRetry(10)); err != nil {
+			asynq.Queue(w.QueueName(workflows.QueueDefault)), asynq.MaxRetry(10)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	twilioEnv := []string{workerTwilio + "=" + front.URL, workerApp + "=" + w.URL}
 	// Its requests would wait a minute: it dies first.
-	doomed, _ := startWorker(t, url, false, append(twilioEnv, workerConc+"="+strconv.Itoa(visits), workerTimeout+"=1m")...)
+	doomed, _ := startWorker(t, url, ns, false, append(twilioEnv, workerConc+"="+strconv.Itoa(visits), workerTimeout+"=1m")...)
 	for range visits {
 		select {
 		case <-arrived:
@@ -278,7 +283,7 @@ func TestWorkerKilledMidSendSendsEachReminderOnce(t *testing.T) {
 		t.Fatalf("SMS at Twilio after the kill = %d; want %d (every second send got through)", n, visits/2)
 	}
 
-	startWorker(t, url, false, twilioEnv...)
+	startWorker(t, url, ns, false, twilioEnv...)
 	deadline := time.Now().Add(75 * time.Second)
 	for {
 		settled := 0

@@ -65,6 +65,10 @@ func (l *asynqLog) String() string {
 
 func exerciseAsynq(t *testing.T, opt asynq.RedisConnOpt) {
 	ctx := context.Background()
+	// A queue of this test's own: a shared Redis (the CI Cluster) may hold
+	// other tests' and earlier runs' tasks under the same task IDs.
+	queue := redistest.Namespace(t) + ":default"
+	inQueue := asynq.Queue(queue)
 	log := &asynqLog{}
 	defer func() {
 		if t.Failed() {
@@ -98,6 +102,7 @@ func exerciseAsynq(t *testing.T, opt asynq.RedisConnOpt) {
 
 	srv := asynq.NewServer(opt, asynq.Config{
 		Concurrency:              2,
+		Queues:                   map[string]int{queue: 1},
 		Logger:                   log,
 		DelayedTaskCheckInterval: 50 * time.Millisecond,
 		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return 100 * time.Millisecond },
@@ -131,7 +136,7 @@ func exerciseAsynq(t *testing.T, opt asynq.RedisConnOpt) {
 	t.Run("enqueue and process", func(t *testing.T) {
 		// A task ID is taken only while the task exists: Retention keeps it
 		// after processing, so the conflict does not depend on timing.
-		opts := []asynq.Option{asynq.TaskID("echo-a"), asynq.Retention(time.Hour)}
+		opts := []asynq.Option{inQueue, asynq.TaskID("echo-a"), asynq.Retention(time.Hour)}
 		if _, err := client.EnqueueContext(ctx, asynq.NewTask("test:echo", []byte("a")), opts...); err != nil {
 			t.Fatalf("Enqueue: %v", err)
 		}
@@ -145,7 +150,7 @@ func exerciseAsynq(t *testing.T, opt asynq.RedisConnOpt) {
 		// Asynq stores the due time in whole Unix seconds (truncated), so a
 		// task may run up to 1 s early; 2 s must not run before 1 s.
 		start := time.Now()
-		if _, err := client.EnqueueContext(ctx, asynq.NewTask("test:echo", []byte("later")), asynq.ProcessIn(2*time.Second)); err != nil {
+		if _, err := client.EnqueueContext(ctx, asynq.NewTask("test:echo", []byte("later")), inQueue, asynq.ProcessIn(2*time.Second)); err != nil {
 			t.Fatalf("Enqueue: %v", err)
 		}
 		wait("echo:later", 5*time.Second)
@@ -154,17 +159,17 @@ func exerciseAsynq(t *testing.T, opt asynq.RedisConnOpt) {
 		}
 	})
 	t.Run("retry", func(t *testing.T) {
-		if _, err := client.EnqueueContext(ctx, asynq.NewTask("test:flaky", []byte("r")), asynq.MaxRetry(3)); err != nil {
+		if _, err := client.EnqueueContext(ctx, asynq.NewTask("test:flaky", []byte("r")), inQueue, asynq.MaxRetry(3)); err != nil {
 			t.Fatalf("Enqueue: %v", err)
 		}
 		wait("flaky:r:2", 5*time.Second)
 	})
 	t.Run("unique", func(t *testing.T) {
 		task := asynq.NewTask("test:echo", []byte("u"))
-		if _, err := client.EnqueueContext(ctx, task, asynq.Unique(time.Minute), asynq.ProcessIn(time.Hour)); err != nil {
+		if _, err := client.EnqueueContext(ctx, task, inQueue, asynq.Unique(time.Minute), asynq.ProcessIn(time.Hour)); err != nil {
 			t.Fatalf("Enqueue: %v", err)
 		}
-		_, err := client.EnqueueContext(ctx, task, asynq.Unique(time.Minute), asynq.ProcessIn(time.Hour))
+		_, err := client.EnqueueContext(ctx, task, inQueue, asynq.Unique(time.Minute), asynq.ProcessIn(time.Hour))
 		if !errors.Is(err, asynq.ErrDuplicateTask) {
 			t.Errorf("second unique Enqueue: %v; want ErrDuplicateTask", err)
 		}
@@ -172,19 +177,19 @@ func exerciseAsynq(t *testing.T, opt asynq.RedisConnOpt) {
 	t.Run("inspector", func(t *testing.T) {
 		insp := asynq.NewInspector(opt)
 		defer insp.Close()
-		if _, err := client.EnqueueContext(ctx, asynq.NewTask("test:echo", []byte("i")), asynq.TaskID("insp"), asynq.ProcessIn(time.Hour)); err != nil {
+		if _, err := client.EnqueueContext(ctx, asynq.NewTask("test:echo", []byte("i")), inQueue, asynq.TaskID("insp"), asynq.ProcessIn(time.Hour)); err != nil {
 			t.Fatalf("Enqueue: %v", err)
 		}
-		if _, err := insp.GetQueueInfo("default"); err != nil {
+		if _, err := insp.GetQueueInfo(queue); err != nil {
 			t.Errorf("Inspector.GetQueueInfo: %v", err)
 		}
-		if _, err := insp.History("default", 2); err != nil {
+		if _, err := insp.History(queue, 2); err != nil {
 			t.Errorf("Inspector.History: %v", err)
 		}
 		if _, err := insp.Servers(); err != nil {
 			t.Errorf("Inspector.Servers: %v", err)
 		}
-		tasks, err := insp.ListScheduledTasks("default")
+		tasks, err := insp.ListScheduledTasks(queue)
 		if err != nil {
 			t.Errorf("Inspector.ListScheduledTasks: %v", err)
 		}
@@ -195,13 +200,13 @@ func exerciseAsynq(t *testing.T, opt asynq.RedisConnOpt) {
 		if !found {
 			t.Errorf("Inspector.ListScheduledTasks does not list task insp")
 		}
-		if err := insp.DeleteTask("default", "insp"); err != nil {
+		if err := insp.DeleteTask(queue, "insp"); err != nil {
 			t.Errorf("Inspector.DeleteTask: %v", err)
 		}
 	})
 	t.Run("scheduler", func(t *testing.T) {
 		sch := asynq.NewScheduler(opt, &asynq.SchedulerOpts{Logger: log})
-		if _, err := sch.Register("@every 1s", asynq.NewTask("test:tick", nil)); err != nil {
+		if _, err := sch.Register("@every 1s", asynq.NewTask("test:tick", nil), inQueue); err != nil {
 			t.Fatalf("Scheduler.Register: %v", err)
 		}
 		if err := sch.Start(); err != nil {

@@ -14,11 +14,6 @@ import (
 // a slot). Nothing here holds a phone number: callers and patient phones
 // arrive as keyed hashes the engine computes.
 
-// The dial-in keys besides the PIN and caller indexes of keys.go (see the
-// key map in store.go).
-func dialInBudgetKey(window string) string { return prefix + "rl:dialin-budget:" + window }
-func patientPhoneKey(hash string) string   { return prefix + "idx:patient-phone:" + hash }
-
 // holdPINScript keeps a PIN reserved for its visit until the end of the
 // visit's (possibly moved) dial-in window.
 //
@@ -75,7 +70,7 @@ return 1
 // ReservePIN claims a free pin for visit id for hold; false when another
 // visit holds it. One SET NX: two visits can never both win one PIN.
 func (s *Store) ReservePIN(ctx context.Context, pin, id string, hold time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, pinIndexKey(pin), id, atLeastASecond(hold)).Result()
+	ok, err := s.rdb.SetNX(ctx, s.keys.pinIndex(pin), id, atLeastASecond(hold)).Result()
 	if err != nil {
 		return false, fmt.Errorf("store: reserve pin: %w", err)
 	}
@@ -86,7 +81,7 @@ func (s *Store) ReservePIN(ctx context.Context, pin, id string, hold time.Durati
 // reschedule moved its window); false when the reservation had lapsed and
 // another visit took the PIN meanwhile.
 func (s *Store) HoldPIN(ctx context.Context, pin, id string, hold time.Duration) (bool, error) {
-	n, err := holdPINScript.Run(ctx, s.rdb, []string{pinIndexKey(pin)}, id, atLeastASecond(hold).Milliseconds()).Int()
+	n, err := holdPINScript.Run(ctx, s.rdb, []string{s.keys.pinIndex(pin)}, id, atLeastASecond(hold).Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("store: hold pin: %w", err)
 	}
@@ -100,11 +95,11 @@ func (s *Store) HoldPIN(ctx context.Context, pin, id string, hold time.Duration)
 func (s *Store) AddDialInFailure(ctx context.Context, caller string, callerWindow time.Duration, window string, windowLength time.Duration) (callerN, everyone int, err error) {
 	// Two keys in two slots: two single-key steps, each atomic. The counts
 	// need not move together; each only ever grows within its window.
-	callerN, err = countScript.Run(ctx, s.rdb, []string{dialInFailKey(caller)}, atLeastASecond(callerWindow).Milliseconds()).Int()
+	callerN, err = countScript.Run(ctx, s.rdb, []string{s.keys.dialInFail(caller)}, atLeastASecond(callerWindow).Milliseconds()).Int()
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: count dial-in failure: %w", err)
 	}
-	everyone, err = countScript.Run(ctx, s.rdb, []string{dialInBudgetKey(window)}, atLeastASecond(windowLength).Milliseconds()).Int()
+	everyone, err = countScript.Run(ctx, s.rdb, []string{s.keys.dialInBudget(window)}, atLeastASecond(windowLength).Milliseconds()).Int()
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: count dial-in failure: %w", err)
 	}
@@ -116,9 +111,9 @@ func (s *Store) AddDialInFailure(ctx context.Context, caller string, callerWindo
 // is the patient phone of a visit whose dial-in window has not ended.
 func (s *Store) DialInStanding(ctx context.Context, caller, window, patientPhone string) (callerN, everyone int, patient bool, err error) {
 	pipe := s.rdb.Pipeline()
-	c := pipe.Get(ctx, dialInFailKey(caller))
-	w := pipe.Get(ctx, dialInBudgetKey(window))
-	p := pipe.Exists(ctx, patientPhoneKey(patientPhone))
+	c := pipe.Get(ctx, s.keys.dialInFail(caller))
+	w := pipe.Get(ctx, s.keys.dialInBudget(window))
+	p := pipe.Exists(ctx, s.keys.patientPhone(patientPhone))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return 0, 0, false, fmt.Errorf("store: dial-in standing: %w", err)
 	}
@@ -131,7 +126,7 @@ func (s *Store) DialInStanding(ctx context.Context, caller, window, patientPhone
 // the patient phone of a visit whose dial-in window lasts hold from now; a
 // mark that already lasts longer is kept.
 func (s *Store) RememberPatientPhone(ctx context.Context, hash string, hold time.Duration) error {
-	if err := extendScript.Run(ctx, s.rdb, []string{patientPhoneKey(hash)}, atLeastASecond(hold).Milliseconds()).Err(); err != nil {
+	if err := extendScript.Run(ctx, s.rdb, []string{s.keys.patientPhone(hash)}, atLeastASecond(hold).Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("store: remember patient phone: %w", err)
 	}
 	return nil

@@ -8,7 +8,21 @@ import (
 
 	"github.com/visitflow/visitflow/internal/redisx"
 	"github.com/visitflow/visitflow/internal/redisx/redistest"
+	"github.com/visitflow/visitflow/internal/store"
 )
+
+// newNamespacedStore is a store in a namespace of its own, returned so key
+// patterns match this test's keys only (on a shared Cluster too).
+func newNamespacedStore(t *testing.T) (*store.Store, *redisx.Conn, string) {
+	t.Helper()
+	conn, err := redisx.Connect(context.Background(), redistest.ForTest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ns := redistest.Namespace(t)
+	return store.New(conn.Client, store.WithNamespace(ns)), conn, ns
+}
 
 func allKeys(t *testing.T, conn *redisx.Conn, pattern string) []string {
 	t.Helper()
@@ -23,7 +37,7 @@ func allKeys(t *testing.T, conn *redisx.Conn, pattern string) []string {
 // exactly one wins it, and only that visit can move its reservation; a
 // lapsed reservation is free again.
 func TestPINIsReservedForOneVisitAtATime(t *testing.T) {
-	s, conn := newStoreOn(t)
+	s, conn, ns := newNamespacedStore(t)
 	ctx := context.Background()
 	const pin = "482913557"
 	var wg sync.WaitGroup
@@ -63,7 +77,7 @@ func TestPINIsReservedForOneVisitAtATime(t *testing.T) {
 	if ok, err := s.HoldPIN(ctx, pin, other, 72*time.Hour); err != nil || ok {
 		t.Fatalf("HoldPIN(other visit) = %v, %v; want false while the owner holds it", ok, err)
 	}
-	keys, err := redistest.AllKeys(ctx, conn.Client, "*"+pin+"*")
+	keys, err := redistest.AllKeys(ctx, conn.Client, ns+":*"+pin+"*")
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("PIN keys = %v, %v; want one", keys, err)
 	}
@@ -85,7 +99,7 @@ func TestPINIsReservedForOneVisitAtATime(t *testing.T) {
 // wrong PINs are counted separately, each with an expiry from its first
 // count, and a patient phone mark only ever lasts longer.
 func TestDialInCountersExpireAndCountEveryone(t *testing.T) {
-	s, conn := newStoreOn(t)
+	s, conn, ns := newNamespacedStore(t)
 	ctx := context.Background()
 	for i, caller := range []string{"a", "a", "b"} {
 		mine, everyone, err := s.AddDialInFailure(ctx, caller, time.Hour, "w1", 2*time.Hour)
@@ -96,7 +110,7 @@ func TestDialInCountersExpireAndCountEveryone(t *testing.T) {
 			t.Fatalf("AddDialInFailure #%d (%s) = %d, %d; want %d, %d", i+1, caller, mine, everyone, wantMine, i+1)
 		}
 	}
-	for _, k := range allKeys(t, conn, "*rl:dialin*") {
+	for _, k := range allKeys(t, conn, ns+":*rl:dialin*") {
 		if ttl := conn.Client.PTTL(ctx, k).Val(); ttl <= 0 || ttl > 2*time.Hour {
 			t.Errorf("counter %s expires in %s; want within its window", k, ttl)
 		}
@@ -114,7 +128,7 @@ func TestDialInCountersExpireAndCountEveryone(t *testing.T) {
 	if _, everyone, patient, _ := s.DialInStanding(ctx, "c", "w2", "q"); everyone != 0 || patient {
 		t.Fatalf("DialInStanding in a new window for an unknown phone = %d, %v; want 0, false", everyone, patient)
 	}
-	for _, k := range allKeys(t, conn, "*patient-phone*") {
+	for _, k := range allKeys(t, conn, ns+":*patient-phone*") {
 		if ttl := conn.Client.PTTL(ctx, k).Val(); ttl < 47*time.Hour {
 			t.Errorf("patient phone mark expires in %s; a later, shorter visit must not shorten it", ttl)
 		}

@@ -13,12 +13,12 @@ import (
 
 // VisitForPIN returns the visit id holding a dial-in PIN.
 func (s *Store) VisitForPIN(ctx context.Context, pin string) (string, error) {
-	return s.lookup(ctx, pinIndexKey(pin))
+	return s.lookup(ctx, s.keys.pinIndex(pin))
 }
 
 // IndexCall remembers that call sid belongs to visit id.
 func (s *Store) IndexCall(ctx context.Context, sid, id string) error {
-	if err := s.rdb.Set(ctx, callIndexKey(sid), id, 30*24*time.Hour).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.keys.callIndex(sid), id, 30*24*time.Hour).Err(); err != nil {
 		return fmt.Errorf("store: index call: %w", err)
 	}
 	return nil
@@ -26,12 +26,12 @@ func (s *Store) IndexCall(ctx context.Context, sid, id string) error {
 
 // VisitForRoom returns the visit id for a room UniqueName, or visit.ErrNotFound.
 func (s *Store) VisitForRoom(ctx context.Context, name string) (string, error) {
-	return s.lookup(ctx, roomIndexKey(name))
+	return s.lookup(ctx, s.keys.roomIndex(name))
 }
 
 // VisitForCall returns the visit id for a CallSid, or visit.ErrNotFound.
 func (s *Store) VisitForCall(ctx context.Context, sid string) (string, error) {
-	return s.lookup(ctx, callIndexKey(sid))
+	return s.lookup(ctx, s.keys.callIndex(sid))
 }
 
 func (s *Store) lookup(ctx context.Context, key string) (string, error) {
@@ -47,7 +47,7 @@ func (s *Store) lookup(ctx context.Context, key string) (string, error) {
 
 // Reschedule moves the visit in the schedule index.
 func (s *Store) Reschedule(ctx context.Context, id string, at time.Time) error {
-	return s.rdb.ZAdd(ctx, scheduleKey, redis.Z{Score: float64(at.UnixMilli()), Member: id}).Err()
+	return s.rdb.ZAdd(ctx, s.keys.schedule(), redis.Z{Score: float64(at.UnixMilli()), Member: id}).Err()
 }
 
 // The invite index holds no secret: invites are indexed by the hash of
@@ -60,7 +60,7 @@ func (s *Store) IndexInvite(ctx context.Context, hash, id string, expires time.T
 	if ttl < time.Minute {
 		ttl = time.Minute
 	}
-	if err := s.rdb.Set(ctx, inviteIndexKey(hash), id, ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.keys.inviteIndex(hash), id, ttl).Err(); err != nil {
 		return fmt.Errorf("store: index invite: %w", err)
 	}
 	return nil
@@ -68,5 +68,5 @@ func (s *Store) IndexInvite(ctx context.Context, hash, id string, expires time.T
 
 // VisitForInvite returns the visit id of an invite hash, or visit.ErrNotFound.
 func (s *Store) VisitForInvite(ctx context.Context, hash string) (string, error) {
-	return s.lookup(ctx, inviteIndexKey(hash))
+	return s.lookup(ctx, s.keys.inviteIndex(hash))
 }

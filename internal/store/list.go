@@ -20,7 +20,7 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*visit.Visit, erro
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.Get(ctx, visitKey(id))
+		cmds[i] = pipe.Get(ctx, s.keys.visit(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("store: get many: %w", err)
@@ -40,7 +40,8 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*visit.Visit, erro
 	return out, nil
 }
 
-// List returns a page of visits and the cursor of the next page ("" at the end).
+// List returns a page of visits and the cursor of the next page ("" at the
+// end), newest schedule first or, with q.OldestFirst, oldest first.
 func (s *Store) List(ctx context.Context, q visit.ListQuery) ([]*visit.Visit, string, error) {
 	max := "+inf"
 	if !q.To.IsZero() {
@@ -56,7 +57,18 @@ func (s *Store) List(ctx context.Context, q visit.ListQuery) ([]*visit.Visit, st
 		if err != nil {
 			return nil, "", err
 		}
-		max, offset = c.Max, c.Offset
+		// The cursor's bound is the score the next page starts at: the
+		// lowest still to read newest-first, the highest oldest-first.
+		if q.OldestFirst {
+			min = c.Max
+		} else {
+			max = c.Max
+		}
+		offset = c.Offset
+	}
+	rangeBy := s.rdb.ZRevRangeByScoreWithScores
+	if q.OldestFirst {
+		rangeBy = s.rdb.ZRangeByScoreWithScores
 	}
 	var out []*visit.Visit
 	batch := int64(q.Limit) * 2
@@ -64,7 +76,7 @@ func (s *Store) List(ctx context.Context, q visit.ListQuery) ([]*visit.Visit, st
 		batch = 100
 	}
 	for len(out) < q.Limit {
-		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, scheduleKey, &redis.ZRangeBy{
+		zs, err := rangeBy(ctx, s.keys.schedule(), &redis.ZRangeBy{
 			Max: max, Min: min, Offset: offset, Count: batch,
 		}).Result()
 		if err != nil {
@@ -93,8 +105,8 @@ func (s *Store) List(ctx context.Context, q visit.ListQuery) ([]*visit.Visit, st
 			}
 			out = append(out, v)
 			if len(out) == q.Limit {
-				// The next page continues after this member: same max score,
-				// skipping what we consumed at that score.
+				// The next page continues after this member: same bound
+				// score, skipping what we consumed at that score.
 				next := cursor{Max: fmt.Sprint(int64(z.Score)), Offset: countAtScore(zs[:i+1], z.Score)}
 				if q.Cursor != "" {
 					if c, _ := decodeCursor(q.Cursor); c.Max == next.Max {
@@ -121,8 +133,9 @@ func countAtScore(zs []redis.Z, score float64) int64 {
 	return n
 }
 
-// cursor is where a listing page ends: the max score still to read and how
-// many members at that score were already returned.
+// cursor is where a listing page ends: the bound score still to read (the
+// max newest-first, the min oldest-first) and how many members at that
+// score were already returned.
 type cursor struct {
 	Max    string `json:"m"`
 	Offset int64  `json:"o"`

@@ -14,7 +14,7 @@ import (
 
 // Outbox returns the entries of a visit's outbox.
 func (s *Store) Outbox(ctx context.Context, id string) ([]visit.Job, error) {
-	m, err := s.rdb.HGetAll(ctx, outboxKey(id)).Result()
+	m, err := s.rdb.HGetAll(ctx, s.keys.outbox(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox %s: %w", id, err)
 	}
@@ -34,7 +34,7 @@ func (s *Store) AckOutbox(ctx context.Context, id string, jobIDs ...string) erro
 	if len(jobIDs) == 0 {
 		return nil
 	}
-	if err := s.rdb.HDel(ctx, outboxKey(id), jobIDs...).Err(); err != nil {
+	if err := s.rdb.HDel(ctx, s.keys.outbox(id), jobIDs...).Err(); err != nil {
 		return fmt.Errorf("store: ack outbox %s: %w", id, err)
 	}
 	return nil
@@ -42,7 +42,7 @@ func (s *Store) AckOutbox(ctx context.Context, id string, jobIDs ...string) erro
 
 // PendingOutboxes returns up to n visit ids whose outbox may hold entries.
 func (s *Store) PendingOutboxes(ctx context.Context, n int64) ([]string, error) {
-	ids, err := s.rdb.SRandMemberN(ctx, outboxPendingKey, n).Result()
+	ids, err := s.rdb.SRandMemberN(ctx, s.keys.outboxPending(), n).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: pending outboxes: %w", err)
 	}
@@ -58,7 +58,7 @@ func (s *Store) ScanOutboxes(ctx context.Context) ([]string, error) {
 		ids []string
 	)
 	scan := func(ctx context.Context, c redis.Cmdable) error {
-		iter := c.Scan(ctx, 0, prefix+"visit:{*}:outbox", 1000).Iterator()
+		iter := c.Scan(ctx, 0, s.keys.outboxPattern(), 1000).Iterator()
 		for iter.Next(ctx) {
 			key := iter.Val()
 			if open, close := strings.IndexByte(key, '{'), strings.LastIndexByte(key, '}'); open >= 0 && close > open {
@@ -84,15 +84,15 @@ func (s *Store) ScanOutboxes(ctx context.Context) ([]string, error) {
 // ClearPendingIfEmpty drops the visit from the pending set when its outbox is
 // empty; it re-adds it if an entry raced in.
 func (s *Store) ClearPendingIfEmpty(ctx context.Context, id string) error {
-	if err := s.rdb.SRem(ctx, outboxPendingKey, id).Err(); err != nil {
+	if err := s.rdb.SRem(ctx, s.keys.outboxPending(), id).Err(); err != nil {
 		return err
 	}
-	n, err := s.rdb.HLen(ctx, outboxKey(id)).Result()
+	n, err := s.rdb.HLen(ctx, s.keys.outbox(id)).Result()
 	if err != nil {
 		return err
 	}
 	if n > 0 {
-		return s.rdb.SAdd(ctx, outboxPendingKey, id).Err()
+		return s.rdb.SAdd(ctx, s.keys.outboxPending(), id).Err()
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func TestUpdatesWithJobsDoNotStarveThePool(t *testing.T) {
 		t.Skipf("client %T", c)
 	}
 	defer small.Close()
-	s := store.New(small)
+	s := store.New(small, store.WithNamespace(redistest.Namespace(t)))
 
 	const visits = 4 * poolSize
 	for i := 0; i < visits; i++ {

@@ -16,7 +16,7 @@ import (
 // starting after the id-ordered position offset (for paging through the
 // schedule index).
 func (s *Store) ScheduledBefore(ctx context.Context, t time.Time, offset, n int64) ([]string, error) {
-	ids, err := s.rdb.ZRangeByScore(ctx, scheduleKey, &redis.ZRangeBy{
+	ids, err := s.rdb.ZRangeByScore(ctx, s.keys.schedule(), &redis.ZRangeBy{
 		Min: "-inf", Max: "(" + strconv.FormatInt(t.UnixMilli(), 10), Offset: offset, Count: n,
 	}).Result()
 	if err != nil {
@@ -33,7 +33,7 @@ func (s *Store) Delete(ctx context.Context, id string, keep func(v *visit.Visit)
 	defer s.lock(id)()
 	deleted := false
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		raw, err := tx.Get(ctx, visitKey(id)).Bytes()
+		raw, err := tx.Get(ctx, s.keys.visit(id)).Bytes()
 		if errors.Is(err, redis.Nil) {
 			return nil
 		}
@@ -48,7 +48,7 @@ func (s *Store) Delete(ctx context.Context, id string, keep func(v *visit.Visit)
 			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, visitKey(id), timelineKey(id), outboxKey(id), seenKey(id))
+			p.Del(ctx, s.keys.visit(id), s.keys.timeline(id), s.keys.outbox(id), s.keys.seen(id))
 			return nil
 		})
 		if err != nil {
@@ -58,18 +58,18 @@ func (s *Store) Delete(ctx context.Context, id string, keep func(v *visit.Visit)
 		// Indexes after the visit: a crash leaves entries pointing at
 		// nothing, which readers ignore.
 		pipe := s.rdb.Pipeline()
-		pipe.ZRem(ctx, scheduleKey, id)
-		pipe.ZRem(ctx, reconcileKey, id)
-		pipe.SRem(ctx, outboxPendingKey, id)
-		if s.rdb.Get(ctx, roomIndexKey(v.Room.Name)).Val() == id {
-			pipe.Del(ctx, roomIndexKey(v.Room.Name))
+		pipe.ZRem(ctx, s.keys.schedule(), id)
+		pipe.ZRem(ctx, s.keys.reconcile(), id)
+		pipe.SRem(ctx, s.keys.outboxPending(), id)
+		if s.rdb.Get(ctx, s.keys.roomIndex(v.Room.Name)).Val() == id {
+			pipe.Del(ctx, s.keys.roomIndex(v.Room.Name))
 		}
-		if v.DialIn.PIN != "" && s.rdb.Get(ctx, pinIndexKey(v.DialIn.PIN)).Val() == id {
-			pipe.Del(ctx, pinIndexKey(v.DialIn.PIN))
+		if v.DialIn.PIN != "" && s.rdb.Get(ctx, s.keys.pinIndex(v.DialIn.PIN)).Val() == id {
+			pipe.Del(ctx, s.keys.pinIndex(v.DialIn.PIN))
 		}
 		_, err = pipe.Exec(ctx)
 		return err
-	}, visitKey(id))
+	}, s.keys.visit(id))
 	if errors.Is(err, redis.TxFailedErr) {
 		return false, nil // changed meanwhile: keep it, the next purge looks again
 	}

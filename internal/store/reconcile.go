@@ -18,7 +18,7 @@ import (
 // WatchVisit puts visit id in the reconcile index, due at due, unless it is
 // there already (its earlier due time stands).
 func (s *Store) WatchVisit(ctx context.Context, id string, due time.Time) error {
-	err := s.rdb.ZAddNX(ctx, reconcileKey, redis.Z{Score: float64(due.UnixMilli()), Member: id}).Err()
+	err := s.rdb.ZAddNX(ctx, s.keys.reconcile(), redis.Z{Score: float64(due.UnixMilli()), Member: id}).Err()
 	if err != nil {
 		return fmt.Errorf("store: watch visit: %w", err)
 	}
@@ -28,7 +28,7 @@ func (s *Store) WatchVisit(ctx context.Context, id string, due time.Time) error 
 // NextReconcile moves a watched visit's due time to due (a visit no longer
 // watched stays out).
 func (s *Store) NextReconcile(ctx context.Context, id string, due time.Time) error {
-	err := s.rdb.ZAddXX(ctx, reconcileKey, redis.Z{Score: float64(due.UnixMilli()), Member: id}).Err()
+	err := s.rdb.ZAddXX(ctx, s.keys.reconcile(), redis.Z{Score: float64(due.UnixMilli()), Member: id}).Err()
 	if err != nil {
 		return fmt.Errorf("store: next reconcile: %w", err)
 	}
@@ -37,7 +37,7 @@ func (s *Store) NextReconcile(ctx context.Context, id string, due time.Time) err
 
 // UnwatchVisit takes visit id out of the reconcile index.
 func (s *Store) UnwatchVisit(ctx context.Context, id string) error {
-	if err := s.rdb.ZRem(ctx, reconcileKey, id).Err(); err != nil {
+	if err := s.rdb.ZRem(ctx, s.keys.reconcile(), id).Err(); err != nil {
 		return fmt.Errorf("store: unwatch visit: %w", err)
 	}
 	return nil
@@ -46,7 +46,7 @@ func (s *Store) UnwatchVisit(ctx context.Context, id string) error {
 // VisitsToReconcile returns up to n watched visits due at or before now,
 // the longest overdue first.
 func (s *Store) VisitsToReconcile(ctx context.Context, now time.Time, n int64) ([]string, error) {
-	ids, err := s.rdb.ZRangeByScore(ctx, reconcileKey, &redis.ZRangeBy{
+	ids, err := s.rdb.ZRangeByScore(ctx, s.keys.reconcile(), &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: n,
 	}).Result()
 	if err != nil {

@@ -14,7 +14,7 @@ func (s *Store) IndexReplies(ctx context.Context, hash, id string, expires time.
 	if ttl < time.Minute {
 		ttl = time.Minute
 	}
-	if err := s.rdb.Set(ctx, replyIndexKey(hash), id, ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.keys.replyIndex(hash), id, ttl).Err(); err != nil {
 		return fmt.Errorf("store: index replies: %w", err)
 	}
 	return nil
@@ -23,5 +23,5 @@ func (s *Store) IndexReplies(ctx context.Context, hash, id string, expires time.
 // VisitForReplies returns the visit a reply from the number whose keyed
 // hash is hash answers, or visit.ErrNotFound.
 func (s *Store) VisitForReplies(ctx context.Context, hash string) (string, error) {
-	return s.lookup(ctx, replyIndexKey(hash))
+	return s.lookup(ctx, s.keys.replyIndex(hash))
 }

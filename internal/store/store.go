@@ -4,7 +4,10 @@
 //
 // Keys of one visit share the hash tag {id}, so one visit's update is a
 // single WATCH/MULTI transaction even on Redis Cluster. Every key the store
-// writes (keys.go builds them; Asynq's own asynq:{queue}:… keys are Asynq's):
+// writes (keys.go builds them; Asynq's own asynq:{queue}:… keys are Asynq's)
+// is listed here as it is with an empty redis.namespace; a namespace ns
+// prefixes each with "ns:" (ns:vf:visit:{id}, …), and the Asynq queues are
+// named ns:critical, … (workflows.QueueName):
 //
 //	vf:visit:{id}              JSON of visit.Visit (facts, legs, invites, done marks)
 //	vf:visit:{id}:timeline     list of visit.Entry JSON, in arrival order
@@ -38,6 +41,14 @@
 //
 //	vf:rl:dialin-budget:<unix> failed dial-in PINs across all callers in the budget
 //	                           window starting at <unix> seconds (expires after it)
+//
+// The audit trail (internal/audit; no PHI: actors, route templates, ids,
+// statuses), kept for audit.retention and apart from the visit's keys, so
+// purging a visit keeps who read it:
+//
+//	vf:audit:<YYYY-MM-DD>      stream of audit.Record JSON (field r) answered that UTC day
+//	vf:audit:days              zset of the days above by their start (Unix s), for the trim
+//	vf:audit:visit:{id}        stream of the records naming visit id (expires after retention)
 package store
 
 import (
@@ -70,6 +81,7 @@ const (
 type Store struct {
 	rdb   redis.UniversalClient
 	clock clock.Clock
+	keys  keyspace
 	// stripes serialise updates of one visit inside this process so
 	// concurrent callbacks queue up instead of failing each other's WATCH;
 	// across processes WATCH still guarantees atomicity.
@@ -78,7 +90,7 @@ type Store struct {
 
 // New returns a Store on rdb. Options: WithClock.
 func New(rdb redis.UniversalClient, opts ...Option) *Store {
-	s := &Store{rdb: rdb, clock: clock.Real{}}
+	s := &Store{rdb: rdb, clock: clock.Real{}, keys: newKeyspace("")}
 	for _, o := range opts {
 		o(s)
 	}
@@ -87,6 +99,12 @@ func New(rdb redis.UniversalClient, opts ...Option) *Store {
 
 // Option configures a Store.
 type Option func(*Store)
+
+// WithNamespace prefixes every key with namespace (redis.namespace), so
+// stores of different namespaces on one Redis never see each other's data.
+func WithNamespace(namespace string) Option {
+	return func(s *Store) { s.keys = newKeyspace(namespace) }
+}
 
 // WithClock makes the store stamp visits' updated_at from c (tests pass the
 // same fake clock as the engine's).
@@ -108,20 +126,20 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 	defer s.lock(v.ID)()
 	// Indexes first: a crash after this leaves entries pointing at nothing.
 	pipe := s.rdb.Pipeline()
-	pipe.Set(ctx, roomIndexKey(v.Room.Name), v.ID, 0)
-	pipe.ZAdd(ctx, scheduleKey, redis.Z{Score: float64(v.ScheduledAt.UnixMilli()), Member: v.ID})
+	pipe.Set(ctx, s.keys.roomIndex(v.Room.Name), v.ID, 0)
+	pipe.ZAdd(ctx, s.keys.schedule(), redis.Z{Score: float64(v.ScheduledAt.UnixMilli()), Member: v.ID})
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, false, fmt.Errorf("store: create %s: index: %w", v.ID, err)
 	}
 	pending := v.TakePending()
 	if len(pending.Jobs) > 0 {
-		if err := s.rdb.SAdd(ctx, outboxPendingKey, v.ID).Err(); err != nil {
+		if err := s.rdb.SAdd(ctx, s.keys.outboxPending(), v.ID).Err(); err != nil {
 			return nil, false, fmt.Errorf("store: create %s: %w", v.ID, err)
 		}
 	}
 	var existing *visit.Visit
 	create := func(tx *redis.Tx) error {
-		raw, err := tx.Get(ctx, visitKey(v.ID)).Bytes()
+		raw, err := tx.Get(ctx, s.keys.visit(v.ID)).Bytes()
 		if err == nil {
 			existing, err = decode(raw)
 			return err
@@ -134,8 +152,8 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 			return err
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, visitKey(v.ID), data, 0)
-			writePending(ctx, p, v.ID, pending)
+			p.Set(ctx, s.keys.visit(v.ID), data, 0)
+			writePending(ctx, p, s.keys, v.ID, pending)
 			return nil
 		})
 		return err
@@ -144,7 +162,7 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		// Another process creating the same id at once makes the
 		// transaction fail; re-reading then finds its visit.
-		if err = s.rdb.Watch(ctx, create, visitKey(v.ID)); !errors.Is(err, redis.TxFailedErr) {
+		if err = s.rdb.Watch(ctx, create, s.keys.visit(v.ID)); !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
 	}
@@ -159,7 +177,7 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 
 // Get returns the visit with id, or visit.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*visit.Visit, error) {
-	raw, err := s.rdb.Get(ctx, visitKey(id)).Bytes()
+	raw, err := s.rdb.Get(ctx, s.keys.visit(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, visit.ErrNotFound
 	}
@@ -183,7 +201,7 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 	var ch visit.Change
 	txf := func(tx *redis.Tx) error {
 		ch = visit.Change{}
-		raw, err := tx.Get(ctx, visitKey(id)).Bytes()
+		raw, err := tx.Get(ctx, s.keys.visit(id)).Bytes()
 		if errors.Is(err, redis.Nil) {
 			return visit.ErrNotFound
 		}
@@ -191,7 +209,7 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 			return err
 		}
 		if token != "" {
-			seen, err := tx.SIsMember(ctx, seenKey(id), token).Result()
+			seen, err := tx.SIsMember(ctx, s.keys.seen(id), token).Result()
 			if err != nil {
 				return err
 			}
@@ -219,19 +237,19 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if !ch.Unchanged {
 				v.UpdatedAt = s.clock.Now().UTC()
-				p.Set(ctx, visitKey(id), mustJSON(v), 0)
-				writePending(ctx, p, id, pending)
+				p.Set(ctx, s.keys.visit(id), mustJSON(v), 0)
+				writePending(ctx, p, s.keys, id, pending)
 			}
 			if token != "" {
-				p.SAdd(ctx, seenKey(id), token)
-				p.Expire(ctx, seenKey(id), seenTTL)
+				p.SAdd(ctx, s.keys.seen(id), token)
+				p.Expire(ctx, s.keys.seen(id), seenTTL)
 			}
 			return nil
 		})
 		return err
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		err := s.rdb.Watch(ctx, txf, visitKey(id), seenKey(id))
+		err := s.rdb.Watch(ctx, txf, s.keys.visit(id), s.keys.seen(id))
 		if errors.Is(err, redis.TxFailedErr) {
 			// Another process committed first: back off briefly and re-read.
 			time.Sleep(time.Duration(rand.IntN(1+attempt)) * time.Millisecond)
@@ -251,7 +269,7 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 			// second pooled connection per update, and on Cluster a
 			// cross-slot key). Should this process die between the two, the
 			// sweeper's scan of outbox keys still finds the entries.
-			if err := s.rdb.SAdd(ctx, outboxPendingKey, id).Err(); err != nil {
+			if err := s.rdb.SAdd(ctx, s.keys.outboxPending(), id).Err(); err != nil {
 				return ch, fmt.Errorf("store: update %s: mark outbox: %w", id, err)
 			}
 		}
@@ -265,18 +283,18 @@ type fnError struct{ err error }
 
 func (e fnError) Error() string { return e.err.Error() }
 
-func writePending(ctx context.Context, p redis.Pipeliner, id string, pending visit.Pending) {
+func writePending(ctx context.Context, p redis.Pipeliner, keys keyspace, id string, pending visit.Pending) {
 	for _, e := range pending.Timeline {
-		p.RPush(ctx, timelineKey(id), mustJSON(e))
+		p.RPush(ctx, keys.timeline(id), mustJSON(e))
 	}
 	for _, j := range pending.Jobs {
-		p.HSet(ctx, outboxKey(id), j.ID, mustJSON(j))
+		p.HSet(ctx, keys.outbox(id), j.ID, mustJSON(j))
 	}
 }
 
 // Timeline returns the visit's timeline entries in arrival order.
 func (s *Store) Timeline(ctx context.Context, id string) ([]visit.Entry, error) {
-	raws, err := s.rdb.LRange(ctx, timelineKey(id), 0, -1).Result()
+	raws, err := s.rdb.LRange(ctx, s.keys.timeline(id), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: timeline %s: %w", id, err)
 	}

@@ -20,19 +20,22 @@ func TestMain(m *testing.M) { os.Exit(redistest.MainWithRedis(m)) }
 
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
-	s, _ := newStoreOn(t)
+	s, _, _ := newStoreOn(t)
 	return s
 }
 
-// newStoreOn is newStore with its Redis connection, for a second store on it.
-func newStoreOn(t *testing.T) (*store.Store, *redisx.Conn) {
+// newStoreOn is newStore with its Redis connection and namespace, for a
+// second store on the same data. Each test has a namespace of its own, which
+// keeps tests apart on a shared Redis Cluster.
+func newStoreOn(t *testing.T) (*store.Store, *redisx.Conn, store.Option) {
 	t.Helper()
 	conn, err := redisx.Connect(context.Background(), redistest.ForTest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return store.New(conn.Client), conn
+	ns := store.WithNamespace(redistest.Namespace(t))
+	return store.New(conn.Client, ns), conn, ns
 }
 
 var t0 = time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
@@ -75,7 +78,7 @@ func TestCreateIsOnceAndIndexed(t *testing.T) {
 
 func TestUpdateDropsDuplicateTokensAndConcurrentWritesAllLand(t *testing.T) {
 	ctx := context.Background()
-	s, conn := newStoreOn(t)
+	s, conn, ns := newStoreOn(t)
 	if _, _, err := s.Create(ctx, newVisit("V-2", t0)); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +97,7 @@ func TestUpdateDropsDuplicateTokensAndConcurrentWritesAllLand(t *testing.T) {
 		t.Fatalf("Update() with a used token = %v; want ErrDuplicate", err)
 	}
 	// Two stores on one Redis stand for two web replicas.
-	other := store.New(conn.Client)
+	other := store.New(conn.Client, ns)
 	var wg sync.WaitGroup
 	for i := 1; i <= 40; i++ {
 		wg.Add(1)
@@ -199,9 +202,9 @@ func TestListPagesNewestFirstAndFilters(t *testing.T) {
 // store was given, so a test (or a replay) with a fake clock sees its time.
 func TestUpdateStampsUpdatedAtFromItsClock(t *testing.T) {
 	ctx := context.Background()
-	_, conn := newStoreOn(t)
+	_, conn, ns := newStoreOn(t)
 	clk := clock.NewFake(time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC))
-	s := store.New(conn.Client, store.WithClock(clk))
+	s := store.New(conn.Client, ns, store.WithClock(clk))
 	if _, _, err := s.Create(ctx, newVisit("V-clock", t0)); err != nil {
 		t.Fatal(err)
 	}

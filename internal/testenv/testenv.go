@@ -2,7 +2,9 @@
 // net/http/httptest and asynq's internal/testutil: New wires, for one test,
 //
 //   - Redis: a database leased from redistest.ForTest (or a URL given with
-//     RedisURL, e.g. a redistest.StartServer a fault test stops);
+//     RedisURL, e.g. a redistest.StartServer a fault test stops), and a
+//     redis.namespace of the test's own (redistest.Namespace), so tests
+//     sharing one Redis Cluster never see each other's keys or jobs;
 //   - config: config.Default plus the test credentials below (AccountSID,
 //     AuthToken, APIKey/APISecret, APIToken), public_base_url set to the test
 //     server, quiet hours off; Configure adjusts it further;
@@ -163,11 +165,7 @@ func New(t testing.TB, opts ...Option) *Env {
 	}
 	t.Cleanup(func() { conn.Close() })
 
-	var storeOpts []store.Option
-	if o.clock != nil {
-		storeOpts = append(storeOpts, store.WithClock(o.clock))
-	}
-	e := &Env{T: t, Conn: conn, Store: store.New(conn.Client, storeOpts...), Queue: asynq.NewClientFromRedisClient(conn.Client),
+	e := &Env{T: t, Conn: conn, Queue: asynq.NewClientFromRedisClient(conn.Client),
 		Inspector: asynq.NewInspectorFromRedisClient(conn.Client), Metrics: metrics.New()}
 	e.Server = httptest.NewServer(nil)
 	t.Cleanup(e.Server.Close)
@@ -179,6 +177,7 @@ func New(t testing.TB, opts ...Option) *Env {
 	cfg.API.Token = APIToken
 	cfg.HTTP.PublicBaseURL = e.URL // Twilio signs the public URL: here the test server's
 	cfg.Visits.QuietHours = config.QuietHours{}
+	cfg.Redis.Namespace = redistest.Namespace(t)
 	var emuSrv *httptest.Server
 	if o.sandbox {
 		emuSrv = httptest.NewServer(nil)
@@ -189,6 +188,11 @@ func New(t testing.TB, opts ...Option) *Env {
 		f(&cfg)
 	}
 	e.Config = cfg
+	storeOpts := []store.Option{store.WithNamespace(cfg.Redis.Namespace)}
+	if o.clock != nil {
+		storeOpts = append(storeOpts, store.WithClock(o.clock))
+	}
+	e.Store = store.New(conn.Client, storeOpts...)
 
 	deps := workflows.Deps{Store: e.Store, Queue: e.Queue, Deleter: e.Inspector, Config: cfg, Metrics: e.Metrics, Clock: o.clock}
 	if o.sandbox {
@@ -249,7 +253,7 @@ func (e *Env) NewTwilio(apiURL string) *twilioapi.Client {
 // NewEngine is another visitflow process on the same Redis and config (its
 // own Asynq client); adjust changes its Deps (a Twilio that fails, a Clock).
 func (e *Env) NewEngine(adjust ...func(*workflows.Deps)) *workflows.Engine {
-	d := workflows.Deps{Store: store.New(e.Conn.Client), Queue: asynq.NewClientFromRedisClient(e.Conn.Client),
+	d := workflows.Deps{Store: store.New(e.Conn.Client, store.WithNamespace(e.Config.Redis.Namespace)), Queue: asynq.NewClientFromRedisClient(e.Conn.Client),
 		Deleter: asynq.NewInspectorFromRedisClient(e.Conn.Client), Config: e.Config, Metrics: e.Metrics}
 	if e.Twilio != nil {
 		d.Twilio = e.Twilio
@@ -266,7 +270,7 @@ func (e *Env) NewEngine(adjust ...func(*workflows.Deps)) *workflows.Engine {
 func (e *Env) StartWorkers(engine *workflows.Engine) {
 	e.T.Helper()
 	srv := asynq.NewServerFromRedisClient(e.Conn.Client, asynq.Config{
-		Concurrency: 8, Queues: workflows.Queues, LogLevel: asynq.FatalLevel,
+		Concurrency: 8, Queues: workflows.Queues(e.Config.Redis.Namespace), LogLevel: asynq.FatalLevel,
 		TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 50 * time.Millisecond,
 		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return 50 * time.Millisecond },
 		IsFailure:      workflows.CountsAsFailure,
@@ -287,14 +291,15 @@ func (e *Env) RunTask(typ string, p workflows.Payload) {
 	e.T.Helper()
 	b, _ := json.Marshal(p)
 	id := fmt.Sprintf("test:%s:%d", typ, time.Now().UnixNano())
-	if _, err := e.Queue.Enqueue(asynq.NewTask(typ, b), asynq.TaskID(id), asynq.Queue(workflows.QueueCritical),
+	queue := e.QueueName(workflows.QueueCritical)
+	if _, err := e.Queue.Enqueue(asynq.NewTask(typ, b), asynq.TaskID(id), asynq.Queue(queue),
 		asynq.Retention(time.Hour), asynq.MaxRetry(0)); err != nil {
 		e.T.Fatal(err)
 	}
 	var info *asynq.TaskInfo
 	var err error
 	e.Eventually("task "+typ+" processed", func() bool {
-		info, err = e.Inspector.GetTaskInfo(workflows.QueueCritical, id)
+		info, err = e.Inspector.GetTaskInfo(queue, id)
 		if err == nil && info.State == asynq.TaskStateArchived {
 			e.T.Fatalf("task %s failed: %s", typ, info.LastErr)
 		}
@@ -410,10 +415,26 @@ func (e *Env) AllKeys(pattern string) []string {
 	return keys
 }
 
-// ScheduledIDs lists the IDs of the tasks waiting in queue's scheduled set.
+// QueueName is the Asynq queue of the logical queue (workflows.QueueDefault…)
+// in the env's namespace.
+func (e *Env) QueueName(queue string) string {
+	return workflows.QueueName(e.Config.Redis.Namespace, queue)
+}
+
+// Key is the name under which the store keeps the vf:… key name in the env's
+// namespace (the store's key map, internal/store, lists them unprefixed).
+func (e *Env) Key(name string) string {
+	if e.Config.Redis.Namespace == "" {
+		return name
+	}
+	return e.Config.Redis.Namespace + ":" + name
+}
+
+// ScheduledIDs lists the IDs of the tasks waiting in the logical queue's
+// scheduled set.
 func (e *Env) ScheduledIDs(queue string) []string {
 	e.T.Helper()
-	tasks, err := e.Inspector.ListScheduledTasks(queue, asynq.PageSize(1000))
+	tasks, err := e.Inspector.ListScheduledTasks(e.QueueName(queue), asynq.PageSize(1000))
 	if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
 		e.T.Fatal(err)
 	}

@@ -289,12 +289,14 @@ var (
 	ErrBadCursor = errors.New("visit: invalid cursor")
 )
 
-// ListQuery selects visits by schedule time, newest first.
+// ListQuery selects visits by schedule time, newest first unless
+// OldestFirst.
 type ListQuery struct {
-	From, To time.Time // zero: unbounded
-	State    State
-	Cursor   string // opaque, from a previous page
-	Limit    int
+	From, To    time.Time // zero: unbounded
+	State       State
+	Cursor      string // opaque, from a previous page of the same order
+	Limit       int
+	OldestFirst bool
 }
 
 // Change is the outcome of one committed update.

@@ -42,15 +42,19 @@ const TestURLEnv = "VISITFLOW_TEST_REDIS_URL"
 //     binaries, in parallel, so each package gets its own server);
 //  3. an embedded miniredis, with a one-line notice on stderr.
 //
-// Isolation: each call reserves one of the logical databases 1–15 with a
-// lease key in database 0, flushes it and returns a URL selecting it; the
-// lease is released by t.Cleanup. Parallel tests and, against a shared
-// VISITFLOW_TEST_REDIS_URL, parallel test binaries therefore never share a
-// database. Limitations: at most 15 databases are in use at once per server
-// (further calls wait up to 2 minutes, then fail t); a Redis Cluster has only
-// database 0, so against one every call waits for the single lease and
-// deletes all keys, serialising those tests; and the harness owns databases
-// 0–15 of the server it is given: never point it at data you care about.
+// Isolation: on a single server each call reserves one of the logical
+// databases 1–15 with a lease key in database 0, flushes it and returns a
+// URL selecting it; the lease is released by t.Cleanup. Parallel tests and,
+// against a shared VISITFLOW_TEST_REDIS_URL, parallel test binaries
+// therefore never share a database. At most 15 databases are in use at once
+// per server (further calls wait up to 2 minutes, then fail t), and the
+// harness owns databases 0–15 of the server it is given: never point it at
+// data you care about.
+//
+// A Redis Cluster has only database 0, which every test shares: there the
+// isolation is the namespace (redis.namespace), and a test must run
+// visitflow in one from Namespace. testenv does; a test that gives
+// ForTest's URL to visitflow directly sets VISITFLOW_REDIS_NAMESPACE.
 //
 // Call MainWithRedis from TestMain so the started server stops with the test
 // binary; without it the server still dies when the binary exits.
@@ -60,12 +64,34 @@ func ForTest(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("redistest.ForTest: %v", err)
 	}
+	if h.cluster {
+		return h.base // shared: tests keep apart by namespace
+	}
 	url, release, err := h.lease(context.Background())
 	if err != nil {
 		t.Fatalf("redistest.ForTest: %v", err)
 	}
 	t.Cleanup(release)
 	return url
+}
+
+// Namespace returns a redis.namespace for t alone: unique across the test
+// binaries sharing a Redis (random), and naming the test for whoever looks
+// at the keys. On a shared Cluster it is what keeps tests apart (ForTest).
+func Namespace(t testing.TB) string {
+	t.Helper()
+	tok := make([]byte, 6)
+	rand.Read(tok)
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return "t" + hex.EncodeToString(tok) + "-" + name
 }
 
 // MainWithRedis runs the tests and then stops the Redis that ForTest started
@@ -122,7 +148,7 @@ var (
 
 type testHarness struct {
 	base    string                // the server, as a URL that redisx.Connect accepts
-	cluster bool                  // base is a redis-cluster:// URL (database 0 only)
+	cluster bool                  // base is a redis-cluster:// URL: database 0, shared
 	admin   redis.UniversalClient // database 0: lease keys
 	server  *Server               // when the harness started redis-server
 	mini    *miniredis.Miniredis  // when it fell back to miniredis
@@ -190,9 +216,6 @@ func newHarness() (*testHarness, error) {
 		return nil, fmt.Errorf("connect %s: %w", redisurl.Mask(h.base), err)
 	}
 	h.slots = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
-	if h.cluster {
-		h.slots = []int{0}
-	}
 	return h, nil
 }
 
@@ -285,20 +308,6 @@ func (h *testHarness) keepAlive(key, token string) func() {
 }
 
 func (h *testHarness) flush(ctx context.Context, db int) error {
-	if h.cluster {
-		// FLUSHALL would drop the lease keys too; delete everything else.
-		return h.admin.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-			iter := m.Scan(ctx, 0, "*", 1000).Iterator()
-			for iter.Next(ctx) {
-				if k := iter.Val(); !strings.HasPrefix(k, leasePrefix) {
-					if err := m.Del(ctx, k).Err(); err != nil {
-						return err
-					}
-				}
-			}
-			return iter.Err()
-		})
-	}
 	url, err := redisx.URLForDB(h.base, db)
 	if err != nil {
 		return err
@@ -364,20 +373,24 @@ func StartCluster(t testing.TB, masters int) string {
 		t.Fatalf("redistest.StartCluster: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	url := "redis-cluster://" + strings.Join(addrs, ",")
-	// The nodes need a moment to agree on the slot map.
+	// The nodes need a moment to agree on the slot map, and each decides
+	// for itself: ready is every node saying cluster_state:ok (one node's
+	// ok left another still answering CLUSTERDOWN on a busy machine).
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := redisx.NewClient(url)
-		if err == nil {
+		ready := true
+		for _, addr := range addrs {
+			c := redis.NewClient(&redis.Options{Addr: addr})
 			info, _ := c.ClusterInfo(ctx).Result()
 			c.Close()
-			if strings.Contains(info, "cluster_state:ok") {
-				return url
-			}
+			ready = ready && strings.Contains(info, "cluster_state:ok")
+		}
+		if ready {
+			return url
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redistest.StartCluster: %s not ready after 10s: %v", url, err)
+			t.Fatalf("redistest.StartCluster: %s not ready after 20s", url)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +32,9 @@ func dbOf(t *testing.T, url string) int {
 // checks that no two hold the same database at the same time and that each
 // starts empty.
 func TestForTestIsolation(t *testing.T) {
+	if strings.HasPrefix(os.Getenv(TestURLEnv), "redis-cluster://") {
+		t.Skip("database leases are for single servers; on a Cluster tests keep apart by Namespace (TestForTestCluster)")
+	}
 	var mu sync.Mutex
 	held := map[int]string{}
 	t.Run("group", func(t *testing.T) {
@@ -198,9 +200,9 @@ func TestServerDiesWithTestBinary(t *testing.T) {
 }
 
 // TestForTestCluster builds a three-master Redis Cluster from real
-// redis-server processes and checks ForTest against it: one lease, keys
-// deleted, the URL unchanged. Connect itself is tested on a cluster in
-// package redisx.
+// redis-server processes and checks ForTest against it: the URL unchanged
+// and nothing deleted (the one database is shared; tests keep apart by
+// Namespace). Connect itself is tested on a cluster in package redisx.
 func TestForTestCluster(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -213,18 +215,26 @@ func TestForTestCluster(t *testing.T) {
 		t.Fatalf("Connect(%q): %v", url, err)
 	}
 	defer c.Close()
-	for i := 0; i < 20; i++ {
-		k := "k" + strconv.Itoa(i)
-		if err := c.Client.Set(ctx, k, i, 0).Err(); err != nil {
-			t.Fatalf("SET %s on the cluster: %v", k, err)
-		}
+	if err := c.Client.Set(ctx, "another-test", "v", 0).Err(); err != nil {
+		t.Fatalf("SET on the cluster: %v", err)
 	}
 
 	if stdout, _ := runHelper(t, "url", TestURLEnv+"="+url); !strings.HasPrefix(stdout, url+"\n") {
 		t.Errorf("helper with %s=%s printed %q; want the cluster URL", TestURLEnv, url, stdout)
 	}
-	if n, err := c.Client.Exists(ctx, "k1").Result(); err != nil || n != 0 {
-		t.Errorf("EXISTS k1 after ForTest on the cluster = %d, %v; want 0 (flushed)", n, err)
+	if n, err := c.Client.Exists(ctx, "another-test").Result(); err != nil || n != 1 {
+		t.Errorf("EXISTS another-test after ForTest on the cluster = %d, %v; want 1 (a shared cluster is never flushed)", n, err)
+	}
+}
+
+func TestNamespaceIsPerTest(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 100; i++ {
+		ns := Namespace(t)
+		if seen[ns] || strings.ContainsAny(ns, "{}: /") || !strings.Contains(ns, "TestNamespaceIsPerTest") {
+			t.Fatalf("Namespace() = %q (seen before: %v); want a fresh name without braces, colons or spaces, naming the test", ns, seen[ns])
+		}
+		seen[ns] = true
 	}
 }
 
