@@ -2,8 +2,10 @@ package handlers
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,8 +18,12 @@ import (
 	"github.com/visitflow/visitflow/internal/twiliosig"
 )
 
-// apiMaxBody bounds scheduling API bodies (batch creates are large).
-const apiMaxBody = 32 << 20
+// Bounds of scheduling API bodies: a visit, a patch, an invite are small;
+// a batch create alone is large, and is read as a stream.
+const (
+	apiMaxBody   = 64 << 10
+	batchMaxBody = 32 << 20
+)
 
 // limitBody reads the whole body up to max bytes; larger bodies get 413.
 // Later handlers read the buffered copy.
@@ -37,6 +43,32 @@ func limitBody(max int64, m *metrics.Metrics) func(http.Handler) http.Handler {
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			next.ServeHTTP(w, r.WithContext(withBody(r.Context(), body)))
+		})
+	}
+}
+
+// chain wraps h in middleware, the first given outermost (as Router.Use).
+func chain(h http.Handler, mw ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// capBody bounds the body a handler may read to max bytes without reading
+// it: the handler decodes from the stream, and going past max is 413
+// (errBodyTooLarge). It runs after authentication, so an unauthenticated
+// request's body is never read at all.
+func capBody(max int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > max {
+				writeError(w, http.StatusRequestEntityTooLarge, "too_large",
+					fmt.Sprintf("request body is larger than the limit of %d bytes", max), "body")
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+			next.ServeHTTP(w, r)
 		})
 	}
 }
@@ -74,12 +106,13 @@ func isForm(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
 }
 
-// requireBearer checks Authorization: Bearer <token> in constant time.
+// requireBearer checks Authorization: Bearer <token>. It reads no body, so
+// it must run before anything that does.
 func requireBearer(token string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			if !ok || token == "" || !secretEqual(got, token) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="visitflow"`)
 				writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required", "")
 				return
@@ -89,13 +122,15 @@ func requireBearer(token string) func(http.Handler) http.Handler {
 	}
 }
 
-// requireBasic checks HTTP basic auth in constant time.
+// requireBasic checks HTTP basic auth. It reads no body.
 func requireBasic(user, pass string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			u, p, ok := r.BasicAuth()
-			if !ok || pass == "" ||
-				subtle.ConstantTimeCompare([]byte(u), []byte(user))&subtle.ConstantTimeCompare([]byte(p), []byte(pass)) != 1 {
+			// Both compared, always, so the time taken does not say which
+			// one was wrong.
+			userOK, passOK := secretEqual(u, user), secretEqual(p, pass)
+			if !ok || pass == "" || !(userOK && passOK) {
 				w.Header().Set("WWW-Authenticate", `Basic realm="visitflow admin"`)
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
@@ -103,6 +138,16 @@ func requireBasic(user, pass string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// secretEqual compares a presented credential with the configured one in
+// time that depends on neither: both are hashed first, and the hashes have
+// the same length whatever the inputs. (subtle.ConstantTimeCompare on the
+// raw strings returns at once when the lengths differ, which tells an
+// attacker the secret's length.)
+func secretEqual(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }
 
 // statusWriter remembers the status code for the request log.
@@ -129,9 +174,23 @@ func logRequests(log *zap.Logger, next http.Handler) http.Handler {
 		if strings.HasPrefix(r.URL.Path, "/admin/queues/") && sw.code < 400 {
 			return // the dashboard polls; its successes are noise
 		}
-		log.Debug("http", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+		log.Debug("http", zap.String("method", r.Method), zap.String("path", loggedPath(r.URL.Path)),
 			zap.Int("status", sw.code), zap.Duration("took", time.Since(start)))
 	})
+}
+
+// secretPathPrefixes are routes whose last path segment is a credential
+// (an invite secret): the request log shows the route, never the secret.
+var secretPathPrefixes = []string{"/v1/join/", "/join/"}
+
+// loggedPath is path as the request log may show it.
+func loggedPath(path string) string {
+	for _, p := range secretPathPrefixes {
+		if strings.HasPrefix(path, p) {
+			return p + "(redacted)"
+		}
+	}
+	return path
 }
 
 // recoverPanics turns a panic into a 500 and one log line.
@@ -142,8 +201,8 @@ func recoverPanics(log *zap.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("panic serving request", zap.String("path", r.URL.Path), zap.Any("panic", v), zap.Stack("stack"))
-				http.Error(w, "internal error", http.StatusInternalServerError)
+				log.Error("panic serving request", zap.String("path", loggedPath(r.URL.Path)), zap.Any("panic", v), zap.Stack("stack"))
+				writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
 			}
 		}()
 		next.ServeHTTP(w, r)

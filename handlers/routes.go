@@ -26,12 +26,15 @@ func addRoutes(r *mux.Router, d Deps) {
 	// subrouter.
 	r.Handle("/v1/join/{invite}", limitBody(1<<10, d.Metrics)(handleJoin(d))).Methods(http.MethodPost)
 
-	// The scheduling API (api.go, batch.go): bearer auth, JSON.
+	// The scheduling API (api.go, batch.go): bearer auth, checked before
+	// any body is read; JSON bodies of at most apiMaxBody, except the
+	// batch create's, which is registered first with its own limit.
+	r.Handle("/v1/visits/batch", chain(handleBatchCreate(d),
+		countAPI(d.Metrics), requireBearer(d.Config.API.Token), capBody(batchMaxBody))).Methods(http.MethodPost)
 	api := r.PathPrefix("/v1").Subrouter()
-	api.Use(countAPI(d.Metrics), limitBody(apiMaxBody, d.Metrics), requireBearer(d.Config.API.Token))
+	api.Use(countAPI(d.Metrics), requireBearer(d.Config.API.Token), capBody(apiMaxBody))
 	api.Handle("/visits", handleCreateVisit(d)).Methods(http.MethodPost)
 	api.Handle("/visits", handleListVisits(d)).Methods(http.MethodGet)
-	api.Handle("/visits/batch", handleBatchCreate(d)).Methods(http.MethodPost)
 	api.Handle("/visits/{id}", handleGetVisit(d)).Methods(http.MethodGet)
 	api.Handle("/visits/{id}", handleUpdateVisit(d)).Methods(http.MethodPatch)
 	api.Handle("/visits/{id}/cancel", handleCancelVisit(d)).Methods(http.MethodPost)

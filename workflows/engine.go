@@ -44,6 +44,7 @@ type Store interface {
 	VisitForCall(ctx context.Context, sid string) (string, error)
 	IndexCall(ctx context.Context, sid, id string) error
 	ReservePIN(ctx context.Context, pin, id string, expires time.Time) (bool, error)
+	ReleasePIN(ctx context.Context, pin, id string) error
 	Reschedule(ctx context.Context, id string, at time.Time) error
 	Outbox(ctx context.Context, id string) ([]visit.Job, error)
 	AckOutbox(ctx context.Context, id string, jobIDs ...string) error

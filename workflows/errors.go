@@ -19,6 +19,8 @@ var (
 	// ErrGone: an invite that expired with its visit or died when the visit
 	// was cancelled or ended (API: 410).
 	ErrGone = errors.New("workflows: invite expired or revoked")
+	// ErrInternal: a request failed on a bug of ours, already logged (500).
+	ErrInternal = errors.New("workflows: internal error")
 )
 
 // InputError is bad input naming the field (API: 400).

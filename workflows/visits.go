@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -30,9 +32,6 @@ type CreateInput struct {
 	Provider    PersonInput `json:"provider"`
 	Patient     PersonInput `json:"patient"`
 }
-
-// identityMax is Twilio's limit on participant identities.
-const identityMax = 128
 
 // normalize checks the input and fills defaults; errors name the field.
 func (in *CreateInput) normalize() (time.Time, *time.Location, error) {
@@ -73,11 +72,11 @@ func loadZone(name string) (*time.Location, error) {
 
 func (p *PersonInput) check(field string) error {
 	p.Identity = strings.TrimSpace(p.Identity)
-	if p.Identity == "" {
-		return badField(field+".identity", "is required")
+	if err := checkIdentity(field+".identity", p.Identity); err != nil {
+		return err
 	}
-	if len(p.Identity) > identityMax {
-		return badField(field+".identity", "must be at most %d characters", identityMax)
+	if err := checkName(field+".name", p.Name); err != nil {
+		return err
 	}
 	if p.Phone != "" && !visit.ValidPhone(p.Phone) {
 		return badField(field+".phone", "must be an E.164 number like +15551230001")
@@ -95,6 +94,9 @@ func (p PersonInput) person() visit.Person {
 func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit, bool, error) {
 	at, _, err := in.normalize()
 	if err != nil {
+		return nil, false, err
+	}
+	if err := e.checkHorizon(at); err != nil {
 		return nil, false, err
 	}
 	if in.Provider.Identity == in.Patient.Identity {
@@ -125,20 +127,29 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 	if err != nil {
 		return nil, false, err
 	}
+	// Unless the visit gets stored, its PIN goes back (a failed create, a
+	// create that lost the race for its id to another, a panic).
+	stored := false
+	defer func() {
+		if !stored {
+			e.releasePIN(pin, v.ID)
+		}
+	}()
 	v.DialIn = visit.DialIn{Number: e.cfg.Twilio.FromNumber, PIN: pin}
 	v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "scheduled",
 		Summary: "visit scheduled for " + at.Format(time.RFC3339)})
 	e.schedule(v, now)
 	jobs := v.PendingJobs()
-	stored, created, err := e.store.Create(ctx, v)
+	saved, created, err := e.store.Create(ctx, v)
 	if err != nil {
 		return nil, false, err
 	}
 	if !created {
-		return e.sameOrConflict(stored, hash)
+		return e.sameOrConflict(saved, hash)
 	}
+	stored = true
 	e.flush(ctx, v.ID, jobs)
-	return stored, true, nil
+	return saved, true, nil
 }
 
 func (e *Engine) sameOrConflict(existing *visit.Visit, hash string) (*visit.Visit, bool, error) {
@@ -169,6 +180,17 @@ func (e *Engine) reservePIN(ctx context.Context, v *visit.Visit) (string, error)
 		}
 	}
 	return "", errors.New("workflows: no free dial-in PIN")
+}
+
+// releasePIN gives back the PIN of a create that did not store its visit.
+// It runs even when the request's context is done (the client went away
+// half-way), and a failure only costs a PIN until its reservation expires.
+func (e *Engine) releasePIN(pin, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := e.store.ReleasePIN(ctx, pin, id); err != nil {
+		e.log.Warn("create: could not release the dial-in PIN of a visit not created", zap.String("visit", id), zap.Error(err))
+	}
 }
 
 func requestHash(in CreateInput) string {
@@ -246,6 +268,9 @@ func (e *Engine) UpdateVisit(ctx context.Context, id string, in PatchInput) (*vi
 			return nil, badField("scheduled_at", "must be an RFC 3339 time like 2026-12-01T15:00:00Z")
 		}
 		t = t.UTC()
+		if err := e.checkHorizon(t); err != nil {
+			return nil, err
+		}
 		at = &t
 	}
 	if in.Timezone != nil {
@@ -259,6 +284,11 @@ func (e *Engine) UpdateVisit(ctx context.Context, id string, in PatchInput) (*vi
 	}{{"provider", in.Provider}, {"patient", in.Patient}} {
 		if p.p != nil && p.p.Phone != nil && *p.p.Phone != "" && !visit.ValidPhone(*p.p.Phone) {
 			return nil, badField(p.field+".phone", "must be an E.164 number like +15551230001")
+		}
+		if p.p != nil && p.p.Name != nil {
+			if err := checkName(p.field+".name", *p.p.Name); err != nil {
+				return nil, err
+			}
 		}
 	}
 	now := e.clock.Now()

@@ -153,6 +153,10 @@ type Visits struct {
 	// Retention: finished visits (completed, no-show, cancelled) are purged
 	// this long after they finished. Optional, default 720h (30 days).
 	Retention time.Duration `yaml:"retention"`
+	// ScheduleHorizon: scheduled_at may be at most this far in the future;
+	// later times are refused (400 naming scheduled_at). Optional, default
+	// 17520h (2 years).
+	ScheduleHorizon time.Duration `yaml:"schedule_horizon"`
 	// CancelSMS sends the patient the cancelled template when a visit is
 	// cancelled. Optional, default false.
 	CancelSMS bool `yaml:"cancel_sms"`
@@ -266,6 +270,7 @@ func Default() Config {
 			EmptyRoomTimeout:  5 * time.Minute,
 			UnusedRoomTimeout: 5 * time.Minute,
 			Retention:         720 * time.Hour,
+			ScheduleHorizon:   2 * 365 * 24 * time.Hour,
 			CancelSMS:         false,
 			OptOutSecret:      "",
 			Templates: Templates{

@@ -55,6 +55,7 @@ func (c Config) Validate() error {
 		{"visits.empty_room_timeout", wholeMinutes(v.EmptyRoomTimeout, 1, 60)},
 		{"visits.unused_room_timeout", wholeMinutes(v.UnusedRoomTimeout, 1, 60)},
 		{"visits.retention", positive(v.Retention)},
+		{"visits.schedule_horizon", positive(v.ScheduleHorizon)},
 		{"visits.templates.reminder", tmpl(t.Reminder)},
 		{"visits.templates.starting_soon", tmpl(t.StartingSoon)},
 		{"visits.templates.provider_late", tmpl(t.ProviderLate)},
