@@ -146,8 +146,13 @@ func requireBasic(user, pass string) func(http.Handler) http.Handler {
 // raw strings returns at once when the lengths differ, which tells an
 // attacker the secret's length.)
 func secretEqual(got, want string) bool {
-	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
-	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+	return subtle.ConstantTimeCompare(credentialDigest(got), credentialDigest(want)) == 1
+}
+
+// credentialDigest is the fixed-length form in which credentials are compared.
+func credentialDigest(s string) []byte {
+	sum := sha256.Sum256([]byte(s))
+	return sum[:]
 }
 
 // statusWriter remembers the status code for the request log.

@@ -58,6 +58,14 @@ type HTTP struct {
 	// ShutdownTimeout bounds the graceful shutdown: in-flight requests and
 	// jobs get this long to finish. Optional, default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout bounds reading a request's headers: a client that
+	// trickles them is cut off. Optional, default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// WriteTimeout bounds a whole request, from the end of its headers to
+	// the last byte of the answer: a client that never reads the answer is
+	// cut off, freeing its goroutine and descriptor. It must cover the
+	// largest batch create. Optional, default 60s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
 
 // Redis says where state and queues live.
@@ -248,10 +256,12 @@ type Worker struct {
 func Default() Config {
 	return Config{
 		HTTP: HTTP{
-			Addr:            ":8080",
-			PublicBaseURL:   "http://localhost:8080",
-			MaxBodyBytes:    65536,
-			ShutdownTimeout: 15 * time.Second,
+			Addr:              ":8080",
+			PublicBaseURL:     "http://localhost:8080",
+			MaxBodyBytes:      65536,
+			ShutdownTimeout:   15 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      60 * time.Second,
 		},
 		Twilio: Twilio{
 			FromNumber:     "+15005550006",

@@ -33,6 +33,8 @@ func (c Config) Validate() error {
 		{"http.public_base_url", baseURL(c.HTTP.PublicBaseURL)},
 		{"http.max_body_bytes", positiveInt(c.HTTP.MaxBodyBytes)},
 		{"http.shutdown_timeout", positive(c.HTTP.ShutdownTimeout)},
+		{"http.read_header_timeout", positive(c.HTTP.ReadHeaderTimeout)},
+		{"http.write_timeout", positive(c.HTTP.WriteTimeout)},
 		{"redis.url", redisURL(c.Redis.URL)},
 		{"twilio.account_sid", sid(c.Twilio.AccountSID, "AC")},
 		{"twilio.api_key", sid(c.Twilio.APIKey, "SK")},
