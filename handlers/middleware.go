@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/metrics"
 	"github.com/visitflow/visitflow/internal/twiliosig"
 )
@@ -80,7 +81,7 @@ func verifyTwilio(d Deps) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body := bodyFrom(r.Context())
-			if err := twiliosig.Check(d.Config.Twilio.AuthToken, d.Config.HTTP.PublicBaseURL, r, body); err != nil {
+			if err := twiliosig.CheckAny(signingTokens(d.Config.Twilio, body), d.Config.HTTP.PublicBaseURL, r, body); err != nil {
 				reason := "invalid"
 				if errors.Is(err, twiliosig.ErrMissing) {
 					reason = "missing"
@@ -100,6 +101,24 @@ func verifyTwilio(d Deps) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// signingTokens are the auth tokens a callback's signature may be made
+// with: the token of the sub-account named by its AccountSid, when one is
+// configured (twilio.subaccount_tokens), then twilio.auth_token and
+// twilio.secondary_auth_token (a rotation in progress). The AccountSid is
+// read from the unverified body only to choose the key; the signature
+// still has to match under it.
+func signingTokens(c config.Twilio, body []byte) []string {
+	tokens := make([]string, 0, 3)
+	if len(c.SubaccountTokens) > 0 {
+		if form, err := url.ParseQuery(string(body)); err == nil {
+			if tok, ok := c.SubaccountTokens[form.Get("AccountSid")]; ok {
+				tokens = append(tokens, tok)
+			}
+		}
+	}
+	return append(tokens, c.AuthToken, c.SecondaryAuthToken)
 }
 
 func isForm(r *http.Request) bool {

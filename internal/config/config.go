@@ -85,6 +85,15 @@ type Twilio struct {
 	// AuthToken signs webhooks and authenticates REST calls. Optional;
 	// empty means sandbox mode.
 	AuthToken string `yaml:"auth_token" secret:"true"`
+	// SecondaryAuthToken is a second token whose webhook signatures are
+	// accepted too, for rotating the auth token without a window in which
+	// every callback fails. Optional.
+	SecondaryAuthToken string `yaml:"secondary_auth_token" secret:"true"`
+	// SubaccountTokens maps a sub-account's AccountSid (AC…) to its auth
+	// token: callbacks carrying that AccountSid are validated with it (a
+	// sub-account's resources are signed with the sub-account's token).
+	// Optional. Environment: AC…=token pairs separated by commas.
+	SubaccountTokens map[string]string `yaml:"subaccount_tokens" secret:"true"`
 	// APIKey (SK…) and APISecret sign Video access tokens. Optional; set both or neither.
 	APIKey    string `yaml:"api_key"`
 	APISecret string `yaml:"api_secret" secret:"true"`
@@ -264,8 +273,9 @@ func Default() Config {
 			WriteTimeout:      60 * time.Second,
 		},
 		Twilio: Twilio{
-			FromNumber:     "+15005550006",
-			RequestTimeout: 10 * time.Second,
+			FromNumber:       "+15005550006",
+			RequestTimeout:   10 * time.Second,
+			SubaccountTokens: map[string]string{},
 		},
 		Admin: Admin{Username: "admin", ReadOnly: true},
 		Visits: Visits{

@@ -37,6 +37,7 @@ func (c Config) Validate() error {
 		{"http.write_timeout", positive(c.HTTP.WriteTimeout)},
 		{"redis.url", redisURL(c.Redis.URL)},
 		{"twilio.account_sid", sid(c.Twilio.AccountSID, "AC")},
+		{"twilio.subaccount_tokens", subaccountTokens(c.Twilio.SubaccountTokens)},
 		{"twilio.api_key", sid(c.Twilio.APIKey, "SK")},
 		{"twilio.api_secret", pair(c.Twilio.APISecret, c.Twilio.APIKey, "twilio.api_key")},
 		{"twilio.api_key", pair(c.Twilio.APIKey, c.Twilio.APISecret, "twilio.api_secret")},
@@ -274,4 +275,26 @@ func tmpl(s string) error {
 		return fmt.Errorf("invalid template: %w", err)
 	}
 	return nil
+}
+
+// subaccountTokens: every name an AccountSid, every token set.
+func subaccountTokens(m map[string]string) error {
+	for _, name := range sortedKeys(m) {
+		if !strings.HasPrefix(name, "AC") || len(name) < 3 {
+			return fmt.Errorf("%q is not an AccountSid (AC…)", name)
+		}
+		if m[name] == "" {
+			return fmt.Errorf("%s has no token", name)
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
