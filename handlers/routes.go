@@ -50,7 +50,7 @@ func addRoutes(r *mux.Router, d Deps) {
 	r.Handle("/readyz", handleReadyz(d)).Methods(http.MethodGet)
 	r.Handle("/metrics", d.Metrics.Handler()).Methods(http.MethodGet)
 	admin := r.PathPrefix("/admin").Subrouter()
-	admin.Use(requireBasic(d.Config.Admin.Username, d.Config.Admin.Password))
+	admin.Use(requireBasic(d.Config.Admin.Username, d.Config.Admin.Password), adminHeaders("/admin/queues", d.Dashboard))
 	if d.Dashboard != nil {
 		admin.PathPrefix("/queues").Handler(d.Dashboard)
 	}
