@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -22,12 +23,13 @@ func handleHealthz() http.Handler {
 // only to a request with the admin credentials; anyone else learns "not
 // ready". The answer comes within readyTimeout even when the check itself
 // hangs (a Redis client's own timeouts and retries outlast a context
-// deadline): the check then goes on in the background and its result is
-// dropped.
+// deadline): the check then finishes in the background, and probes that
+// arrive meanwhile wait for that same check instead of starting more.
 func handleReadyz(d Deps) http.Handler {
+	checks := &readiness{check: d.Ready}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d.Ready != nil {
-			if err := checkReady(r.Context(), d.Ready); err != nil {
+			if err := checks.ready(r.Context()); err != nil {
 				message := "not ready"
 				if d.isAdmin(r) {
 					message = "not ready: " + err.Error()
@@ -41,6 +43,19 @@ func handleReadyz(d Deps) http.Handler {
 	})
 }
 
+// readiness runs at most one readiness check at a time.
+type readiness struct {
+	check func(context.Context) error
+	mu    sync.Mutex
+	cur   *readyFlight
+}
+
+// readyFlight is one check: done closes when err is set.
+type readyFlight struct {
+	done chan struct{}
+	err  error
+}
+
 // errReadyTimeout: the readiness check did not finish within readyTimeout.
 type errReadyTimeout struct{}
 
@@ -48,15 +63,29 @@ func (errReadyTimeout) Error() string {
 	return "readiness check did not finish within " + readyTimeout.String()
 }
 
-func checkReady(ctx context.Context, ready func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+func (c *readiness) ready(ctx context.Context) error {
+	c.mu.Lock()
+	f := c.cur
+	if f == nil {
+		f = &readyFlight{done: make(chan struct{})}
+		c.cur = f
+		go func() {
+			cctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+			defer cancel()
+			f.err = c.check(cctx)
+			c.mu.Lock()
+			c.cur = nil
+			c.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	c.mu.Unlock()
+	wait, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- ready(ctx) }()
 	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
+	case <-f.done:
+		return f.err
+	case <-wait.Done():
 		return errReadyTimeout{}
 	}
 }
