@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -225,5 +226,36 @@ func TestAPIBodyLimitsPerRoute(t *testing.T) {
 	var v handlers.VisitView
 	if code := e.API(http.MethodGet, "/v1/visits/V-bulk-599", nil, &v); code != http.StatusOK {
 		t.Errorf("GET the last batch visit = %d; want 200", code)
+	}
+}
+
+// A batch past its 32 MiB is 413 whether it declares its length or streams
+// it (chunked), and creates nothing.
+func TestBatchPastItsLimitIs413(t *testing.T) {
+	e := testenv.New(t)
+	// Padded with white space: 10,000 real visits stay well under 32 MiB.
+	line := jsonOf(t, testenv.VisitBody("V-over")) + strings.Repeat(" ", 4000) + "\n"
+	body := strings.Repeat(line, (33<<20)/len(line))
+	for _, c := range []struct {
+		name string
+		body io.Reader
+	}{
+		{"declared length", strings.NewReader(body)},
+		{"chunked", io.MultiReader(strings.NewReader(body))}, // hides the length
+	} {
+		req, _ := http.NewRequest(http.MethodPost, e.URL+"/v1/visits/batch", c.body)
+		req.Header.Set("Authorization", "Bearer "+testenv.APIToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(raw), `"too_large"`) {
+			t.Errorf("%s: a %d MiB batch = %d %s; want 413 too_large", c.name, len(body)>>20, resp.StatusCode, raw)
+		}
+	}
+	if left := traces(t, e, "V-over"); len(left) > 0 {
+		t.Errorf("a refused batch left %v behind", left)
 	}
 }
