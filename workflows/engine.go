@@ -44,7 +44,6 @@ type Store interface {
 	VisitForCall(ctx context.Context, sid string) (string, error)
 	IndexCall(ctx context.Context, sid, id string) error
 	ReservePIN(ctx context.Context, pin, id string, expires time.Time) (bool, error)
-	ReleasePIN(ctx context.Context, pin, id string) error
 	Reschedule(ctx context.Context, id string, at time.Time) error
 	Outbox(ctx context.Context, id string) ([]visit.Job, error)
 	AckOutbox(ctx context.Context, id string, jobIDs ...string) error
@@ -60,6 +59,8 @@ type Store interface {
 	OptedOut(ctx context.Context, hash string) (bool, error)
 	ScheduledBefore(ctx context.Context, t time.Time, offset, n int64) ([]string, error)
 	Delete(ctx context.Context, id string, keep func(v *visit.Visit) bool) (bool, error)
+	// ReleasePIN gives back the PIN of a create that did not store its visit.
+	ReleasePIN(ctx context.Context, pin, id string) error
 }
 
 // Twilio is every Twilio REST call the jobs make (implemented by

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -129,9 +127,9 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 	}
 	// Unless the visit gets stored, its PIN goes back (a failed create, a
 	// create that lost the race for its id to another, a panic).
-	stored := false
+	kept := false
 	defer func() {
-		if !stored {
+		if !kept {
 			e.releasePIN(pin, v.ID)
 		}
 	}()
@@ -140,16 +138,16 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 		Summary: "visit scheduled for " + at.Format(time.RFC3339)})
 	e.schedule(v, now)
 	jobs := v.PendingJobs()
-	saved, created, err := e.store.Create(ctx, v)
+	stored, created, err := e.store.Create(ctx, v)
 	if err != nil {
 		return nil, false, err
 	}
 	if !created {
-		return e.sameOrConflict(saved, hash)
+		return e.sameOrConflict(stored, hash)
 	}
-	stored = true
+	kept = true
 	e.flush(ctx, v.ID, jobs)
-	return saved, true, nil
+	return stored, true, nil
 }
 
 func (e *Engine) sameOrConflict(existing *visit.Visit, hash string) (*visit.Visit, bool, error) {
@@ -180,17 +178,6 @@ func (e *Engine) reservePIN(ctx context.Context, v *visit.Visit) (string, error)
 		}
 	}
 	return "", errors.New("workflows: no free dial-in PIN")
-}
-
-// releasePIN gives back the PIN of a create that did not store its visit.
-// It runs even when the request's context is done (the client went away
-// half-way), and a failure only costs a PIN until its reservation expires.
-func (e *Engine) releasePIN(pin, id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := e.store.ReleasePIN(ctx, pin, id); err != nil {
-		e.log.Warn("create: could not release the dial-in PIN of a visit not created", zap.String("visit", id), zap.Error(err))
-	}
 }
 
 func requestHash(in CreateInput) string {

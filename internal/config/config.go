@@ -273,9 +273,8 @@ func Default() Config {
 			WriteTimeout:      60 * time.Second,
 		},
 		Twilio: Twilio{
-			FromNumber:       "+15005550006",
-			RequestTimeout:   10 * time.Second,
-			SubaccountTokens: map[string]string{},
+			FromNumber:     "+15005550006",
+			RequestTimeout: 10 * time.Second,
 		},
 		Admin: Admin{Username: "admin", ReadOnly: true},
 		Visits: Visits{

@@ -19,7 +19,7 @@
 //	vf:idx:pin:<pin>           visit id for a dial-in PIN (expires a day after the visit)
 //	vf:idx:invite:<sha256>     visit id for an invite secret's hash (expires after the window + 7 days)
 //	vf:idx:schedule            zset of visit ids by scheduled_at (ms)
-//	vf:outbox:pending          set of visit ids whose outbox may hold entries (left once flushed)
+//	vf:outbox:pending          set of visit ids whose outbox may hold entries
 //
 // Records that belong to a phone number rather than a visit, keyed by a
 // keyed hash the caller computes, so no key or value holds the number:
