@@ -26,14 +26,14 @@ func TestUnencodableChangesAreErrorsAndWriteNothing(t *testing.T) {
 	if _, _, err := s.Create(ctx, v); err == nil {
 		t.Fatal("Create with a job at year 10000 = nil error; want an error")
 	}
-	if keys := allKeys(t, conn); len(keys) != 0 {
+	if keys := storeKeys(t, conn); len(keys) != 0 {
 		t.Errorf("a failed Create left %v", keys)
 	}
 
 	if _, _, err := s.Create(ctx, newVisit("V-ok", t0)); err != nil {
 		t.Fatal(err)
 	}
-	before := allKeys(t, conn)
+	before := storeKeys(t, conn)
 	_, err := s.Update(ctx, "V-ok", "", func(v *visit.Visit) error {
 		v.Log(visit.Entry{At: t0, Type: "x"})
 		v.Enqueue(visit.Job{ID: "V-ok:late", Type: "check:no-show", ProcessAt: beyondJSON})
@@ -42,7 +42,7 @@ func TestUnencodableChangesAreErrorsAndWriteNothing(t *testing.T) {
 	if err == nil {
 		t.Fatal("Update enqueuing a job at year 10000 = nil error; want an error")
 	}
-	if after := allKeys(t, conn); len(after) != len(before) {
+	if after := storeKeys(t, conn); len(after) != len(before) {
 		t.Errorf("a failed Update changed the keys from %v to %v", before, after)
 	}
 	if tl, err := s.Timeline(ctx, "V-ok"); err != nil || len(tl) != 0 {
@@ -50,7 +50,7 @@ func TestUnencodableChangesAreErrorsAndWriteNothing(t *testing.T) {
 	}
 }
 
-func allKeys(t *testing.T, conn *redisx.Conn) []string {
+func storeKeys(t *testing.T, conn *redisx.Conn) []string {
 	t.Helper()
 	keys, err := redistest.AllKeys(context.Background(), conn.Client, "vf:*")
 	if err != nil && err != redis.Nil {
