@@ -3,6 +3,8 @@ package handlers
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -42,19 +44,49 @@ func ViewOf(v *visit.Visit, timeline []visit.Entry) VisitView {
 	}
 }
 
-// decodeJSON reads the (already size-limited) body into dst; unknown fields
-// are errors so typos are not silently ignored.
+// decodeJSON reads one JSON value from the (capBody-bounded) body into dst;
+// unknown fields are errors so typos are not silently ignored, and so is
+// anything after the value: a body is one value, not the first of several.
 func decodeJSON(r *http.Request, dst any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return &workflows.InputError{Field: typeErr.Field, Message: "has the wrong type"}
-		}
-		return &workflows.InputError{Field: "body", Message: "is not valid JSON: " + err.Error()}
+		return jsonError(err, "")
+	}
+	if err := endOfBody(dec); err != nil {
+		return err
 	}
 	return nil
+}
+
+// endOfBody refuses anything but white space after the JSON value dec read.
+func endOfBody(dec *json.Decoder) error {
+	var extra json.RawMessage
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		if tooLarge := jsonError(err, ""); errors.Is(tooLarge, errBodyTooLarge) {
+			return tooLarge
+		}
+	}
+	return &workflows.InputError{Field: "body", Message: "has data after the JSON value"}
+}
+
+// errBodyTooLarge: the body went past its route's limit (413).
+var errBodyTooLarge = errors.New("handlers: request body too large")
+
+// jsonError translates a decoding error; prefix names the item ("item 3 ").
+func jsonError(err error, prefix string) error {
+	var typeErr *json.UnmarshalTypeError
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return fmt.Errorf("%w: limit %d bytes", errBodyTooLarge, tooLarge.Limit)
+	case errors.As(err, &typeErr):
+		return &workflows.InputError{Field: typeErr.Field, Message: prefix + "has the wrong type"}
+	}
+	return &workflows.InputError{Field: "body", Message: prefix + "is not valid JSON: " + err.Error()}
 }
 
 // apiFailure is the /v1 edge's one error translator: an engine error
@@ -64,6 +96,10 @@ func (d Deps) apiFailure(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &in):
 		writeError(w, http.StatusBadRequest, "invalid", in.Message, in.Field)
+	case errors.Is(err, errBodyTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit", "body")
+	case errors.Is(err, workflows.ErrInternal):
+		writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
 	case errors.Is(err, visit.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "no visit with that id", "")
 	case errors.Is(err, visit.ErrLegLive):

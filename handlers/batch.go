@@ -41,21 +41,13 @@ type batchAnswer struct {
 // lines (one visit per line), at most workflows.BatchLimit; valid items are
 // created and every item gets its own result (200 overall). Items that are
 // not valid JSON objects are reported by index like other invalid items.
+// The body is decoded as it arrives, item by item, never held whole.
 func handleBatchCreate(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raws, err := splitBatch(r.Body)
+		ins, parseErr, err := readBatch(r.Body)
 		if err != nil {
 			d.apiFailure(w, r, err)
 			return
-		}
-		ins := make([]workflows.CreateInput, len(raws))
-		parseErr := make([]error, len(raws))
-		for i, raw := range raws {
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&ins[i]); err != nil {
-				parseErr[i] = &workflows.InputError{Field: "body", Message: "is not a valid visit: " + err.Error()}
-			}
 		}
 		// Create only the items that parsed, keeping their indexes.
 		var idx []int
@@ -67,7 +59,7 @@ func handleBatchCreate(d Deps) http.Handler {
 			}
 		}
 		items := d.Engine.CreateVisits(r.Context(), valid)
-		ans := batchAnswer{Results: make([]batchResult, len(raws))}
+		ans := batchAnswer{Results: make([]batchResult, len(ins))}
 		for i, err := range parseErr {
 			if err != nil {
 				ans.Results[i] = resultOf(i, 400, nil, err)
@@ -75,7 +67,7 @@ func handleBatchCreate(d Deps) http.Handler {
 		}
 		for k, it := range items {
 			ans.Results[idx[k]] = resultOf(idx[k], it.Status, it.Visit, it.Err)
-			if it.Status == http.StatusServiceUnavailable {
+			if it.Status >= 500 {
 				d.Log.Error("batch item failed", zap.Int("index", idx[k]), zap.Error(it.Err))
 			}
 		}
@@ -103,6 +95,8 @@ func resultOf(i, status int, v *visit.Visit, err error) batchResult {
 		switch {
 		case errors.As(err, &in):
 			res.Error = &errorBody{Code: "invalid", Message: in.Message, Field: in.Field}
+		case errors.Is(err, workflows.ErrInternal):
+			res.Error = &errorBody{Code: "internal", Message: "internal error"}
 		case errors.Is(err, workflows.ErrConflict):
 			res.Error = &errorBody{Code: "conflict", Message: "a visit with this id exists with different details", Field: "id"}
 		default:
@@ -112,44 +106,72 @@ func resultOf(i, status int, v *visit.Visit, err error) batchResult {
 	return res
 }
 
-// splitBatch returns the raw items of a JSON array or of JSON lines.
-func splitBatch(body io.Reader) ([]json.RawMessage, error) {
+// readBatch decodes the items of a JSON array or of JSON lines as they
+// arrive. It returns each item's input and, per item, the reason it is not
+// a valid visit (nil when it is); err is for the body as a whole (not JSON,
+// empty, too many items, too large).
+func readBatch(body io.Reader) (ins []workflows.CreateInput, itemErr []error, err error) {
 	br := bufio.NewReader(body)
 	first, err := peekNonSpace(br)
 	if err != nil {
-		return nil, &workflows.InputError{Field: "body", Message: "is empty; want a JSON array or JSON lines"}
-	}
-	var items []json.RawMessage
-	tooMany := &workflows.InputError{Field: "body", Message: fmt.Sprintf("has more than %d items", workflows.BatchLimit)}
-	if first == '[' {
-		if err := json.NewDecoder(br).Decode(&items); err != nil {
-			return nil, &workflows.InputError{Field: "body", Message: "is not a valid JSON array: " + err.Error()}
+		if tooLarge := jsonError(err, ""); errors.Is(tooLarge, errBodyTooLarge) {
+			return nil, nil, tooLarge
 		}
-	} else {
-		dec := json.NewDecoder(br)
-		for {
-			var raw json.RawMessage
-			err := dec.Decode(&raw)
-			if errors.Is(err, io.EOF) {
-				break
+		return nil, nil, &workflows.InputError{Field: "body", Message: "is empty; want a JSON array or JSON lines"}
+	}
+	dec := json.NewDecoder(br)
+	array := first == '['
+	if array {
+		_, _ = dec.Token() // the '[' peeked above
+	}
+	for {
+		if array && !dec.More() {
+			break
+		}
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if !array && errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if tooLarge := jsonError(err, ""); errors.Is(tooLarge, errBodyTooLarge) {
+				return nil, nil, tooLarge
 			}
-			if err != nil {
-				return nil, &workflows.InputError{Field: "body",
-					Message: fmt.Sprintf("line item %d is not valid JSON: %v", len(items), err)}
+			what := "is not a valid JSON array"
+			if !array {
+				what = fmt.Sprintf("line item %d is not valid JSON", len(ins))
 			}
-			items = append(items, raw)
-			if len(items) > workflows.BatchLimit {
-				return nil, tooMany
-			}
+			return nil, nil, &workflows.InputError{Field: "body", Message: what + ": " + err.Error()}
+		}
+		if len(ins) == workflows.BatchLimit {
+			return nil, nil, &workflows.InputError{Field: "body", Message: fmt.Sprintf("has more than %d items", workflows.BatchLimit)}
+		}
+		var in workflows.CreateInput
+		itemErr = append(itemErr, decodeItem(raw, &in))
+		ins = append(ins, in)
+	}
+	if array {
+		if _, err := dec.Token(); err != nil { // the closing ']'
+			return nil, nil, &workflows.InputError{Field: "body", Message: "is not a valid JSON array: " + err.Error()}
+		}
+		if err := endOfBody(dec); err != nil {
+			return nil, nil, err
 		}
 	}
-	if len(items) > workflows.BatchLimit {
-		return nil, tooMany
+	if len(ins) == 0 {
+		return nil, nil, &workflows.InputError{Field: "body", Message: "holds no visits"}
 	}
-	if len(items) == 0 {
-		return nil, &workflows.InputError{Field: "body", Message: "holds no visits"}
+	return ins, itemErr, nil
+}
+
+// decodeItem decodes one batch item into in.
+func decodeItem(raw json.RawMessage, in *workflows.CreateInput) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(in); err != nil {
+		return &workflows.InputError{Field: "body", Message: "is not a valid visit: " + err.Error()}
 	}
-	return items, nil
+	return nil
 }
 
 func peekNonSpace(br *bufio.Reader) (byte, error) {

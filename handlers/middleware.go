@@ -2,8 +2,10 @@ package handlers
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,12 +15,17 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/visitflow/visitflow/internal/audit"
+	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/metrics"
 	"github.com/visitflow/visitflow/internal/twiliosig"
 )
 
-// apiMaxBody bounds scheduling API bodies (batch creates are large).
-const apiMaxBody = 32 << 20
+// Bounds of scheduling API bodies: a visit, a patch, an invite are small;
+// a batch create alone is large, and is read as a stream.
+const (
+	apiMaxBody   = 64 << 10
+	batchMaxBody = 32 << 20
+)
 
 // limitBody reads the whole body up to max bytes; larger bodies get 413.
 // Later handlers read the buffered copy.
@@ -42,6 +49,32 @@ func limitBody(max int64, m *metrics.Metrics) func(http.Handler) http.Handler {
 	}
 }
 
+// chain wraps h in middleware, the first given outermost (as Router.Use).
+func chain(h http.Handler, mw ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// capBody bounds the body a handler may read to max bytes without reading
+// it: the handler decodes from the stream, and going past max is 413
+// (errBodyTooLarge). It runs after authentication, so an unauthenticated
+// request's body is never read at all.
+func capBody(max int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > max {
+				writeError(w, http.StatusRequestEntityTooLarge, "too_large",
+					fmt.Sprintf("request body is larger than the limit of %d bytes", max), "body")
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
 // verifyTwilio refuses requests whose X-Twilio-Signature does not match the
 // URL Twilio was given (public_base_url + path + query) and the body: 403,
 // nothing recorded. On success the form is parsed from the body only.
@@ -49,7 +82,7 @@ func verifyTwilio(d Deps) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body := bodyFrom(r.Context())
-			if err := twiliosig.Check(d.Config.Twilio.AuthToken, d.Config.HTTP.PublicBaseURL, r, body); err != nil {
+			if err := twiliosig.CheckAny(signingTokens(d.Config.Twilio, body), d.Config.HTTP.PublicBaseURL, r, body); err != nil {
 				reason := "invalid"
 				if errors.Is(err, twiliosig.ErrMissing) {
 					reason = "missing"
@@ -71,12 +104,31 @@ func verifyTwilio(d Deps) func(http.Handler) http.Handler {
 	}
 }
 
+// signingTokens are the auth tokens a callback's signature may be made
+// with: the token of the sub-account named by its AccountSid, when one is
+// configured (twilio.subaccount_tokens), then twilio.auth_token and
+// twilio.secondary_auth_token (a rotation in progress). The AccountSid is
+// read from the unverified body only to choose the key; the signature
+// still has to match under it.
+func signingTokens(c config.Twilio, body []byte) []string {
+	tokens := make([]string, 0, 3)
+	if len(c.SubaccountTokens) > 0 {
+		if form, err := url.ParseQuery(string(body)); err == nil {
+			if tok, ok := c.SubaccountTokens[form.Get("AccountSid")]; ok {
+				tokens = append(tokens, tok)
+			}
+		}
+	}
+	return append(tokens, c.AuthToken, c.SecondaryAuthToken)
+}
+
 func isForm(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
 }
 
 // requireBearer checks Authorization: Bearer <token> against every API
 // token in constant time and names the token's holder for the audit trail.
+// It reads no body, so it must run before anything that does.
 func requireBearer(tokens apiTokens) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -92,13 +144,15 @@ func requireBearer(tokens apiTokens) func(http.Handler) http.Handler {
 	}
 }
 
-// requireBasic checks HTTP basic auth in constant time.
+// requireBasic checks HTTP basic auth. It reads no body.
 func requireBasic(user, pass string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			u, p, ok := r.BasicAuth()
-			if !ok || pass == "" ||
-				subtle.ConstantTimeCompare([]byte(u), []byte(user))&subtle.ConstantTimeCompare([]byte(p), []byte(pass)) != 1 {
+			// Both compared, always, so the time taken does not say which
+			// one was wrong.
+			userOK, passOK := secretEqual(u, user), secretEqual(p, pass)
+			if !ok || pass == "" || !(userOK && passOK) {
 				w.Header().Set("WWW-Authenticate", `Basic realm="visitflow admin"`)
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
@@ -106,6 +160,21 @@ func requireBasic(user, pass string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// secretEqual compares a presented credential with the configured one in
+// time that depends on neither: both are hashed first, and the hashes have
+// the same length whatever the inputs. (subtle.ConstantTimeCompare on the
+// raw strings returns at once when the lengths differ, which tells an
+// attacker the secret's length.)
+func secretEqual(got, want string) bool {
+	return subtle.ConstantTimeCompare(credentialDigest(got), credentialDigest(want)) == 1
+}
+
+// credentialDigest is the fixed-length form in which credentials are compared.
+func credentialDigest(s string) []byte {
+	sum := sha256.Sum256([]byte(s))
+	return sum[:]
 }
 
 // statusWriter remembers the status code for the request log.
@@ -132,9 +201,23 @@ func logRequests(log *zap.Logger, next http.Handler) http.Handler {
 		if strings.HasPrefix(r.URL.Path, "/admin/queues/") && sw.code < 400 {
 			return // the dashboard polls; its successes are noise
 		}
-		log.Debug("http", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+		log.Debug("http", zap.String("method", r.Method), zap.String("path", loggedPath(r.URL.Path)),
 			zap.Int("status", sw.code), zap.Duration("took", time.Since(start)))
 	})
+}
+
+// secretPathPrefixes are routes whose last path segment is a credential
+// (an invite secret): the request log shows the route, never the secret.
+var secretPathPrefixes = []string{"/v1/join/", "/join/"}
+
+// loggedPath is path as the request log may show it.
+func loggedPath(path string) string {
+	for _, p := range secretPathPrefixes {
+		if strings.HasPrefix(path, p) {
+			return p + "(redacted)"
+		}
+	}
+	return path
 }
 
 // recoverPanics turns a panic into a 500 and one log line.
@@ -145,8 +228,8 @@ func recoverPanics(log *zap.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("panic serving request", zap.String("path", r.URL.Path), zap.Any("panic", v), zap.Stack("stack"))
-				http.Error(w, "internal error", http.StatusInternalServerError)
+				log.Error("panic serving request", zap.String("path", loggedPath(r.URL.Path)), zap.Any("panic", v), zap.Stack("stack"))
+				writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
 			}
 		}()
 		next.ServeHTTP(w, r)

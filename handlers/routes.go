@@ -34,13 +34,17 @@ func addRoutes(r *mux.Router, d Deps) {
 	// sandbox mode it joins the emulator's room under /sandbox.
 	r.PathPrefix(joinpage.Prefix).Handler(auditRequests(d, invitePageRequest)(joinPage(d))).Methods(http.MethodGet, http.MethodHead)
 
-	// The scheduling API (api.go, batch.go): bearer auth, JSON.
+	// The scheduling API (api.go, batch.go): bearer auth, checked before
+	// any body is read; JSON bodies of at most apiMaxBody, except the
+	// batch create's, which is registered first with its own limit.
+	tokens := newAPITokens(d.Config.API)
+	r.Handle("/v1/visits/batch", chain(handleBatchCreate(d),
+		countAPI(d.Metrics), requireBearer(tokens), capBody(batchMaxBody), auditRequests(d, apiRequest))).Methods(http.MethodPost)
 	api := r.PathPrefix("/v1").Subrouter()
-	api.Use(countAPI(d.Metrics), limitBody(apiMaxBody, d.Metrics), requireBearer(newAPITokens(d.Config.API)),
+	api.Use(countAPI(d.Metrics), requireBearer(tokens), capBody(apiMaxBody),
 		auditRequests(d, apiRequest)) // audit.go: every /v1 request is in the audit trail
 	api.Handle("/visits", handleCreateVisit(d)).Methods(http.MethodPost)
 	api.Handle("/visits", handleListVisits(d)).Methods(http.MethodGet)
-	api.Handle("/visits/batch", handleBatchCreate(d)).Methods(http.MethodPost)
 	api.Handle("/visits/{id}", handleGetVisit(d)).Methods(http.MethodGet)
 	api.Handle("/visits/{id}", handleUpdateVisit(d)).Methods(http.MethodPatch)
 	api.Handle("/visits/{id}/cancel", handleCancelVisit(d)).Methods(http.MethodPost)
@@ -57,7 +61,7 @@ func addRoutes(r *mux.Router, d Deps) {
 	r.Handle("/readyz", handleReadyz(d)).Methods(http.MethodGet)
 	r.Handle("/metrics", d.Metrics.Handler()).Methods(http.MethodGet)
 	admin := r.PathPrefix("/admin").Subrouter()
-	admin.Use(requireBasic(d.Config.Admin.Username, d.Config.Admin.Password))
+	admin.Use(requireBasic(d.Config.Admin.Username, d.Config.Admin.Password), adminHeaders("/admin/queues", d.Dashboard))
 	if d.Dashboard != nil {
 		admin.PathPrefix("/queues").Handler(auditAnswers(d, dashboardRequest, dashboardShown)(d.Dashboard))
 	}

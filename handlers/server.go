@@ -44,5 +44,7 @@ func NewServer(d Deps) http.Handler {
 	}
 	r := mux.NewRouter()
 	addRoutes(r, d)
+	r.NotFoundHandler = unrouted(r)
+	r.MethodNotAllowedHandler = r.NotFoundHandler
 	return recoverPanics(d.Log, logRequests(d.Log, r))
 }

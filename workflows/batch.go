@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -35,8 +37,7 @@ func (e *Engine) CreateVisits(ctx context.Context, ins []CreateInput) []BatchIte
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				v, created, err := e.CreateVisit(ctx, ins[i])
-				out[i] = BatchItem{Index: i, Visit: v, Err: err, Created: created, Status: batchStatus(created, err)}
+				out[i] = e.createItem(ctx, i, ins[i])
 			}
 		}()
 	}
@@ -46,6 +47,20 @@ func (e *Engine) CreateVisits(ctx context.Context, ins []CreateInput) []BatchIte
 	close(next)
 	wg.Wait()
 	return out
+}
+
+// createItem creates one batch item. It recovers a panic: these goroutines
+// are outside the HTTP server's recovery, and an unrecovered panic in one
+// would end the whole process (web, workers and scheduler).
+func (e *Engine) createItem(ctx context.Context, i int, in CreateInput) (item BatchItem) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("panic creating a batch item", zap.Int("index", i), zap.Any("panic", p), zap.Stack("stack"))
+			item = BatchItem{Index: i, Err: ErrInternal, Status: 500}
+		}
+	}()
+	v, created, err := e.CreateVisit(ctx, in)
+	return BatchItem{Index: i, Visit: v, Err: err, Created: created, Status: batchStatus(created, err)}
 }
 
 func batchStatus(created bool, err error) int {

@@ -1,11 +1,15 @@
 package workflows_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/visitflow/visitflow/internal/testenv"
+	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
 )
 
@@ -38,5 +42,41 @@ func TestBatchCreateArrayAndJSONLines(t *testing.T) {
 	}
 	if code, body := env.APIRaw(http.MethodPost, "/v1/visits/batch", lines.String()); code != http.StatusBadRequest {
 		t.Fatalf("batch of %d = %d %s; want 400", workflows.BatchLimit+1, code, body)
+	}
+}
+
+// panickyStore is the real store with a bug planted in one create: it
+// panics storing visit id, as a value that cannot be encoded once did.
+type panickyStore struct {
+	workflows.Store
+	id string
+}
+
+func (s panickyStore) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool, error) {
+	if v.ID == s.id {
+		panic("planted: cannot store " + v.ID)
+	}
+	return s.Store.Create(ctx, v)
+}
+
+// A panic creating one batch item runs in a worker goroutine the HTTP
+// server's recovery cannot reach: unrecovered it ends the whole process.
+// It is that item's 500; the others are created, and the item's PIN goes back.
+func TestBatchItemPanicIsThatItemsError(t *testing.T) {
+	e := testenv.New(t)
+	buggy := e.NewEngine(func(d *workflows.Deps) { d.Store = panickyStore{d.Store, "V-boom"} })
+	at := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	in := func(id string) workflows.CreateInput {
+		return workflows.CreateInput{ID: id, ScheduledAt: at, Provider: workflows.PersonInput{Identity: "dr"}, Patient: workflows.PersonInput{Identity: "pat"}}
+	}
+	items := buggy.CreateVisits(context.Background(), []workflows.CreateInput{in("V-fine"), in("V-boom"), in("V-also")})
+	if got := []int{items[0].Status, items[1].Status, items[2].Status}; got[0] != 201 || got[1] != 500 || got[2] != 201 {
+		t.Fatalf("batch statuses = %v; want [201 500 201]", got)
+	}
+	if !errors.Is(items[1].Err, workflows.ErrInternal) {
+		t.Errorf("the panicking item's error = %v; want ErrInternal", items[1].Err)
+	}
+	if pins := e.AllKeys(e.Key("vf:idx:pin:*")); len(pins) != 2 {
+		t.Errorf("PIN index = %v; want the two created visits' PINs only", pins)
 	}
 }

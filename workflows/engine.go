@@ -68,6 +68,8 @@ type Store interface {
 	UnwatchVisit(ctx context.Context, id string) error
 	VisitsToReconcile(ctx context.Context, now time.Time, n int64) ([]string, error)
 	Delete(ctx context.Context, id string, keep func(v *visit.Visit) bool) (bool, error)
+	// ReleasePIN gives back the PIN of a create that did not store its visit.
+	ReleasePIN(ctx context.Context, pin, id string) error
 }
 
 // Twilio is every Twilio REST call the jobs make (implemented by

@@ -117,3 +117,46 @@ func TestRedactPayloadNeverShowsUnknownFields(t *testing.T) {
 		t.Fatalf("RedactPayload() = %s; want %s", got, want)
 	}
 }
+
+// The pending-outbox set once kept every visit id after its entries were
+// flushed: it grew with every visit, and after a crash the sweeper spent
+// its runs re-reading empty outboxes 1,000 ids at a time.
+func TestPendingOutboxMarkGoesWithTheLastEntry(t *testing.T) {
+	ctx := context.Background()
+	e := testenv.New(t)
+	pending := func(id string) bool {
+		ok, err := e.Conn.Client.SIsMember(ctx, e.Key("vf:outbox:pending"), id).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if _, _, err := e.Engine.CreateVisit(ctx, input("V-flushed")); err != nil {
+		t.Fatal(err)
+	}
+	ev := workflows.VideoEvent{Event: workflows.EventParticipantConnected, RoomName: "visit-V-flushed",
+		ParticipantSID: "PA1", ParticipantIdentity: "pat", Timestamp: time.Now()}
+	if _, err := e.Engine.ApplyVideo(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if pending("V-flushed") {
+		t.Error("after every entry was handed to Asynq the visit is still in vf:outbox:pending; want it trimmed")
+	}
+
+	broken := e.NewEngine(func(d *workflows.Deps) { d.Queue = failingQueue{} })
+	if _, _, err := broken.CreateVisit(ctx, input("V-stuck")); err != nil {
+		t.Fatal(err)
+	}
+	if !pending("V-stuck") {
+		t.Fatal("a visit whose enqueue failed is not in vf:outbox:pending; the quick sweep would miss it")
+	}
+	if n, err := e.Engine.SweepOutbox(ctx, false); err != nil || n == 0 {
+		t.Fatalf("SweepOutbox() = %d, %v; want the stuck entries sent", n, err)
+	}
+	if pending("V-stuck") {
+		t.Error("after the sweep sent everything the visit is still in vf:outbox:pending")
+	}
+	if n, _ := e.Conn.Client.SCard(ctx, e.Key("vf:outbox:pending")).Result(); n != 0 {
+		t.Errorf("vf:outbox:pending holds %d ids with nothing to send; want 0", n)
+	}
+}

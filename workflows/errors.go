@@ -19,6 +19,8 @@ var (
 	// ErrGone: an invite that expired with its visit or died when the visit
 	// was cancelled or ended (API: 410).
 	ErrGone = errors.New("workflows: invite expired or revoked")
+	// ErrInternal: a request failed on a bug of ours, already logged (500).
+	ErrInternal = errors.New("workflows: internal error")
 )
 
 // InputError is bad input naming the field (API: 400).
@@ -37,12 +39,13 @@ func badField(field, format string, args ...any) error {
 // a permanent Twilio error (any 4xx but 429: 21211, 21610…) skips retries,
 // since retrying cannot fix it; everything else is retried with backoff.
 // Register wraps every handler with it.
+// Its text is for support staff (forStaff: our words, not Twilio's).
 func jobError(err error) error {
 	if err == nil || errors.Is(err, asynq.SkipRetry) {
-		return err
+		return forStaff(err)
 	}
 	if twilioapi.Permanent(err) {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return forStaff(fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 	}
-	return err
+	return forStaff(err)
 }

@@ -13,11 +13,23 @@ import (
 
 // flush hands a change's outbox entries to Asynq and acknowledges the ones
 // Asynq took. Failures leave entries in the outbox for the sweeper: the
-// change is already committed, so nothing is lost.
+// change is already committed, so nothing is lost. When every entry went,
+// the visit leaves the pending set, which stays the short list of outboxes
+// that may still hold something (it once kept every id ever flushed, and
+// after a crash the sweeper drained it 1,000 ids per run).
 func (e *Engine) flush(ctx context.Context, visitID string, jobs []visit.Job) {
 	if len(jobs) == 0 {
 		return
 	}
+	if e.flushJobs(ctx, visitID, jobs) {
+		if err := e.store.ClearPendingIfEmpty(ctx, visitID); err != nil {
+			e.log.Warn("outbox: could not clear the pending mark; the sweeper will", zap.String("visit", visitID), zap.Error(err))
+		}
+	}
+}
+
+// flushJobs sends and acknowledges jobs; true when all of them went.
+func (e *Engine) flushJobs(ctx context.Context, visitID string, jobs []visit.Job) bool {
 	done := make([]string, 0, len(jobs))
 	for _, j := range jobs {
 		if err := e.send(ctx, j); err != nil {
@@ -29,7 +41,9 @@ func (e *Engine) flush(ctx context.Context, visitID string, jobs []visit.Job) {
 	}
 	if err := e.store.AckOutbox(ctx, visitID, done...); err != nil {
 		e.log.Warn("outbox: ack failed", zap.String("visit", visitID), zap.Error(err))
+		return false
 	}
+	return len(done) == len(jobs)
 }
 
 // send enqueues (or deletes) one job. A task ID already taken means the job
@@ -86,7 +100,7 @@ func (e *Engine) SweepOutbox(ctx context.Context, full bool) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		e.flush(ctx, id, jobs)
+		e.flushJobs(ctx, id, jobs)
 		n += len(jobs)
 		if err := e.store.ClearPendingIfEmpty(ctx, id); err != nil {
 			return n, err

@@ -185,7 +185,8 @@ func TestRescheduleOfStartedVisitIs422(t *testing.T) {
 		!strings.Contains(string(body), `"field":"scheduled_at"`) {
 		t.Fatalf("PATCH with a bad time = %d %s; want 400 naming scheduled_at", code, body)
 	}
-	code, body := env.APIRaw(http.MethodPatch, "/v1/visits/V-started", `{"scheduled_at":"2030-01-01T10:00:00Z"}`)
+	later := time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	code, body := env.APIRaw(http.MethodPatch, "/v1/visits/V-started", `{"scheduled_at":"`+later+`"}`)
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("PATCH of a waiting visit = %d %s; want 422", code, body)
 	}

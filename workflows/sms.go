@@ -174,7 +174,7 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 		return e.settle(ctx, s, claim, link.hash, "sms-opted-out",
 			s.purpose+" SMS refused: the "+string(s.to)+" opted out (21610); nothing more will be sent to this number")
 	case twilioapi.Permanent(sendErr):
-		if err := e.settle(ctx, s, claim, link.hash, "sms-failed", s.purpose+" SMS failed: "+sendErr.Error()); err != nil {
+		if err := e.settle(ctx, s, claim, link.hash, "sms-failed", s.purpose+" SMS failed: "+twilioFailureText(sendErr)); err != nil {
 			return err
 		}
 		return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, sendErr)

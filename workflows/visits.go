@@ -29,9 +29,6 @@ type CreateInput struct {
 	Patient     PersonInput `json:"patient"`
 }
 
-// identityMax is Twilio's limit on participant identities.
-const identityMax = 128
-
 // normalize checks the input and fills defaults; errors name the field.
 func (in *CreateInput) normalize() (time.Time, *time.Location, error) {
 	if in.ID != "" && !visit.ValidID(in.ID) {
@@ -71,11 +68,11 @@ func loadZone(name string) (*time.Location, error) {
 
 func (p *PersonInput) check(field string) error {
 	p.Identity = strings.TrimSpace(p.Identity)
-	if p.Identity == "" {
-		return badField(field+".identity", "is required")
+	if err := checkIdentity(field+".identity", p.Identity); err != nil {
+		return err
 	}
-	if len(p.Identity) > identityMax {
-		return badField(field+".identity", "must be at most %d characters", identityMax)
+	if err := checkName(field+".name", p.Name); err != nil {
+		return err
 	}
 	if p.Phone != "" && !visit.ValidPhone(p.Phone) {
 		return badField(field+".phone", "must be an E.164 number like +15551230001")
@@ -93,6 +90,9 @@ func (p PersonInput) person() visit.Person {
 func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit, bool, error) {
 	at, _, err := in.normalize()
 	if err != nil {
+		return nil, false, err
+	}
+	if err := e.checkHorizon(at); err != nil {
 		return nil, false, err
 	}
 	if in.Provider.Identity == in.Patient.Identity {
@@ -124,6 +124,14 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 	if err != nil {
 		return nil, false, err
 	}
+	// Unless the visit gets stored, its PIN goes back (a failed create, a
+	// create that lost the race for its id to another, a panic).
+	kept := false
+	defer func() {
+		if !kept {
+			e.releasePIN(pin, v.ID)
+		}
+	}()
 	v.DialIn = visit.DialIn{Number: e.cfg.Twilio.FromNumber, PIN: pin}
 	v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "scheduled",
 		Summary: "visit scheduled for " + at.Format(time.RFC3339)})
@@ -136,6 +144,7 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 	if !created {
 		return e.sameOrConflict(stored, hash)
 	}
+	kept = true
 	e.flush(ctx, v.ID, jobs)
 	e.rememberPatientPhone(ctx, stored)
 	return stored, true, nil
@@ -227,6 +236,9 @@ func (e *Engine) UpdateVisit(ctx context.Context, id string, in PatchInput) (*vi
 			return nil, badField("scheduled_at", "must be an RFC 3339 time like 2026-12-01T15:00:00Z")
 		}
 		t = t.UTC()
+		if err := e.checkHorizon(t); err != nil {
+			return nil, err
+		}
 		at = &t
 	}
 	if in.Timezone != nil {
@@ -240,6 +252,11 @@ func (e *Engine) UpdateVisit(ctx context.Context, id string, in PatchInput) (*vi
 	}{{"provider", in.Provider}, {"patient", in.Patient}} {
 		if p.p != nil && p.p.Phone != nil && *p.p.Phone != "" && !visit.ValidPhone(*p.p.Phone) {
 			return nil, badField(p.field+".phone", "must be an E.164 number like +15551230001")
+		}
+		if p.p != nil && p.p.Name != nil {
+			if err := checkName(p.field+".name", *p.p.Name); err != nil {
+				return nil, err
+			}
 		}
 	}
 	now := e.clock.Now()

@@ -49,7 +49,7 @@ func TestProviderToldPatientIsWaitingOncePerSpell(t *testing.T) {
 		}
 	}
 	// The reconnect 30 s after the drop never made the job.
-	if _, err := env.Inspector.GetTaskInfo(workflows.QueueDefault, "V-wait:"+workflows.TypePatientWaitingSMS+":t3"); err == nil {
+	if _, err := env.Inspector.GetTaskInfo(env.QueueName(workflows.QueueDefault), "V-wait:"+workflows.TypePatientWaitingSMS+":t3"); err == nil {
 		t.Errorf("a reconnect within a minute scheduled a second patient-waiting SMS")
 	}
 }

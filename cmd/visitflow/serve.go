@@ -135,7 +135,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	})
 
 	errc := make(chan error, 3)
+	// stops undo what was started, last first, however serve ends: a
+	// signal, a failed listen, a server error. (Returning without them
+	// once left workers running with no graceful shutdown.)
 	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		_ = queue.Close()
+		log.Info("stopped")
+	}()
 
 	// --- Workers ---------------------------------------------------------
 	if role.worker {
@@ -218,16 +228,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				IncomingVoiceStatusURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/status",
 				Log:                    log.Named("sandbox"),
 			})
-			defer emu.Close()
+			stops = append(stops, emu.Close)
 			deps.Sandbox = emu.Handler()
 		}
-		httpSrv = &http.Server{
-			Addr:              cfg.HTTP.Addr,
-			Handler:           handlers.NewServer(deps),
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-		}
+		httpSrv = newHTTPServer(cfg.HTTP, handlers.NewServer(deps))
 		ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", cfg.HTTP.Addr, err)
@@ -243,28 +247,41 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				errc <- err
 			}
 		}()
+		stops = append(stops, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+			defer cancel()
+			if err := httpSrv.Shutdown(sctx); err != nil {
+				log.Warn("http shutdown", zap.Error(err))
+			}
+		})
 	}
 
 	// --- Shutdown --------------------------------------------------------
+	// The deferred stops run on every return: requests first, then the
+	// scheduler and the workers.
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		log.Error("http server failed; shutting down", zap.Error(err))
 		return err
 	}
 	log.Info("shutting down: no new requests; finishing in-flight requests and jobs")
-	if httpSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
-		defer cancel()
-		if err := httpSrv.Shutdown(sctx); err != nil {
-			log.Warn("http shutdown", zap.Error(err))
-		}
-	}
-	for i := len(stops) - 1; i >= 0; i-- {
-		stops[i]()
-	}
-	_ = queue.Close()
-	log.Info("stopped")
 	return nil
+}
+
+// newHTTPServer is the listener's server with every timeout set: headers
+// within http.read_header_timeout, the whole body within ReadTimeout, the
+// whole exchange within http.write_timeout (a client that never reads its
+// answer is cut off), idle keep-alive connections closed after IdleTimeout.
+func newHTTPServer(c config.HTTP, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              c.Addr,
+		Handler:           h,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+	}
 }
 
 // enterSandbox fills the Twilio settings with the emulator's and generates

@@ -63,6 +63,14 @@ type HTTP struct {
 	// ShutdownTimeout bounds the graceful shutdown: in-flight requests and
 	// jobs get this long to finish. Optional, default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout bounds reading a request's headers: a client that
+	// trickles them is cut off. Optional, default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// WriteTimeout bounds a whole request, from the end of its headers to
+	// the last byte of the answer: a client that never reads the answer is
+	// cut off, freeing its goroutine and descriptor. It must cover the
+	// largest batch create. Optional, default 60s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
 
 // Redis says where state and queues live.
@@ -87,6 +95,15 @@ type Twilio struct {
 	// AuthToken signs webhooks and authenticates REST calls. Optional;
 	// empty means sandbox mode.
 	AuthToken string `yaml:"auth_token" secret:"true"`
+	// SecondaryAuthToken is a second token whose webhook signatures are
+	// accepted too, for rotating the auth token without a window in which
+	// every callback fails. Optional.
+	SecondaryAuthToken string `yaml:"secondary_auth_token" secret:"true"`
+	// SubaccountTokens maps a sub-account's AccountSid (AC…) to its auth
+	// token: callbacks carrying that AccountSid are validated with it (a
+	// sub-account's resources are signed with the sub-account's token).
+	// Optional. Environment: AC…=token pairs separated by commas.
+	SubaccountTokens map[string]string `yaml:"subaccount_tokens" secret:"true"`
 	// APIKey (SK…) and APISecret sign Video access tokens. Optional; set both or neither.
 	APIKey    string `yaml:"api_key"`
 	APISecret string `yaml:"api_secret" secret:"true"`
@@ -221,6 +238,10 @@ type Visits struct {
 	// Retention: finished visits (completed, no-show, cancelled) are purged
 	// this long after they finished. Optional, default 720h (30 days).
 	Retention time.Duration `yaml:"retention"`
+	// ScheduleHorizon: scheduled_at may be at most this far in the future;
+	// later times are refused (400 naming scheduled_at). Optional, default
+	// 17520h (2 years).
+	ScheduleHorizon time.Duration `yaml:"schedule_horizon"`
 	// CancelSMS sends the patient the cancelled template when a visit is
 	// cancelled. Optional, default false.
 	CancelSMS bool `yaml:"cancel_sms"`
@@ -348,10 +369,12 @@ type Audit struct {
 func Default() Config {
 	return Config{
 		HTTP: HTTP{
-			Addr:            ":8080",
-			PublicBaseURL:   "http://localhost:8080",
-			MaxBodyBytes:    65536,
-			ShutdownTimeout: 15 * time.Second,
+			Addr:              ":8080",
+			PublicBaseURL:     "http://localhost:8080",
+			MaxBodyBytes:      65536,
+			ShutdownTimeout:   15 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      60 * time.Second,
 		},
 		Twilio: Twilio{
 			FromNumber:        "+15005550006",
@@ -382,6 +405,7 @@ func Default() Config {
 			EmptyRoomTimeout:  5 * time.Minute,
 			UnusedRoomTimeout: 5 * time.Minute,
 			Retention:         720 * time.Hour,
+			ScheduleHorizon:   2 * 365 * 24 * time.Hour,
 			CancelSMS:         false,
 			OptOutSecret:      "",
 			Templates: Templates{

@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/visitflow/visitflow/internal/redisurl"
 	"gopkg.in/yaml.v3"
+
+	"github.com/visitflow/visitflow/internal/redisurl"
 )
 
 const repoConfig = "../../config.yaml"
@@ -119,6 +120,8 @@ var envValues = map[string]struct {
 	"redis.url":                            {"redis://:pw@redis.internal:6380/2", "redis://:pw@redis.internal:6380/2", nil},
 	"twilio.account_sid":                   {"AC123", "AC123", nil},
 	"twilio.auth_token":                    {"tok", "tok", nil},
+	"twilio.secondary_auth_token":          {"tok2", "tok2", nil},
+	"twilio.subaccount_tokens":             {"AC1=tok1, AC2=tok2", map[string]string{"AC1": "tok1", "AC2": "tok2"}, nil},
 	"twilio.api_key":                       {"SK123", "SK123", map[string]string{"VISITFLOW_TWILIO_API_SECRET": "s"}},
 	"twilio.api_secret":                    {"sec", "sec", map[string]string{"VISITFLOW_TWILIO_API_KEY": "SK1"}},
 	"twilio.from_number":                   {"+15005550099", "+15005550099", nil},
@@ -230,7 +233,7 @@ func TestTwilioEnv(t *testing.T) {
 			t.Fatalf("%s: Load: %v", tt.name, err)
 		}
 		got := Twilio{AccountSID: c.Twilio.AccountSID, AuthToken: c.Twilio.AuthToken, APIKey: c.Twilio.APIKey, APISecret: c.Twilio.APISecret}
-		if got != tt.want {
+		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: Load credentials = %+v; want %+v", tt.name, got, tt.want)
 		}
 		if c.Sandbox() {
@@ -399,6 +402,10 @@ func TestValidate(t *testing.T) {
 		{"empty room 90s", func(c *Config) { c.Visits.EmptyRoomTimeout = 90 * time.Second }, "config: visits.empty_room_timeout: must be whole minutes from 1m to 60m, got 1m30s"},
 		{"unused room 2h", func(c *Config) { c.Visits.UnusedRoomTimeout = 2 * time.Hour }, "config: visits.unused_room_timeout: must be whole minutes from 1m to 60m, got 2h"},
 		{"retention", func(c *Config) { c.Visits.Retention = 0 }, "config: visits.retention"},
+		{"schedule horizon", func(c *Config) { c.Visits.ScheduleHorizon = 0 }, "config: visits.schedule_horizon"},
+		{"write timeout", func(c *Config) { c.HTTP.WriteTimeout = 0 }, "config: http.write_timeout"},
+		{"subaccount not a sid", func(c *Config) { c.Twilio.SubaccountTokens = map[string]string{"XY1": "t"} }, "config: twilio.subaccount_tokens"},
+		{"subaccount without token", func(c *Config) { c.Twilio.SubaccountTokens = map[string]string{"AC1": ""} }, "config: twilio.subaccount_tokens"},
 		{"template syntax", func(c *Config) { c.Visits.Templates.Invite = "Join {{.JoinURL" }, "config: visits.templates.invite: invalid template"},
 		{"template empty", func(c *Config) { c.Visits.Templates.Followup = " " }, "config: visits.templates.followup: required"},
 		{"max attempts", func(c *Config) { c.Interpreter.MaxAttempts = 0 }, "config: interpreter.max_attempts"},
@@ -447,8 +454,11 @@ func TestStringMasksSecrets(t *testing.T) {
 	c.Twilio.APIKey, c.Twilio.APISecret = "SK1", "apiSECRETvalue"
 	c.API.Token, c.Admin.Password = "bearerTOKENvalue", "adminPASSWORDvalue"
 	c.Redis.URL = "redis://user:redisPASSWORDvalue@redis.internal:6379/0"
+	c.Twilio.SecondaryAuthToken = "secondTOKENvalue"
+	c.Twilio.SubaccountTokens = map[string]string{"AC2": "subTOKENvalue"}
 	s := c.String()
-	for _, secret := range []string{"authTOKENvalue", "apiSECRETvalue", "bearerTOKENvalue", "adminPASSWORDvalue", "redisPASSWORDvalue"} {
+	for _, secret := range []string{"authTOKENvalue", "apiSECRETvalue", "bearerTOKENvalue", "adminPASSWORDvalue", "redisPASSWORDvalue",
+		"secondTOKENvalue", "subTOKENvalue"} {
 		if strings.Contains(s, secret) {
 			t.Errorf("String() contains the secret %q:\n%s", secret, s)
 		}
@@ -456,14 +466,14 @@ func TestStringMasksSecrets(t *testing.T) {
 	for _, want := range []string{
 		"auth_token: '****'", "api_secret: '****'", "token: '****'", "password: '****'",
 		"url: redis://user:****@redis.internal:6379/0", "account_sid: AC1", "reminder_offsets: [24h, 1h, 10m]",
-		"quiet_hours: 21:00-08:00", "voyce-es:",
+		"quiet_hours: 21:00-08:00", "voyce-es:", "secondary_auth_token: '****'", "AC2: '****'",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("String() lacks %q:\n%s", want, s)
 		}
 	}
-	if empty := Default().String(); strings.Count(empty, "(empty)") != 5 {
-		t.Errorf("Default().String() should show the 5 unset secrets as (empty):\n%s", empty)
+	if empty := Default().String(); strings.Count(empty, "(empty)") != 6 {
+		t.Errorf("Default().String() should show the 6 unset secrets as (empty):\n%s", empty)
 	}
 	var back map[string]any
 	if err := yaml.Unmarshal([]byte(s), &back); err != nil {

@@ -285,9 +285,12 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 			return nil
 		}
 		var err error
-		if v.Kind() == reflect.Slice {
+		switch v.Kind() {
+		case reflect.Slice:
 			err = setList(v, splitList(s))
-		} else {
+		case reflect.Map:
+			err = setPairs(v, splitList(s))
+		default:
 			err = setScalar(v, s)
 		}
 		if err != nil {
@@ -297,12 +300,38 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	})
 }
 
-// walkLeaves calls fn for every settable leaf (scalar or list) of v with its
-// key path, in field order; map entries are visited in name order and
-// written back after fn ran, since map values are not addressable.
+// setPairs replaces the map v with the "name=value" items (the environment
+// form of a map of single values, such as twilio.subaccount_tokens).
+func setPairs(v reflect.Value, items []string) error {
+	m := reflect.MakeMap(v.Type())
+	for _, item := range items {
+		name, value, ok := strings.Cut(item, "=")
+		if !ok || strings.TrimSpace(name) == "" {
+			return fmt.Errorf("want name=value pairs separated by commas, got %q", item)
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		if err := setScalar(elem, strings.TrimSpace(value)); err != nil {
+			return err
+		}
+		m.SetMapIndex(reflect.ValueOf(strings.TrimSpace(name)), elem)
+	}
+	v.Set(m)
+	return nil
+}
+
+// isScalarMap reports whether t is a map of single values (a leaf: its
+// environment variable sets the whole map as name=value pairs).
+func isScalarMap(t reflect.Type) bool {
+	return t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && isScalar(t.Elem())
+}
+
+// walkLeaves calls fn for every settable leaf (scalar, list or map of single
+// values) of v with its key path, in field order; entries of other maps are
+// visited in name order and written back after fn ran, since map values are
+// not addressable.
 func walkLeaves(v reflect.Value, path string, fn func(v reflect.Value, path string) error) error {
 	switch {
-	case isScalar(v.Type()) || v.Kind() == reflect.Slice:
+	case isScalar(v.Type()) || v.Kind() == reflect.Slice || isScalarMap(v.Type()):
 		return fn(v, path)
 	case v.Kind() == reflect.Struct:
 		for i := 0; i < v.NumField(); i++ {

@@ -9,12 +9,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/visitflow/visitflow/internal/redisurl"
 	"gopkg.in/yaml.v3"
+
+	"github.com/visitflow/visitflow/internal/redisurl"
 )
 
 // String returns the effective configuration as YAML, for the start-up log.
 // Secrets (fields tagged secret:"true": twilio.auth_token,
+// twilio.secondary_auth_token, the values of twilio.subaccount_tokens,
 // twilio.api_secret, api.token, admin.password, visits.optout_secret) read "****", or "(empty)"
 // when unset; the password inside redis.url is masked the same way.
 func (c Config) String() string {
@@ -30,6 +32,8 @@ func (c Config) String() string {
 
 func toNode(v reflect.Value, secret string) *yaml.Node {
 	switch {
+	case secret == "true" && v.Kind() == reflect.Map:
+		// A map of secrets shows its names, each value masked.
 	case secret == "true":
 		if v.String() == "" {
 			return str("(empty)")
@@ -68,7 +72,7 @@ func toNode(v reflect.Value, secret string) *yaml.Node {
 		keys := v.MapKeys()
 		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
 		for _, k := range keys {
-			n.Content = append(n.Content, str(k.String()), toNode(v.MapIndex(k), ""))
+			n.Content = append(n.Content, str(k.String()), toNode(v.MapIndex(k), secret))
 		}
 		if len(keys) == 0 {
 			n.Style = yaml.FlowStyle

@@ -33,8 +33,11 @@ func (c Config) Validate() error {
 		{"http.public_base_url", baseURL(c.HTTP.PublicBaseURL)},
 		{"http.max_body_bytes", positiveInt(c.HTTP.MaxBodyBytes)},
 		{"http.shutdown_timeout", positive(c.HTTP.ShutdownTimeout)},
+		{"http.read_header_timeout", positive(c.HTTP.ReadHeaderTimeout)},
+		{"http.write_timeout", positive(c.HTTP.WriteTimeout)},
 		{"redis.url", redisURL(c.Redis.URL)},
 		{"twilio.account_sid", sid(c.Twilio.AccountSID, "AC")},
+		{"twilio.subaccount_tokens", subaccountTokens(c.Twilio.SubaccountTokens)},
 		{"twilio.api_key", sid(c.Twilio.APIKey, "SK")},
 		{"twilio.api_secret", pair(c.Twilio.APISecret, c.Twilio.APIKey, "twilio.api_key")},
 		{"twilio.api_key", pair(c.Twilio.APIKey, c.Twilio.APISecret, "twilio.api_secret")},
@@ -65,6 +68,7 @@ func (c Config) Validate() error {
 		{"visits.empty_room_timeout", wholeMinutes(v.EmptyRoomTimeout, 1, 60)},
 		{"visits.unused_room_timeout", wholeMinutes(v.UnusedRoomTimeout, 1, 60)},
 		{"visits.retention", positive(v.Retention)},
+		{"visits.schedule_horizon", positive(v.ScheduleHorizon)},
 		{"visits.templates.reminder", tmpl(t.Reminder)},
 		{"visits.templates.starting_soon", tmpl(t.StartingSoon)},
 		{"visits.templates.provider_late", tmpl(t.ProviderLate)},
@@ -301,4 +305,26 @@ func tmpl(s string) error {
 		return fmt.Errorf("invalid template: %w", err)
 	}
 	return nil
+}
+
+// subaccountTokens: every name an AccountSid, every token set.
+func subaccountTokens(m map[string]string) error {
+	for _, name := range sortedKeys(m) {
+		if !strings.HasPrefix(name, "AC") || len(name) < 3 {
+			return fmt.Errorf("%q is not an AccountSid (AC…)", name)
+		}
+		if m[name] == "" {
+			return fmt.Errorf("%s has no token", name)
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

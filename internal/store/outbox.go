@@ -82,17 +82,21 @@ func (s *Store) ScanOutboxes(ctx context.Context) ([]string, error) {
 }
 
 // ClearPendingIfEmpty drops the visit from the pending set when its outbox is
-// empty; it re-adds it if an entry raced in.
+// empty; it re-adds it if an entry raced in. (The set and the outbox are in
+// different hash slots, so this cannot be one script on Cluster; the order
+// remove-then-check keeps a racing entry marked.)
 func (s *Store) ClearPendingIfEmpty(ctx context.Context, id string) error {
 	if err := s.rdb.SRem(ctx, s.keys.outboxPending(), id).Err(); err != nil {
-		return err
+		return fmt.Errorf("store: clear pending %s: %w", id, err)
 	}
 	n, err := s.rdb.HLen(ctx, s.keys.outbox(id)).Result()
 	if err != nil {
-		return err
+		return fmt.Errorf("store: clear pending %s: %w", id, err)
 	}
 	if n > 0 {
-		return s.rdb.SAdd(ctx, s.keys.outboxPending(), id).Err()
+		if err := s.rdb.SAdd(ctx, s.keys.outboxPending(), id).Err(); err != nil {
+			return fmt.Errorf("store: clear pending %s: %w", id, err)
+		}
 	}
 	return nil
 }

@@ -124,21 +124,33 @@ func (s *Store) lock(id string) func() {
 // committed with it.
 func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool, error) {
 	defer s.lock(v.ID)()
+	// Everything is encoded before anything is written: a visit that
+	// cannot be stored leaves no index entry behind.
+	pending := v.TakePending()
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: create %s: %w", v.ID, err)
+	}
+	encoded, err := encodePending(pending)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: create %s: %w", v.ID, err)
+	}
 	// Indexes first: a crash after this leaves entries pointing at nothing.
+	// The schedule entry is added only if absent, so a create that finds
+	// the visit existing does not move it in the schedule.
 	pipe := s.rdb.Pipeline()
 	pipe.Set(ctx, s.keys.roomIndex(v.Room.Name), v.ID, 0)
-	pipe.ZAdd(ctx, s.keys.schedule(), redis.Z{Score: float64(v.ScheduledAt.UnixMilli()), Member: v.ID})
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, false, fmt.Errorf("store: create %s: index: %w", v.ID, err)
-	}
-	pending := v.TakePending()
+	added := pipe.ZAddNX(ctx, s.keys.schedule(), redis.Z{Score: float64(v.ScheduledAt.UnixMilli()), Member: v.ID})
 	if len(pending.Jobs) > 0 {
-		if err := s.rdb.SAdd(ctx, s.keys.outboxPending(), v.ID).Err(); err != nil {
-			return nil, false, fmt.Errorf("store: create %s: %w", v.ID, err)
-		}
+		pipe.SAdd(ctx, s.keys.outboxPending(), v.ID)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.dropCreateIndexes(v)
+		return nil, false, fmt.Errorf("store: create %s: index: %w", v.ID, err)
 	}
 	var existing *visit.Visit
 	create := func(tx *redis.Tx) error {
+		existing = nil
 		raw, err := tx.Get(ctx, s.keys.visit(v.ID)).Bytes()
 		if err == nil {
 			existing, err = decode(raw)
@@ -147,18 +159,13 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 		if !errors.Is(err, redis.Nil) {
 			return err
 		}
-		data, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keys.visit(v.ID), data, 0)
-			writePending(ctx, p, s.keys, v.ID, pending)
+			encoded.write(ctx, p, s.keys, v.ID)
 			return nil
 		})
 		return err
 	}
-	var err error
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		// Another process creating the same id at once makes the
 		// transaction fail; re-reading then finds its visit.
@@ -167,12 +174,35 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 		}
 	}
 	if err != nil {
+		s.dropCreateIndexes(v)
 		return nil, false, fmt.Errorf("store: create %s: %w", v.ID, err)
 	}
 	if existing != nil {
+		if added.Val() == 1 {
+			// Another creator committed between our index write and our
+			// transaction: the schedule must say its time, not ours.
+			_ = s.rdb.ZAdd(ctx, s.keys.schedule(), redis.Z{Score: float64(existing.ScheduledAt.UnixMilli()), Member: v.ID}).Err()
+		}
 		return existing, false, nil
 	}
 	return v, true, nil
+}
+
+// dropCreateIndexes undoes the index entries of a create that failed, unless
+// the visit exists after all (another creator's). It is best effort: it
+// runs after a Redis error, and an entry it cannot remove points at nothing,
+// which reads ignore.
+func (s *Store) dropCreateIndexes(v *visit.Visit) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if n, err := s.rdb.Exists(ctx, s.keys.visit(v.ID)).Result(); err != nil || n > 0 {
+		return
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.ZRem(ctx, s.keys.schedule(), v.ID)
+	pipe.SRem(ctx, s.keys.outboxPending(), v.ID)
+	_, _ = pipe.Exec(ctx)
+	_ = releaseIndex.Run(ctx, s.rdb, []string{s.keys.roomIndex(v.Room.Name)}, v.ID).Err()
 }
 
 // Get returns the visit with id, or visit.ErrNotFound.
@@ -234,11 +264,20 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 		if ch.Unchanged && token == "" {
 			return nil
 		}
+		var encoded encodedPending
+		if !ch.Unchanged {
+			v.UpdatedAt = s.clock.Now().UTC()
+			if data, err = json.Marshal(v); err != nil {
+				return err
+			}
+			if encoded, err = encodePending(pending); err != nil {
+				return err
+			}
+		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			if !ch.Unchanged {
-				v.UpdatedAt = s.clock.Now().UTC()
-				p.Set(ctx, s.keys.visit(id), mustJSON(v), 0)
-				writePending(ctx, p, s.keys, id, pending)
+				p.Set(ctx, s.keys.visit(id), data, 0)
+				encoded.write(ctx, p, s.keys, id)
 			}
 			if token != "" {
 				p.SAdd(ctx, s.keys.seen(id), token)
@@ -283,12 +322,42 @@ type fnError struct{ err error }
 
 func (e fnError) Error() string { return e.err.Error() }
 
-func writePending(ctx context.Context, p redis.Pipeliner, keys keyspace, id string, pending visit.Pending) {
+// encodedPending is a change's timeline entries and outbox jobs as JSON,
+// encoded before the transaction so that a value that cannot be encoded is
+// an error of the change, not a panic half-way through writing it.
+type encodedPending struct {
+	timeline []any
+	jobs     map[string]any
+}
+
+func encodePending(pending visit.Pending) (encodedPending, error) {
+	var enc encodedPending
 	for _, e := range pending.Timeline {
-		p.RPush(ctx, keys.timeline(id), mustJSON(e))
+		b, err := json.Marshal(e)
+		if err != nil {
+			return encodedPending{}, fmt.Errorf("encode timeline entry %s: %w", e.Type, err)
+		}
+		enc.timeline = append(enc.timeline, b)
 	}
 	for _, j := range pending.Jobs {
-		p.HSet(ctx, keys.outbox(id), j.ID, mustJSON(j))
+		b, err := json.Marshal(j)
+		if err != nil {
+			return encodedPending{}, fmt.Errorf("encode job %s: %w", j.ID, err)
+		}
+		if enc.jobs == nil {
+			enc.jobs = map[string]any{}
+		}
+		enc.jobs[j.ID] = b
+	}
+	return enc, nil
+}
+
+func (enc encodedPending) write(ctx context.Context, p redis.Pipeliner, keys keyspace, id string) {
+	if len(enc.timeline) > 0 {
+		p.RPush(ctx, keys.timeline(id), enc.timeline...)
+	}
+	if len(enc.jobs) > 0 {
+		p.HSet(ctx, keys.outbox(id), enc.jobs)
 	}
 }
 
@@ -315,12 +384,4 @@ func decode(raw []byte) (*visit.Visit, error) {
 		return nil, fmt.Errorf("store: decode visit: %w", err)
 	}
 	return &v, nil
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("store: marshal %T: %v", v, err))
-	}
-	return b
 }

@@ -152,6 +152,27 @@ func Check(authToken, publicBaseURL string, r *http.Request, body []byte) error 
 	return nil
 }
 
+// CheckAny is Check with several auth tokens, for an account whose token is
+// being rotated (Twilio signs with the primary; during the rotation that
+// may be either of two) or whose callbacks come from sub-accounts with their
+// own tokens: nil when the signature is valid under any of authTokens.
+// Empty tokens are skipped; with none left the request is ErrInvalid.
+func CheckAny(authTokens []string, publicBaseURL string, r *http.Request, body []byte) error {
+	if r.Header.Get(Header) == "" {
+		return ErrMissing
+	}
+	err := ErrInvalid
+	for _, token := range authTokens {
+		if token == "" {
+			continue
+		}
+		if err = Check(token, publicBaseURL, r, body); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
 // verifyURL tries every accepted spelling of rawURL with the parameter tail.
 // It returns as soon as one matches; that reveals which spelling matched, not
 // anything about the expected signature.

@@ -324,6 +324,53 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckAnyAcceptsEachTokenOfARotation uses vectors signed with two
+// different tokens (the derived Video vector with hookToken, the SDK suites'
+// fixture with "12345"): with both tokens configured, in either order, each
+// is accepted; a token neither signed with is refused.
+func TestCheckAnyAcceptsEachTokenOfARotation(t *testing.T) {
+	const base = "https://hooks.example.com"
+	video := func(sig string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/twilio/video/status?visit=V-42", strings.NewReader(videoBody))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if sig != "" {
+			r.Header.Set(twiliosig.Header, sig)
+		}
+		return r
+	}
+	sdkBody := fixParams().Encode()
+	sdk := func() *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/myapp.php?foo=1&bar=2", strings.NewReader(sdkBody))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set(twiliosig.Header, sig1)
+		return r
+	}
+	const random = "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5"
+	tests := []struct {
+		name   string
+		tokens []string
+		r      *http.Request
+		base   string
+		body   string
+		want   error
+	}{
+		{"video vector, its token first", []string{hookToken, token}, video(videoSig), base, videoBody, nil},
+		{"video vector, its token second", []string{token, hookToken}, video(videoSig), base, videoBody, nil},
+		{"SDK vector, its token second", []string{hookToken, token}, sdk(), "https://mycompany.com", sdkBody, nil},
+		{"SDK vector, its token first", []string{token, "", hookToken}, sdk(), "https://mycompany.com", sdkBody, nil},
+		{"signed with neither", []string{token, hookToken}, video(twiliosig.Sign(random, videoURL, mustParse(t, videoBody))), base, videoBody, twiliosig.ErrInvalid},
+		{"neither token signed it", []string{random, token}, video(videoSig), base, videoBody, twiliosig.ErrInvalid},
+		{"no token configured", []string{"", ""}, video(videoSig), base, videoBody, twiliosig.ErrInvalid},
+		{"missing header", []string{hookToken, token}, video(""), base, videoBody, twiliosig.ErrMissing},
+	}
+	for _, tt := range tests {
+		err := twiliosig.CheckAny(tt.tokens, tt.base, tt.r, []byte(tt.body))
+		if !errors.Is(err, tt.want) || (err == nil) != (tt.want == nil) {
+			t.Errorf("%s: CheckAny = %v; want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
 // TestCheckThroughServer sends signed requests over a real connection so the
 // request target and Host come from the wire, as they will in production.
 func TestCheckThroughServer(t *testing.T) {

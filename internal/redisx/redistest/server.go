@@ -185,6 +185,26 @@ func (s *Server) Kill() error {
 	return s.stopLocked(syscall.SIGKILL)
 }
 
+// Pause freezes the server (SIGSTOP): its connections stay open and
+// nothing answers, as when Redis stalls. Resume thaws it; Stop and Kill
+// thaw it first.
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return fmt.Errorf("redistest: signal redis-server %s: not running", s.Addr())
+	}
+	if err := syscall.Kill(s.proc.pid, sig); err != nil {
+		return fmt.Errorf("redistest: signal redis-server %s: %w", s.Addr(), err)
+	}
+	return nil
+}
+
 func (s *Server) stopLocked(sig syscall.Signal) error {
 	p := s.proc
 	if p == nil {
@@ -195,6 +215,7 @@ func (s *Server) stopLocked(sig syscall.Signal) error {
 		return nil
 	default:
 	}
+	_ = syscall.Kill(p.pid, syscall.SIGCONT) // a paused server cannot act on SIGTERM
 	if err := syscall.Kill(p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("redistest: stop redis-server %s: %w", s.Addr(), err)
 	}
