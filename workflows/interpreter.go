@@ -103,13 +103,20 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 	if _, err := e.ensureRoom(ctx, v.ID); err != nil {
 		return e.dialFailed(ctx, p, err)
 	}
+	// Answering-machine detection only where the line asks for it: an
+	// interpreter service's IVR menu is long recorded speech, which Twilio
+	// judges a machine.
+	amd := ""
+	if line.AMD {
+		amd = "Enable"
+	}
 	call, err := e.twilio.CreateCall(ctx, twilioapi.CreateCallParams{
 		To:                   line.Phone,
 		URL:                  e.callbackURL("/twilio/voice/bridge", v.ID, "leg", "interpreter"),
 		StatusCallback:       e.callbackURL("/twilio/voice/status", v.ID, "attempt", strconv.Itoa(p.Attempt)),
 		StatusCallbackEvents: interpreterEvents,
 		Timeout:              e.cfg.Interpreter.RingTimeout,
-		MachineDetection:     "Enable",
+		MachineDetection:     amd,
 	})
 	if err != nil {
 		return e.dialFailed(ctx, p, err)

@@ -38,7 +38,8 @@ func newLegEnv(t *testing.T, opts ...testenv.Option) *testenv.Env {
 				"busy":      {Phone: sandbox.NumberBusy},
 				"no-answer": {Phone: sandbox.NumberNoAnswer},
 				"failed":    {Phone: sandbox.NumberFailed},
-				"machine":   {Phone: sandbox.NumberMachine, IVR: "9#"},
+				"machine":   {Phone: sandbox.NumberMachine, IVR: "9#", AMD: true},
+				"ivr":       {Phone: sandbox.NumberIVR, IVR: "W2W1#"},
 			}
 		}),
 	}, opts...)...)

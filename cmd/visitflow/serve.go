@@ -206,6 +206,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			emu := sandbox.New(sandbox.Options{
 				AccountSID:             cfg.Twilio.AccountSID,
 				AuthToken:              cfg.Twilio.AuthToken,
+				APIKeySID:              cfg.Twilio.APIKey,
+				APIKeySecret:           cfg.Twilio.APISecret,
 				IncomingVoiceURL:       strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming",
 				IncomingSMSURL:         strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
 				IncomingVoiceStatusURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/status",

@@ -10,7 +10,7 @@
 // without further code. List values are comma-separated
 // (VISITFLOW_VISITS_REMINDER_OFFSETS=24h,1h). Interpreter lines are a map:
 // the fields of a line that exists in the file can be overridden with
-// VISITFLOW_INTERPRETER_LINES_<NAME>_PHONE (…_IVR, …_LANGUAGES), NAME being
+// VISITFLOW_INTERPRETER_LINES_<NAME>_PHONE (…_IVR, …_LANGUAGES, …_AMD), NAME being
 // the line's key upper-cased with "-" replaced by "_"; a line cannot be
 // created from the environment alone. An empty variable counts as unset, so
 // the environment cannot clear a value the file sets. The standard
@@ -221,6 +221,12 @@ type InterpreterLine struct {
 	IVR string `yaml:"ivr"`
 	// Languages the line serves, as BCP 47 tags ("es", "pt-BR"). Optional.
 	Languages []string `yaml:"languages"`
+	// AMD turns on Twilio's answering-machine detection for calls to the
+	// line: a call a machine answers is hung up and retried. Optional,
+	// default false, and leave it off for a line that answers with an IVR
+	// menu: Twilio judges long recorded speech a machine, so the menu would
+	// be hung up on every time (and detection delays the call's TwiML).
+	AMD bool `yaml:"amd"`
 }
 
 // Log configures the process log.

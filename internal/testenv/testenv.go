@@ -216,6 +216,7 @@ func serveSandbox(t testing.TB, srv *httptest.Server, cfg config.Config, o optio
 	app := cfg.HTTP.PublicBaseURL
 	so := sandbox.Options{
 		AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken,
+		APIKeySID: cfg.Twilio.APIKey, APIKeySecret: cfg.Twilio.APISecret,
 		IncomingVoiceURL:       app + "/twilio/voice/incoming",
 		IncomingVoiceStatusURL: app + "/twilio/voice/status",
 		IncomingSMSURL:         app + "/twilio/sms/incoming",
