@@ -240,7 +240,8 @@ func (e *Env) NewTwilio(apiURL string) *twilioapi.Client {
 	e.T.Helper()
 	c := e.Config.Twilio
 	tw, err := twilioapi.New(twilioapi.Config{AccountSID: c.AccountSID, AuthToken: c.AuthToken, APIKey: c.APIKey,
-		APISecret: c.APISecret, FromNumber: c.FromNumber, APIURL: apiURL, Timeout: c.RequestTimeout}, nil)
+		APISecret: c.APISecret, FromNumber: c.FromNumber, MessagingServiceSID: c.MessagingServiceSID,
+		APIURL: apiURL, Timeout: c.RequestTimeout}, nil)
 	if err != nil {
 		e.T.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/twilio/twilio-go/client/jwt"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 	video "github.com/twilio/twilio-go/rest/video/v1"
+
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -198,7 +199,14 @@ type Message struct {
 type SendSMSParams struct {
 	To, Body       string
 	StatusCallback string
+	// ValidFor, when positive and a Messaging Service sends, is Twilio's
+	// ValidityPeriod: a message still queued after it fails instead of
+	// arriving late. Whole seconds, 1 s to 10 h (36000 s, Twilio's range).
+	ValidFor time.Duration
 }
+
+// maxValiditySeconds is the longest ValidityPeriod Twilio takes.
+const maxValiditySeconds = 36000
 
 // SendSMS sends an SMS through Config.MessagingServiceSID when set, else from
 // Config.FromNumber.
@@ -211,6 +219,9 @@ func (c *Client) SendSMS(ctx context.Context, p SendSMSParams) (Message, error) 
 	}
 	if p.StatusCallback != "" {
 		params.StatusCallback = ptr(p.StatusCallback)
+	}
+	if p.ValidFor > 0 && c.cfg.MessagingServiceSID != "" {
+		params.ValidityPeriod = ptr(min(max(seconds(p.ValidFor), 1), maxValiditySeconds))
 	}
 	var msg Message
 	err := c.do(ctx, "send sms", "", func(s services) error {
