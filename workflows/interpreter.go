@@ -101,7 +101,7 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 	}
 	line := e.cfg.Interpreter.Lines[v.Interpreter.Line]
 	if _, err := e.ensureRoom(ctx, v.ID); err != nil {
-		return e.dialFailed(ctx, p, err)
+		return e.dialFailed(ctx, p, err, false)
 	}
 	// Answering-machine detection only where the line asks for it: an
 	// interpreter service's IVR menu is long recorded speech, which Twilio
@@ -119,7 +119,7 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 		MachineDetection:     amd,
 	})
 	if err != nil {
-		return e.dialFailed(ctx, p, err)
+		return e.dialFailed(ctx, p, err, true)
 	}
 	if err := e.store.IndexCall(ctx, call.SID, v.ID); err != nil {
 		e.log.Warn("interpreter: index call", zap.String("visit", v.ID), zap.Error(err))
@@ -142,29 +142,41 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 	return nil
 }
 
-// dialFailed handles an attempt that could not be placed: a retryable error
-// gives the claim back and lets Asynq retry the job; a permanent one counts
-// as a failed attempt.
-func (e *Engine) dialFailed(ctx context.Context, p Payload, cause error) error {
+// dialFailed handles an attempt whose call was not placed, or (placing)
+// whose Create Call failed: a final refusal counts as a failed attempt; a
+// transient one gives the claim back and lets Asynq retry the job. An
+// ambiguous one (a 5xx or a timeout after the request left) may have placed
+// the call: the attempt stays dialing, never dialled twice, until the call's
+// status callbacks (which name the attempt) adopt it or the attempt's check
+// finds it never placed.
+func (e *Engine) dialFailed(ctx context.Context, p Payload, cause error, placing bool) error {
 	now := e.clock.Now()
-	permanent := twilioapi.Permanent(cause)
+	class := twilioapi.ClassOf(cause)
+	unknown := placing && class == twilioapi.ClassAmbiguous
 	_, _, err := e.update(ctx, p.VisitID, "", now, func(v *visit.Visit) error {
 		leg := v.Interpreter
 		switch {
 		case !leg.Unplaced(p.Request, p.Attempt):
 			return nil
-		case permanent:
+		case class == twilioapi.ClassFinal:
 			e.attemptFailed(v, "rejected", now)
+		case unknown:
+			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "interpreter-dial-unknown",
+				Summary: fmt.Sprintf("interpreter call (attempt %d) outcome unknown: Twilio answered %s after the request left; not dialling again until its callbacks tell",
+					p.Attempt, cause.Error())})
 		default:
 			_ = leg.GiveBack(p.Request, p.Attempt)
 		}
 		return nil
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
-	}
-	if permanent {
+	case class == twilioapi.ClassFinal:
 		e.log.Warn("interpreter: call refused", zap.String("visit", p.VisitID), zap.Error(cause))
+		return nil
+	case unknown:
+		e.log.Warn("interpreter: call outcome unknown", zap.String("visit", p.VisitID), zap.Error(cause))
 		return nil
 	}
 	return cause
@@ -308,10 +320,15 @@ func (e *Engine) handleInterpreterFailedSMS(ctx context.Context, t *asynq.Task) 
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 		if _, err := e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: v.Provider.Phone, Body: body}); err != nil {
-			if !twilioapi.Permanent(err) {
+			switch twilioapi.ClassOf(err) {
+			case twilioapi.ClassFinal:
+				summary = "interpreter failure SMS to the provider refused: " + strconv.Itoa(twilioapi.Code(err))
+			case twilioapi.ClassAmbiguous:
+				// Twilio may have sent it: never a second one.
+				summary = "interpreter failure SMS to the provider: outcome unknown (" + err.Error() + "); not sent again"
+			default:
 				return err
 			}
-			summary = "interpreter failure SMS to the provider refused: " + strconv.Itoa(twilioapi.Code(err))
 		}
 	}
 	now := e.clock.Now()

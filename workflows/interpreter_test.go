@@ -245,3 +245,28 @@ func TestInterpreterWatchdogRecoversALostClaim(t *testing.T) {
 		t.Fatalf("interpreter = %+v with %d calls; want one call, on attempt 2 after 'not placed'", v.Interpreter, len(e.CallsTo(interpreterPhone)))
 	}
 }
+
+// A 500 after Twilio placed the call is ambiguous: the attempt is not
+// dialled again (that would ring the line twice at once); the placed call's
+// callbacks carry the attempt, and the leg adopts it and is bridged.
+func TestInterpreterDialAmbiguous500IsNotDialledTwice(t *testing.T) {
+	e := newLegEnv(t)
+	createAt(e, "V-amb", time.Now().Add(10*time.Minute))
+	// The room first, so that the fault meets the call.
+	e.WaitVisit("V-amb", "its room", func(v handlers.VisitView) bool { return v.Room.SID != "" })
+	if _, err := e.Sandbox.Client.SetFaults(context.Background(), sandbox.Faults{FailAfterAccept: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.API(http.MethodPost, "/v1/visits/V-amb/interpreter", map[string]string{"line": "voyce-es"}, nil); code != http.StatusAccepted {
+		t.Fatalf("POST interpreter = %d; want 202", code)
+	}
+	v := e.WaitVisit("V-amb", "interpreter bridged", func(v handlers.VisitView) bool {
+		return v.Interpreter != nil && v.Interpreter.State == "bridged"
+	})
+	if calls := e.CallsTo(interpreterPhone); len(calls) != 1 || v.Interpreter.Attempts != 1 || v.Interpreter.CallSID != calls[0].SID {
+		t.Fatalf("calls %+v, leg %+v; want the one call, adopted by attempt 1", calls, v.Interpreter)
+	}
+	if !testenv.TimelineHas(v, "interpreter-dial-unknown", "outcome unknown") {
+		t.Fatalf("timeline %+v; want the unknown outcome recorded", v.Timeline)
+	}
+}
