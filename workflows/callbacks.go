@@ -58,6 +58,9 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 			// A ?visit= hint that disagrees with the room is not ours to trust.
 			return ErrUnmatched
 		}
+		if ev.RoomSID != "" && v.IsDone(doneRoomClosedUnused+ev.RoomSID) {
+			return nil // a late or repeated callback of a room Twilio closed early
+		}
 		if v.Room.SID == "" && ev.RoomSID != "" {
 			v.Room.SID = ev.RoomSID
 		}
@@ -74,6 +77,10 @@ func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) 
 				v.Log(entry)
 			}
 		case EventRoomEnded:
+			if e.roomEndedEarly(v, ev, at) {
+				e.roomGone(v, at)
+				return nil
+			}
 			v.MarkDone(doneRoomEndedByTwilio, at) // room:end needs no REST call
 			if v.RoomEnded(at) {
 				entry.Summary = "room ended"

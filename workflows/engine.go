@@ -72,7 +72,7 @@ type Twilio interface {
 	UpdateCallTwiml(ctx context.Context, sid, twiml string) error
 	HangUp(ctx context.Context, sid string) error
 	SendSMS(ctx context.Context, p twilioapi.SendSMSParams) (twilioapi.Message, error)
-	AccessToken(identity, room string, validUntil time.Time) (string, error)
+	AccessToken(identity, room string, notBefore, validUntil time.Time) (string, error)
 }
 
 // Queue hands tasks to Asynq (implemented by *asynq.Client).

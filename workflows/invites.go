@@ -171,7 +171,7 @@ func (e *Engine) Join(ctx context.Context, secret string) (Grant, error) {
 	if inv.Revoked || v.Finished() || !e.clock.Now().Before(expires) {
 		return Grant{}, ErrGone
 	}
-	return e.grant(ctx, v, inv.Identity, expires)
+	return e.grant(ctx, v, inv.Identity)
 }
 
 // randomToken is n random bytes, URL-safe base64 (invite secrets).

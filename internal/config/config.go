@@ -137,7 +137,9 @@ type Visits struct {
 	// "http://localhost:8080/join/{token}"; must contain "{token}".
 	JoinURL string `yaml:"join_url"`
 	// RoomLead: the visit's Group Room is created this long before
-	// scheduled_at. Optional, default 30m.
+	// scheduled_at; earlier, tokens are issued without creating it. Optional,
+	// default 30m; room_lead + no_show_after at most 60m (Twilio closes a
+	// room nobody joined after 60 minutes at most).
 	RoomLead time.Duration `yaml:"room_lead"`
 	// AccessWindow: Video access tokens and guest invites of a visit stop
 	// working this long after scheduled_at (a token asked for later still

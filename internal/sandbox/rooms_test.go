@@ -115,7 +115,7 @@ func TestJoinChecksTheAccessToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, err := c.AccessToken(identity, room, until)
+		tok, err := c.AccessToken(identity, room, time.Time{}, until)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -433,7 +433,7 @@ func TestErrorClassification(t *testing.T) {
 func TestAccessToken(t *testing.T) {
 	c := newClient(t, twilioapi.Config{AccountSID: account, AuthToken: token, APIKey: apiKey, APISecret: secret})
 	until := time.Now().Add(20 * time.Minute).Truncate(time.Second)
-	tok, err := c.AccessToken("pat-8812", "visit-V-42", until)
+	tok, err := c.AccessToken("pat-8812", "visit-V-42", time.Time{}, until)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +466,7 @@ func TestAccessToken(t *testing.T) {
 		t.Errorf("claims = %s; want iss %s, sub %s, exp %d, identity pat-8812, room visit-V-42", raw, apiKey, account, until.Unix())
 	}
 	noKey := newClient(t, twilioapi.Config{AccountSID: account, AuthToken: token})
-	if _, err := noKey.AccessToken("pat-8812", "visit-V-42", until); err == nil {
+	if _, err := noKey.AccessToken("pat-8812", "visit-V-42", time.Time{}, until); err == nil {
 		t.Error("AccessToken without an API key = nil error")
 	}
 }
