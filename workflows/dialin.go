@@ -42,7 +42,7 @@ func (e *Engine) callerKey(from string) string {
 }
 
 func (e *Engine) pinAction(try int) string {
-	return e.callbackURL("/twilio/voice/pin", "", "try", strconv.Itoa(try))
+	return e.voiceURL("/twilio/voice/pin", "", "try", strconv.Itoa(try))
 }
 
 // DialInIncoming answers an inbound call to our number: ask for the visit
@@ -129,7 +129,7 @@ func (e *Engine) dialInConnect(v *visit.Visit, hold int) string {
 	case hold >= maxHolds:
 		return twiml.Goodbye(sayNoRoom)
 	}
-	next := e.callbackURL("/twilio/voice/dialin/connect", v.ID, "hold", strconv.Itoa(hold+1))
+	next := e.voiceURL("/twilio/voice/dialin/connect", v.ID, "hold", strconv.Itoa(hold+1))
 	return twiml.Hold(next, holdSeconds)
 }
 

@@ -112,8 +112,8 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 	}
 	call, err := e.twilio.CreateCall(ctx, twilioapi.CreateCallParams{
 		To:                   line.Phone,
-		URL:                  e.callbackURL("/twilio/voice/bridge", v.ID, "leg", "interpreter"),
-		StatusCallback:       e.callbackURL("/twilio/voice/status", v.ID, "attempt", strconv.Itoa(p.Attempt)),
+		URL:                  e.voiceURL("/twilio/voice/bridge", v.ID, "leg", "interpreter"),
+		StatusCallback:       e.voiceURL("/twilio/voice/status", v.ID, "attempt", strconv.Itoa(p.Attempt)),
 		StatusCallbackEvents: interpreterEvents,
 		Timeout:              e.cfg.Interpreter.RingTimeout,
 		MachineDetection:     amd,

@@ -3,12 +3,17 @@ package workflows_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/visitflow/visitflow/handlers"
+	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/testenv"
 	"github.com/visitflow/visitflow/internal/visit"
@@ -269,4 +274,63 @@ func TestInterpreterDialAmbiguous500IsNotDialledTwice(t *testing.T) {
 	if !testenv.TimelineHas(v, "interpreter-dial-unknown", "outcome unknown") {
 		t.Fatalf("timeline %+v; want the unknown outcome recorded", v.Timeline)
 	}
+}
+
+// Every Voice URL visitflow hands Twilio carries connection overrides, so
+// a TwiML fetch answered 503 (a Redis blip) is retried instead of failing
+// the call; the fragment is not signed and the retry validates.
+func TestVoiceURLsCarryConnectionOverrides(t *testing.T) {
+	var failed atomic.Bool
+	e := newLegEnv(t, testenv.Configure(func(cfg *config.Config) {
+		app := cfg.HTTP.PublicBaseURL
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/twilio/voice/bridge" && failed.CompareAndSwap(false, true) {
+				http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			proxyTo(w, r, app)
+		}))
+		t.Cleanup(front.Close)
+		cfg.HTTP.PublicBaseURL = front.URL // what Twilio reaches and signs
+	}))
+	createAt(e, "V-ov", time.Now().Add(10*time.Minute))
+	if code := e.API(http.MethodPost, "/v1/visits/V-ov/interpreter", map[string]string{"line": "voyce-es"}, nil); code != http.StatusAccepted {
+		t.Fatalf("POST interpreter = %d; want 202", code)
+	}
+	v := e.WaitVisit("V-ov", "interpreter bridged", func(v handlers.VisitView) bool {
+		return v.Interpreter != nil && v.Interpreter.State == "bridged"
+	})
+	if v.Interpreter.Attempts != 1 {
+		t.Fatalf("interpreter %+v; want bridged at the first attempt (the 503 retried)", v.Interpreter)
+	}
+	call := e.CallsTo(interpreterPhone)[0]
+	if !strings.HasSuffix(call.URL, workflows.VoiceOverrides) || !strings.HasSuffix(call.StatusCallback, workflows.VoiceOverrides) {
+		t.Fatalf("call Url %q, StatusCallback %q; want both with %s", call.URL, call.StatusCallback, workflows.VoiceOverrides)
+	}
+	var tries []int
+	for _, ev := range e.Sandbox.Emulator.Events() {
+		if ev.SID == call.SID && ev.Kind == sandbox.KindVoiceTwiML {
+			tries = append(tries, ev.Status)
+		}
+	}
+	if !slices.Equal(tries, []int{http.StatusServiceUnavailable, http.StatusOK}) {
+		t.Fatalf("TwiML fetch answers %v; want 503 then 200 (the signed retry)", tries)
+	}
+}
+
+// proxyTo forwards r to base unchanged (body, headers, path and query).
+func proxyTo(w http.ResponseWriter, r *http.Request, base string) {
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), r.Body)
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, vals := range resp.Header {
+		w.Header()[k] = vals
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
 }

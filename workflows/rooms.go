@@ -133,6 +133,19 @@ func (e *Engine) callbackURL(path, visitID string, kv ...string) string {
 	return u
 }
 
+// VoiceOverrides are the connection overrides (twilio-protocol §4) on every
+// Voice webhook URL visitflow hands Twilio: without them Twilio does not
+// retry a 5xx, so a callback answered 503 during a Redis blip would be
+// lost. Up to two retries on a failed connect, a read timeout or a 5xx,
+// within Twilio's 15 s budget for call-related requests. The fragment is
+// not signed and never reaches us.
+const VoiceOverrides = "#ct=1000&rt=4000&tt=14000&rc=2&rp=ct,rt,5xx"
+
+// voiceURL is callbackURL for a Voice webhook: with VoiceOverrides.
+func (e *Engine) voiceURL(path, visitID string, kv ...string) string {
+	return e.callbackURL(path, visitID, kv...) + VoiceOverrides
+}
+
 // roomTimeouts are the Empty/UnusedRoomTimeout a room is created with.
 //
 // Unused: Twilio counts it from creation, and a room that closes unused makes

@@ -208,9 +208,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				AuthToken:              cfg.Twilio.AuthToken,
 				APIKeySID:              cfg.Twilio.APIKey,
 				APIKeySecret:           cfg.Twilio.APISecret,
-				IncomingVoiceURL:       strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming",
+				IncomingVoiceURL:       strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming" + workflows.VoiceOverrides,
 				IncomingSMSURL:         strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
-				IncomingVoiceStatusURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/status",
+				IncomingVoiceStatusURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/status" + workflows.VoiceOverrides,
 				Log:                    log.Named("sandbox"),
 			})
 			defer emu.Close()

@@ -217,8 +217,9 @@ func serveSandbox(t testing.TB, srv *httptest.Server, cfg config.Config, o optio
 	so := sandbox.Options{
 		AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken,
 		APIKeySID: cfg.Twilio.APIKey, APIKeySecret: cfg.Twilio.APISecret,
-		IncomingVoiceURL:       app + "/twilio/voice/incoming",
-		IncomingVoiceStatusURL: app + "/twilio/voice/status",
+		// As a number's Voice URLs are configured (docs/deploy.md).
+		IncomingVoiceURL:       app + "/twilio/voice/incoming" + workflows.VoiceOverrides,
+		IncomingVoiceStatusURL: app + "/twilio/voice/status" + workflows.VoiceOverrides,
 		IncomingSMSURL:         app + "/twilio/sms/incoming",
 	}
 	for _, f := range o.emuOpts {
