@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -250,6 +251,30 @@ func TestSMSAmbiguous500IsNotResent(t *testing.T) {
 	}
 	if n := len(env.SMS()); n != 1 {
 		t.Fatalf("SMS = %d; want 1 (the one Twilio accepted before answering 500)", n)
+	}
+}
+
+// Twilio acting on the request but answering after our timeout is the same
+// ambiguity: not sent again.
+func TestSMSTimeoutAfterSendingIsNotResent(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) {
+		c.Visits.ReminderOffsets = []time.Duration{time.Hour}
+		c.Twilio.RequestTimeout = 300 * time.Millisecond
+	})
+	if _, err := env.Sandbox.Client.SetFaults(context.Background(),
+		sandbox.Faults{DelayAfterAccept: 1, DelayMS: 3000, DropStatusCallbacks: 1}); err != nil {
+		t.Fatal(err)
+	}
+	env.CreateEngineVisit(visitInput("V-slow", time.Now().Add(48*time.Hour), "UTC"))
+	p := workflows.Payload{VisitID: "V-slow", Reminder: "r1h0m0s", Schedule: 0}
+	if err := testenv.Process(env.Engine, workflows.TypeReminderSend, p); err == nil || !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("attempt that timed out = %v; want an error that is not retried", err)
+	}
+	if err := testenv.Process(env.Engine, workflows.TypeReminderSend, p); err != nil {
+		t.Fatalf("the job again = %v; want nil", err)
+	}
+	if n := len(env.SMS()); n != 1 || len(testenv.Entries(env.Timeline("V-slow"), "sms-outcome-unknown")) != 1 {
+		t.Fatalf("SMS = %d, timeline %+v; want 1 and the outcome unknown", n, env.Timeline("V-slow"))
 	}
 }
 
