@@ -176,8 +176,9 @@ func (e *Engine) dialFailed(ctx context.Context, p Payload, cause error, placing
 		e.log.Warn("interpreter: call refused", zap.String("visit", p.VisitID), zap.Error(cause))
 		return nil
 	case unknown:
+		// Retried: the retry finds the attempt claimed and dials nothing,
+		// so settling the attempt is all a retry may do.
 		e.log.Warn("interpreter: call outcome unknown", zap.String("visit", p.VisitID), zap.Error(cause))
-		return nil
 	}
 	return cause
 }

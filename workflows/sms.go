@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -64,14 +63,13 @@ var errSendInFlight = errors.New("sms: another attempt is sending this message")
 //     the purpose as failed; a transient one (429, 21611, refused
 //     credentials, a request that never left) releases the claim and
 //     Asynq retries; an ambiguous one (a 5xx or a timeout after the request
-//     left: Twilio may have accepted the message) keeps the claim, writes
-//     "outcome unknown" in the timeline and is never sent again. The kept
-//     claim is settled by the message's status callback, or by
-//     reconciliation with Twilio's REST API. A crash between claiming and
-//     recording leaves the claim too: after claimTimeout the next attempt
-//     does not send again and writes "outcome unknown". At most once wins
-//     over at least once here: a duplicate reminder is worse than a
-//     missing one that support can see.
+//     left: Twilio may have accepted the message) keeps the claim and writes
+//     "outcome unknown" in the timeline. A kept claim, like the one a crash
+//     between claiming and recording leaves, holds every retry off; it is
+//     settled by the message's status callback (which marks it done) or,
+//     after claimTimeout, by the next attempt, which does not send again.
+//     At most once wins over at least once here: a duplicate reminder is
+//     worse than a missing one that support can see.
 func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 	key := smsKey(s.purpose)
 	v, err := e.store.Get(ctx, s.visitID)
@@ -132,8 +130,10 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 			}
 			delete(v.Extra, key)
 			v.MarkDone(key, now)
-			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "sms-outcome-unknown",
-				Summary: s.purpose + " SMS outcome unknown: an earlier attempt stopped after calling Twilio; not sending again"})
+			if !v.IsDone(unknownKey(s.purpose)) { // said already when Twilio's answer was ambiguous
+				v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "sms-outcome-unknown",
+					Summary: s.purpose + " SMS outcome unknown: an earlier attempt stopped after calling Twilio; not sending again"})
+			}
 			return nil
 		}
 		if v.Extra == nil {
@@ -181,28 +181,32 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 		// claim, as a crash would; after claimTimeout a retry settles it.
 		return fmt.Errorf("sms %s for %s: outcome unknown: %w", s.purpose, s.visitID, sendErr)
 	default:
-		// Twilio may have accepted it: keep the claim, never send again.
-		e.log.Warn("sms: outcome unknown; not sending again until Twilio tells",
+		// Twilio may have accepted it: keep the claim, never send blindly
+		// again. The retry finds the claim held; once it is stale it is
+		// settled without sending.
+		e.log.Warn("sms: outcome unknown; not sending again until it is settled",
 			zap.String("visit", s.visitID), zap.String("purpose", s.purpose), zap.Error(sendErr))
 		if err := e.outcomeUnknown(ctx, s, claim, sendErr); err != nil {
 			return err
 		}
-		return fmt.Errorf("sms %s for %s: outcome unknown, not sent again: %w: %w", s.purpose, s.visitID, sendErr, asynq.SkipRetry)
+		return fmt.Errorf("sms %s for %s: outcome unknown, the claim stays: %w", s.purpose, s.visitID, sendErr)
 	}
 }
 
+// unknownKey marks in Visit.Done that the timeline already says a send's
+// outcome is unknown.
+func unknownKey(purpose string) string { return "sms-unknown:" + purpose }
+
 // outcomeUnknown records, in the visit's timeline, a send Twilio may or may
-// not have accepted: the purpose is done (no attempt sends it again) and the
-// claim stays, as the mark of a send still to be settled (by its status
-// callback, or by reconciliation reading Twilio's messages).
+// not have accepted (an ambiguous answer). The claim stays: it is settled by
+// the message's status callback or, once stale, by the next attempt.
 func (e *Engine) outcomeUnknown(ctx context.Context, s smsSend, claim string, cause error) error {
 	now := e.clock.Now()
 	key := smsKey(s.purpose)
 	_, _, err := e.update(ctx, s.visitID, "", now, func(v *visit.Visit) error {
-		if v.Extra[key] != claim || v.IsDone(key) {
-			return nil // settled meanwhile (its status callback came first)
+		if v.Extra[key] != claim || v.IsDone(key) || !v.MarkDone(unknownKey(s.purpose), now) {
+			return nil // settled meanwhile (its status callback came first), or said already
 		}
-		v.MarkDone(key, now)
 		v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "sms-outcome-unknown",
 			Summary: s.purpose + " SMS outcome unknown: Twilio answered " + cause.Error() +
 				" after the request left; not sending again"})
@@ -212,19 +216,6 @@ func (e *Engine) outcomeUnknown(ctx context.Context, s smsSend, claim string, ca
 		return nil
 	}
 	return err
-}
-
-// UnsettledSMS lists the purposes of v whose send has an unknown outcome:
-// done, with the claim still held. Reconciliation settles them.
-func UnsettledSMS(v *visit.Visit) []string {
-	var out []string
-	for key, val := range v.Extra {
-		if purpose, ok := strings.CutPrefix(key, "sms:"); ok && strings.HasPrefix(val, claimPrefix) && v.IsDone(key) {
-			out = append(out, purpose)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // smsValidity is how long Twilio may keep s queued before it is useless:

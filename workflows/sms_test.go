@@ -2,7 +2,6 @@ package workflows_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -224,57 +223,52 @@ func TestSMSQueueFullIsRetriedAndSentOnce(t *testing.T) {
 }
 
 // A 500 after Twilio accepted the message is ambiguous: the reminder is not
-// sent again; the timeline says the outcome is unknown, and the claim stays
-// for reconciliation to settle (its status callbacks are lost here).
+// sent again. The timeline says the outcome is unknown, the claim holds
+// retries off, and once stale it is settled without a second send (its
+// status callbacks are lost here).
 func TestSMSAmbiguous500IsNotResent(t *testing.T) {
-	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
-	if _, err := env.Sandbox.Client.SetFaults(context.Background(),
-		sandbox.Faults{FailAfterAccept: 1, DropStatusCallbacks: 1}); err != nil {
-		t.Fatal(err)
-	}
-	env.StartWorkers(env.Engine)
-	env.CreateEngineVisit(visitInput("V-500", time.Now().Add(time.Hour+time.Second), "UTC"))
-	env.Eventually("outcome unknown", func() bool {
-		return len(testenv.Entries(env.Timeline("V-500"), "sms-outcome-unknown")) == 1
-	})
-	v, err := env.Store.Get(context.Background(), "V-500")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := workflows.UnsettledSMS(v); !slices.Equal(got, []string{"reminder:r1h0m0s:s0"}) {
-		t.Fatalf("unsettled SMS = %v; want the reminder", got)
-	}
-	// The job ran its course: a run now changes nothing.
-	if err := testenv.Process(env.Engine, workflows.TypeReminderSend,
-		workflows.Payload{VisitID: "V-500", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
-		t.Fatalf("reminder job again = %v; want nil", err)
-	}
-	if n := len(env.SMS()); n != 1 {
-		t.Fatalf("SMS = %d; want 1 (the one Twilio accepted before answering 500)", n)
-	}
+	testAmbiguousSendNotRepeated(t, sandbox.Faults{FailAfterAccept: 1, DropStatusCallbacks: 1}, 0)
 }
 
 // Twilio acting on the request but answering after our timeout is the same
-// ambiguity: not sent again.
+// ambiguity.
 func TestSMSTimeoutAfterSendingIsNotResent(t *testing.T) {
+	testAmbiguousSendNotRepeated(t, sandbox.Faults{DelayAfterAccept: 1, DelayMS: 3000, DropStatusCallbacks: 1},
+		300*time.Millisecond)
+}
+
+func testAmbiguousSendNotRepeated(t *testing.T, faults sandbox.Faults, timeout time.Duration) {
 	env := newSMSEnv(t, func(c *config.Config) {
 		c.Visits.ReminderOffsets = []time.Duration{time.Hour}
-		c.Twilio.RequestTimeout = 300 * time.Millisecond
+		if timeout > 0 {
+			c.Twilio.RequestTimeout = timeout
+		}
 	})
-	if _, err := env.Sandbox.Client.SetFaults(context.Background(),
-		sandbox.Faults{DelayAfterAccept: 1, DelayMS: 3000, DropStatusCallbacks: 1}); err != nil {
+	if _, err := env.Sandbox.Client.SetFaults(context.Background(), faults); err != nil {
 		t.Fatal(err)
 	}
-	env.CreateEngineVisit(visitInput("V-slow", time.Now().Add(48*time.Hour), "UTC"))
-	p := workflows.Payload{VisitID: "V-slow", Reminder: "r1h0m0s", Schedule: 0}
-	if err := testenv.Process(env.Engine, workflows.TypeReminderSend, p); err == nil || !errors.Is(err, asynq.SkipRetry) {
-		t.Fatalf("attempt that timed out = %v; want an error that is not retried", err)
+	clk := clock.NewFake(time.Now())
+	worker := newEngine(env, env.Twilio, clk)
+	env.CreateEngineVisit(visitInput("V-amb", time.Now().Add(48*time.Hour), "UTC"))
+	p := workflows.Payload{VisitID: "V-amb", Reminder: "r1h0m0s", Schedule: 0}
+	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+		t.Fatal("the ambiguous attempt returned nil; want an error (Asynq retries, the claim holds)")
 	}
-	if err := testenv.Process(env.Engine, workflows.TypeReminderSend, p); err != nil {
-		t.Fatalf("the job again = %v; want nil", err)
+	if got := testenv.Entries(env.Timeline("V-amb"), "sms-outcome-unknown"); len(got) != 1 {
+		t.Fatalf("outcome-unknown entries %v; want 1", got)
 	}
-	if n := len(env.SMS()); n != 1 || len(testenv.Entries(env.Timeline("V-slow"), "sms-outcome-unknown")) != 1 {
-		t.Fatalf("SMS = %d, timeline %+v; want 1 and the outcome unknown", n, env.Timeline("V-slow"))
+	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+		t.Fatal("the retry while the claim is fresh returned nil; want it held")
+	}
+	clk.Advance(time.Minute)
+	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err != nil {
+		t.Fatalf("the retry once the claim is stale = %v; want nil (settled, not sent)", err)
+	}
+	if n := len(env.SMS()); n != 1 {
+		t.Fatalf("SMS = %d; want 1 (the one Twilio accepted)", n)
+	}
+	if got := testenv.Entries(env.Timeline("V-amb"), "sms-outcome-unknown"); len(got) != 1 {
+		t.Fatalf("outcome-unknown entries %v; want still 1", got)
 	}
 }
 
