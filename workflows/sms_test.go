@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -203,17 +204,21 @@ func TestSMSRetriedWhenTwilioRateLimits(t *testing.T) {
 }
 
 // 21611 (the sender's queue is full) clears when the queue drains: the
-// reminder is retried by Asynq and sent once.
+// reminder job fails in a way Asynq retries, and the retry sends it, once.
 func TestSMSQueueFullIsRetriedAndSentOnce(t *testing.T) {
 	env := newSMSEnv(t, func(c *config.Config) {
 		c.Visits.ReminderOffsets = []time.Duration{time.Hour}
 		c.Twilio.FromNumber = sandbox.NumberQueueFull // refused once with 21611
 	})
-	env.StartWorkers(env.Engine)
-	env.CreateEngineVisit(visitInput("V-21611", time.Now().Add(time.Hour+time.Second), "UTC"))
-	env.Eventually("the reminder sent", func() bool {
-		return len(testenv.Entries(env.Timeline("V-21611"), "sms-accepted")) == 1
-	})
+	env.CreateEngineVisit(visitInput("V-21611", time.Now().Add(48*time.Hour), "UTC"))
+	p := workflows.Payload{VisitID: "V-21611", Reminder: "r1h0m0s", Schedule: 0}
+	err := testenv.Process(env.Engine, workflows.TypeReminderSend, p)
+	if err == nil || errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("attempt refused with 21611 = %v; want an error Asynq retries", err)
+	}
+	if err := testenv.Process(env.Engine, workflows.TypeReminderSend, p); err != nil {
+		t.Fatalf("retry = %v; want sent", err)
+	}
 	if n := len(env.SMS()); n != 1 {
 		t.Fatalf("SMS = %d; want 1", n)
 	}
