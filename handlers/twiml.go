@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/visitflow/visitflow/twiml"
+	"github.com/visitflow/visitflow/workflows"
 )
 
 // twiml.go holds the routes whose answer is TwiML: Twilio fetches them when a
@@ -23,7 +24,8 @@ func handleSMSIncoming(d Deps) http.Handler {
 			d.badCallback(w, r, f.err)
 			return
 		}
-		replies, err := d.Engine.ApplyIncomingSMS(r.Context(), from, body)
+		replies, err := d.Engine.ApplyIncomingSMS(r.Context(), workflows.IncomingSMS{From: from, Body: body,
+			OptOutType: f.str("OptOutType")})
 		if err != nil {
 			d.Log.Error("inbound sms not recorded", zap.Error(err))
 			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)

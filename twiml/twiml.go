@@ -11,6 +11,7 @@ package twiml
 import (
 	"encoding/xml"
 	"strconv"
+	"strings"
 )
 
 // Verb is one TwiML verb: one of the types below.
@@ -24,7 +25,8 @@ type Say struct {
 	Text     string   `xml:",chardata"`
 }
 
-// Play plays DTMF Digits (0-9 * #, w = 0.5 s pause, W = 1 s pause).
+// Play plays DTMF Digits (0-9 * #, w = 0.5 s pause). It knows no W: see
+// PlayDigits.
 type Play struct {
 	XMLName xml.Name `xml:"Play"`
 	Digits  string   `xml:"digits,attr,omitempty"`
@@ -104,12 +106,18 @@ const voice = "Polly.Joanna"
 
 func say(text string) Say { return Say{Voice: voice, Text: text} }
 
+// PlayDigits writes a DTMF path as <Play digits> takes it: the one-second
+// pause W (which SendDigits and our configuration know) becomes ww, since
+// <Play digits> knows only w, half a second.
+func PlayDigits(path string) string { return strings.ReplaceAll(path, "W", "ww") }
+
 // Bridge answers the interpreter call: it walks the line's phone tree by
-// playing ivr (nothing when empty), then joins room as identity.
+// playing ivr (nothing when empty; W written as ww), then joins room as
+// identity.
 func Bridge(ivr, room, identity string) string {
 	var verbs []Verb
 	if ivr != "" {
-		verbs = append(verbs, Play{Digits: ivr})
+		verbs = append(verbs, Play{Digits: PlayDigits(ivr)})
 	}
 	verbs = append(verbs, Connect{Room: Room{ParticipantIdentity: identity, Name: room}})
 	return Document(verbs...)

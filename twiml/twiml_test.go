@@ -20,6 +20,7 @@ var documents = []struct {
 }{
 	{"bridge", twiml.Bridge("ww2ww1234#", "visit-V-42", "interpreter-V-42")},
 	{"bridge-no-ivr", twiml.Bridge("", "visit-V-42", "interpreter-V-42")},
+	{"bridge-one-second-pauses", twiml.Bridge("W2W1234#", "visit-V-42", "interpreter-V-42")},
 	{"hangup", twiml.HangUp()},
 	{"ask-pin", twiml.AskPIN(twiml.PINPrompt{Action: "https://hooks.example.com/twilio/voice/pin?try=1&tries=3", Digits: 9})},
 	{"ask-pin-retry", twiml.AskPIN(twiml.PINPrompt{Action: "https://hooks.example.com/twilio/voice/pin?try=2&tries=3", Digits: 9, Retry: true})},

@@ -68,6 +68,9 @@ func (e *Engine) foldVideo(v *visit.Visit, ev VideoEvent, at time.Time, source s
 		// A ?visit= hint that disagrees with the room is not ours to trust.
 		return ErrUnmatched
 	}
+	if ev.RoomSID != "" && v.IsDone(doneRoomClosedUnused+ev.RoomSID) {
+		return nil // a late or repeated report of a room Twilio closed early
+	}
 	if v.Room.SID == "" && ev.RoomSID != "" {
 		v.Room.SID = ev.RoomSID
 	}
@@ -84,6 +87,10 @@ func (e *Engine) foldVideo(v *visit.Visit, ev VideoEvent, at time.Time, source s
 			v.Log(entry)
 		}
 	case EventRoomEnded:
+		if e.roomEndedEarly(v, ev, at) {
+			e.roomGone(v, at)
+			return nil
+		}
 		v.MarkDone(doneRoomEndedByTwilio, at) // room:end needs no REST call
 		if v.RoomEnded(at) {
 			entry.Summary = "room ended"

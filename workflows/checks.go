@@ -85,11 +85,11 @@ func (e *Engine) handleProviderLate(ctx context.Context, t *asynq.Task) error {
 	// Still in the same waiting spell: no transition since this check was made.
 	stillWaiting := func(v *visit.Visit) bool { return v.Transitions == p.Transition && v.State() == visit.Waiting }
 	if err := e.sendOnce(ctx, smsSend{visitID: p.VisitID, purpose: "provider-late", to: visit.RoleProvider,
-		template: e.cfg.Visits.Templates.ProviderLate, applies: stillWaiting}); err != nil {
+		template: e.cfg.Visits.Templates.ProviderLate, applies: stillWaiting, timeSensitive: true}); err != nil {
 		return err
 	}
 	return e.sendOnce(ctx, smsSend{visitID: p.VisitID, purpose: "patient-late", to: visit.RolePatient,
-		template: e.cfg.Visits.Templates.PatientLate, applies: stillWaiting})
+		template: e.cfg.Visits.Templates.PatientLate, applies: stillWaiting, timeSensitive: true})
 }
 
 // handleFollowup sends the follow-up SMS of a completed visit.

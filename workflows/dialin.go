@@ -74,7 +74,7 @@ func (e *Engine) budgetWindow(now time.Time) (string, time.Duration) {
 }
 
 func (e *Engine) pinAction(try, tries int) string {
-	return e.callbackURL("/twilio/voice/pin", "", "try", strconv.Itoa(try), "tries", strconv.Itoa(tries))
+	return e.voiceURL("/twilio/voice/pin", "", "try", strconv.Itoa(try), "tries", strconv.Itoa(tries))
 }
 
 // DialInIncoming answers an inbound call to our number: ask for the visit
@@ -215,7 +215,7 @@ func (e *Engine) dialInConnect(v *visit.Visit, hold int) string {
 	case hold >= maxHolds:
 		return twiml.Goodbye(sayNoRoom)
 	}
-	next := e.callbackURL("/twilio/voice/dialin/connect", v.ID, "hold", strconv.Itoa(hold+1))
+	next := e.voiceURL("/twilio/voice/dialin/connect", v.ID, "hold", strconv.Itoa(hold+1))
 	return twiml.Hold(next, holdSeconds)
 }
 

@@ -83,7 +83,7 @@ type Twilio interface {
 	UpdateCallTwiml(ctx context.Context, sid, twiml string) error
 	HangUp(ctx context.Context, sid string) error
 	SendSMS(ctx context.Context, p twilioapi.SendSMSParams) (twilioapi.Message, error)
-	AccessToken(identity, room string, validUntil time.Time) (string, error)
+	AccessToken(identity, room string, notBefore, validUntil time.Time) (string, error)
 
 	// Reads of Twilio's truth (reconcile.go).
 	RoomReport(ctx context.Context, sid string) (twilioapi.RoomReport, error)

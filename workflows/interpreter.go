@@ -115,14 +115,21 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 	if _, err := e.ensureRoom(ctx, v.ID); err != nil {
 		return e.dialFailed(ctx, p, err, time.Time{})
 	}
+	// Answering-machine detection only where the line asks for it: an
+	// interpreter service's IVR menu is long recorded speech, which Twilio
+	// judges a machine.
+	amd := ""
+	if line.AMD {
+		amd = "Enable"
+	}
 	requested := e.clock.Now()
 	call, err := e.twilio.CreateCall(ctx, twilioapi.CreateCallParams{
 		To:                   line.Phone,
-		URL:                  e.callbackURL("/twilio/voice/bridge", v.ID, "leg", "interpreter"),
-		StatusCallback:       e.callbackURL("/twilio/voice/status", v.ID, "attempt", strconv.Itoa(p.Attempt)),
+		URL:                  e.voiceURL("/twilio/voice/bridge", v.ID, "leg", "interpreter"),
+		StatusCallback:       e.voiceURL("/twilio/voice/status", v.ID, "attempt", strconv.Itoa(p.Attempt)),
 		StatusCallbackEvents: interpreterEvents,
 		Timeout:              e.cfg.Interpreter.RingTimeout,
-		MachineDetection:     "Enable",
+		MachineDetection:     amd,
 	})
 	if err != nil {
 		return e.dialFailed(ctx, p, err, requested)
@@ -148,40 +155,47 @@ func (e *Engine) handleInterpreterDial(ctx context.Context, t *asynq.Task) error
 	return nil
 }
 
-// dialFailed handles an attempt that could not be placed: a retryable error
-// gives the claim back and lets Asynq retry the job; a permanent one counts
-// as a failed attempt.
+// dialFailed handles an attempt whose call was not placed, or whose Create
+// Call (requested at requested; zero when it never got that far) failed: a
+// final refusal counts as a failed attempt; a transient one gives the claim
+// back and lets Asynq retry the job. An ambiguous one (a 5xx or a timeout
+// after the request left) may have placed the call: the attempt stays
+// dialing, never dialled blindly again; the call's status callbacks (which
+// name the attempt) adopt it, or the retry asks Twilio (settleDial).
 func (e *Engine) dialFailed(ctx context.Context, p Payload, cause error, requested time.Time) error {
 	now := e.clock.Now()
-	permanent := twilioapi.Permanent(cause)
-	// A 5xx or a timeout after the request left may have placed the call:
-	// the claim stays, and the retry asks Twilio before dialling again.
-	ambiguous := !permanent && !requested.IsZero() && !notAccepted(cause)
+	class := twilioapi.ClassOf(cause)
+	unknown := !requested.IsZero() && class == twilioapi.ClassAmbiguous
 	_, _, err := e.update(ctx, p.VisitID, "", now, func(v *visit.Visit) error {
 		leg := v.Interpreter
 		switch {
 		case !leg.Unplaced(p.Request, p.Attempt):
 			return nil
-		case permanent:
+		case class == twilioapi.ClassFinal:
 			e.attemptFailed(v, "rejected", now)
-		case ambiguous:
+		case unknown:
 			if v.Extra == nil {
 				v.Extra = map[string]string{}
 			}
 			v.Extra[dialClaimKey(p)] = requested.UTC().Format(time.RFC3339Nano)
 			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "interpreter-dial-unknown",
-				Summary: fmt.Sprintf("interpreter attempt %d: Twilio gave no clear answer; asking Twilio before dialling again", p.Attempt)})
+				Summary: fmt.Sprintf("interpreter call (attempt %d) outcome unknown: %s after the request left; not dialling again until its callbacks or Twilio's call list tell",
+					p.Attempt, twilioFailureText(cause))})
 		default:
 			_ = leg.GiveBack(p.Request, p.Attempt)
 		}
 		return nil
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
-	}
-	if permanent {
+	case class == twilioapi.ClassFinal:
 		e.log.Warn("interpreter: call refused", zap.String("visit", p.VisitID), zap.Error(cause))
 		return nil
+	case unknown:
+		// Retried: the retry finds the attempt claimed and, once the claim
+		// is stale, asks Twilio whether the call exists (settleDial).
+		e.log.Warn("interpreter: call outcome unknown", zap.String("visit", p.VisitID), zap.Error(cause))
 	}
 	return cause
 }
@@ -324,10 +338,15 @@ func (e *Engine) handleInterpreterFailedSMS(ctx context.Context, t *asynq.Task) 
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 		if _, err := e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: v.Provider.Phone, Body: body}); err != nil {
-			if !twilioapi.Permanent(err) {
+			switch twilioapi.ClassOf(err) {
+			case twilioapi.ClassFinal:
+				summary = "interpreter failure SMS to the provider refused: " + strconv.Itoa(twilioapi.Code(err))
+			case twilioapi.ClassAmbiguous:
+				// Twilio may have sent it: never a second one.
+				summary = "interpreter failure SMS to the provider: outcome unknown (" + err.Error() + "); not sent again"
+			default:
 				return err
 			}
-			summary = "interpreter failure SMS to the provider refused: " + strconv.Itoa(twilioapi.Code(err))
 		}
 	}
 	now := e.clock.Now()

@@ -3,12 +3,17 @@ package workflows_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/visitflow/visitflow/handlers"
+	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/testenv"
 	"github.com/visitflow/visitflow/internal/visit"
@@ -67,8 +72,8 @@ func TestInterpreterBusyOnceThenBridgedAndHungUpOnEnd(t *testing.T) {
 		t.Fatalf("<Play digits> = %q; want the line's IVR path 1#", got)
 	}
 	for _, ev := range e.Sandbox.Emulator.Events() {
-		if ev.Kind == sandbox.KindVoiceStatus && ev.SID == calls[1].SID && ev.Name == "in-progress" && ev.Params.Get("AnsweredBy") != "human" {
-			t.Fatalf("answered callback AnsweredBy = %q; want human (machine detection on)", ev.Params.Get("AnsweredBy"))
+		if ev.SID == calls[1].SID && ev.Params.Get("AnsweredBy") != "" {
+			t.Fatalf("%s %s carries AnsweredBy %q; want no machine detection toward an IVR line", ev.Kind, ev.Name, ev.Params.Get("AnsweredBy"))
 		}
 	}
 
@@ -87,6 +92,30 @@ func TestInterpreterBusyOnceThenBridgedAndHungUpOnEnd(t *testing.T) {
 	}
 	if code := e.API(http.MethodPost, "/v1/visits/V-int/interpreter", map[string]string{"line": "voyce-es"}, &errBody); code != http.StatusUnprocessableEntity {
 		t.Fatalf("POST interpreter on an ended visit = %d; want 422", code)
+	}
+}
+
+// An interpreter service answers with its IVR menu, which Twilio's
+// answering-machine detection calls a machine: the line is dialled without
+// it, so the menu is navigated and the call bridged at the first attempt,
+// and the one-second pauses of the path are played as <Play> knows them.
+func TestInterpreterLineAnsweredByAnIVRIsBridged(t *testing.T) {
+	e := newLegEnv(t)
+	createAt(e, "V-ivr", time.Now().Add(10*time.Minute))
+	if code := e.API(http.MethodPost, "/v1/visits/V-ivr/interpreter", map[string]string{"line": "ivr"}, nil); code != http.StatusAccepted {
+		t.Fatalf("POST interpreter = %d; want 202", code)
+	}
+	e.WaitEvent("the interpreter joining the room", testenv.ParticipantConnected("interpreter-V-ivr"))
+	v := e.WaitVisit("V-ivr", "interpreter bridged", func(v handlers.VisitView) bool {
+		return v.Interpreter != nil && v.Interpreter.State == "bridged"
+	})
+	if v.Interpreter.Attempts != 1 {
+		t.Fatalf("interpreter = %+v; want bridged at the first attempt", v.Interpreter)
+	}
+	calls := e.CallsTo(sandbox.NumberIVR)
+	play := e.WaitEvent("the IVR digits", testenv.Verb(calls[0].SID, "Play"))
+	if got := play.Params.Get("digits"); got != "ww2ww1#" || play.Params.Get("result") != "" {
+		t.Fatalf("<Play digits=%q> %s; want ww2ww1# played (the configured W2W1#)", got, play.Params.Get("result"))
 	}
 }
 
@@ -220,4 +249,88 @@ func TestInterpreterWatchdogRecoversALostClaim(t *testing.T) {
 	if v.Interpreter.Attempts != 2 || v.Interpreter.LastOutcome != "not placed" || len(e.CallsTo(interpreterPhone)) != 1 {
 		t.Fatalf("interpreter = %+v with %d calls; want one call, on attempt 2 after 'not placed'", v.Interpreter, len(e.CallsTo(interpreterPhone)))
 	}
+}
+
+// A 500 after Twilio placed the call is ambiguous: the attempt is not
+// dialled again (that would ring the line twice at once); the placed call's
+// callbacks carry the attempt, and the leg adopts it and is bridged.
+func TestInterpreterDialAmbiguous500IsNotDialledTwice(t *testing.T) {
+	e := newLegEnv(t)
+	createAt(e, "V-amb", time.Now().Add(10*time.Minute))
+	// The room first, so that the fault meets the call.
+	e.WaitVisit("V-amb", "its room", func(v handlers.VisitView) bool { return v.Room.SID != "" })
+	if _, err := e.Sandbox.Client.SetFaults(context.Background(), sandbox.Faults{FailAfterAccept: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.API(http.MethodPost, "/v1/visits/V-amb/interpreter", map[string]string{"line": "voyce-es"}, nil); code != http.StatusAccepted {
+		t.Fatalf("POST interpreter = %d; want 202", code)
+	}
+	v := e.WaitVisit("V-amb", "interpreter bridged", func(v handlers.VisitView) bool {
+		return v.Interpreter != nil && v.Interpreter.State == "bridged"
+	})
+	if calls := e.CallsTo(interpreterPhone); len(calls) != 1 || v.Interpreter.Attempts != 1 || v.Interpreter.CallSID != calls[0].SID {
+		t.Fatalf("calls %+v, leg %+v; want the one call, adopted by attempt 1", calls, v.Interpreter)
+	}
+	if !testenv.TimelineHas(v, "interpreter-dial-unknown", "outcome unknown") {
+		t.Fatalf("timeline %+v; want the unknown outcome recorded", v.Timeline)
+	}
+}
+
+// Every Voice URL visitflow hands Twilio carries connection overrides, so
+// a TwiML fetch answered 503 (a Redis blip) is retried instead of failing
+// the call; the fragment is not signed and the retry validates.
+func TestVoiceURLsCarryConnectionOverrides(t *testing.T) {
+	var failed atomic.Bool
+	e := newLegEnv(t, testenv.Configure(func(cfg *config.Config) {
+		app := cfg.HTTP.PublicBaseURL
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/twilio/voice/bridge" && failed.CompareAndSwap(false, true) {
+				http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			proxyTo(w, r, app)
+		}))
+		t.Cleanup(front.Close)
+		cfg.HTTP.PublicBaseURL = front.URL // what Twilio reaches and signs
+	}))
+	createAt(e, "V-ov", time.Now().Add(10*time.Minute))
+	if code := e.API(http.MethodPost, "/v1/visits/V-ov/interpreter", map[string]string{"line": "voyce-es"}, nil); code != http.StatusAccepted {
+		t.Fatalf("POST interpreter = %d; want 202", code)
+	}
+	v := e.WaitVisit("V-ov", "interpreter bridged", func(v handlers.VisitView) bool {
+		return v.Interpreter != nil && v.Interpreter.State == "bridged"
+	})
+	if v.Interpreter.Attempts != 1 {
+		t.Fatalf("interpreter %+v; want bridged at the first attempt (the 503 retried)", v.Interpreter)
+	}
+	call := e.CallsTo(interpreterPhone)[0]
+	if !strings.HasSuffix(call.URL, workflows.VoiceOverrides) || !strings.HasSuffix(call.StatusCallback, workflows.VoiceOverrides) {
+		t.Fatalf("call Url %q, StatusCallback %q; want both with %s", call.URL, call.StatusCallback, workflows.VoiceOverrides)
+	}
+	var tries []int
+	for _, ev := range e.Sandbox.Emulator.Events() {
+		if ev.SID == call.SID && ev.Kind == sandbox.KindVoiceTwiML {
+			tries = append(tries, ev.Status)
+		}
+	}
+	if !slices.Equal(tries, []int{http.StatusServiceUnavailable, http.StatusOK}) {
+		t.Fatalf("TwiML fetch answers %v; want 503 then 200 (the signed retry)", tries)
+	}
+}
+
+// proxyTo forwards r to base unchanged (body, headers, path and query).
+func proxyTo(w http.ResponseWriter, r *http.Request, base string) {
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), r.Body)
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, vals := range resp.Header {
+		w.Header()[k] = vals
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
 }

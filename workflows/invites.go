@@ -109,6 +109,18 @@ func (e *Engine) CreateInvite(ctx context.Context, id string, in InviteInput) (I
 	if err == nil {
 		_, err = e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: in.Phone, Body: body})
 	}
+	if err != nil && twilioapi.Ambiguous(err) {
+		// Twilio may have sent the link: the invite stays valid (revoking
+		// it would break a link the guest may hold), and the caller is
+		// told the outcome is unknown rather than invited to try again.
+		now := e.clock.Now()
+		_, _, _ = e.update(ctx, v.ID, "", now, func(v *visit.Visit) error {
+			v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "invite-sms-unknown",
+				Summary: "invite " + inv.Identity + ": SMS outcome unknown (" + err.Error() + ")"})
+			return nil
+		})
+		return InviteView{}, fmt.Errorf("workflows: send invite for %s: outcome unknown, the invite stays valid: %w", v.ID, err)
+	}
 	if err != nil {
 		e.revokeInvite(ctx, v.ID, hash)
 		if twilioapi.Permanent(err) {
@@ -144,7 +156,7 @@ func (e *Engine) Join(ctx context.Context, secret string) (Grant, error) {
 	if e.inviteGone(v, inv) != "" {
 		return Grant{}, ErrGone
 	}
-	return e.grant(ctx, v, inv.Identity, e.windowEnd(v))
+	return e.grant(ctx, v, inv.Identity)
 }
 
 // invite finds the visit and invite of an invite secret: visit.ErrNotFound

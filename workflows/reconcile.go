@@ -261,28 +261,12 @@ func (e *Engine) noteReconcileFailing(ctx context.Context, id string, cause erro
 		v.Extra[reconcileFailingKey] = now.UTC().Format(time.RFC3339)
 		// The type is what the board lists as a failure.
 		v.Log(visit.Entry{At: now, Source: visit.SourceREST, Type: "reconcile-failed",
-			Summary: fmt.Sprintf("could not read the visit back from Twilio (%s); tried again every %s", twilioFailure(cause), e.reconcileInterval())})
+			Summary: fmt.Sprintf("could not read the visit back from Twilio (%s); tried again every %s", twilioFailureText(cause), e.reconcileInterval())})
 		return nil
 	})
 	if err != nil {
 		e.log.Warn("reconcile: noting the failure", zap.String("visit", id), zap.Error(err))
 	}
-}
-
-// twilioFailure names a failed Twilio request by its code and status, in
-// our words: Twilio's free text stays out of the timeline.
-func twilioFailure(err error) string {
-	var te *twilioapi.Error
-	if errors.As(err, &te) {
-		switch {
-		case te.Code != 0:
-			return fmt.Sprintf("Twilio error %d, HTTP %d", te.Code, te.Status)
-		case te.Status != 0:
-			return fmt.Sprintf("HTTP %d", te.Status)
-		}
-		return "no answer"
-	}
-	return "request failed"
 }
 
 // endOfSecond places an end Twilio's REST API reports at the last

@@ -411,12 +411,13 @@ func TestReconcileConvergesWith30PercentOfCallbacksLost(t *testing.T) {
 		return false
 	})
 	restGets := new(atomic.Int32)
-	// Twilio's clock moves a second each time it is read, so every event of
-	// a visit played in milliseconds still has its own moment, as it would
-	// in a real visit (else a provider who left and rejoined within one
-	// millisecond would never have overlapped the patient).
+	// Twilio's clock moves 100 ms each time it is read, so every event of a
+	// visit played in microseconds still has its own moment, as it would in
+	// a real visit (else a provider who left and rejoined within one
+	// millisecond would never have overlapped the patient); slow enough that
+	// no room reaches its unused timeout meanwhile.
 	base, tick := time.Now().UTC().Truncate(time.Second), new(atomic.Int64)
-	twilioNow := func() time.Time { return base.Add(time.Duration(tick.Add(1)) * time.Second) }
+	twilioNow := func() time.Time { return base.Add(time.Duration(tick.Add(1)) * 100 * time.Millisecond) }
 	e, clk := newReconcileEnv(t, lossy, testenv.WithSandbox(func(o *sandbox.Options) { o.Now = twilioNow }), testenv.WrapSandbox(func(emu http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/Rooms/") {

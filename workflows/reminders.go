@@ -156,7 +156,7 @@ func (e *Engine) handleReminder(ctx context.Context, t *asynq.Task) error {
 		tmpl = e.cfg.Visits.Templates.StartingSoon
 	}
 	return e.sendOnce(ctx, smsSend{visitID: p.VisitID, purpose: "reminder:" + p.Reminder + ":" + schedulePurpose(p.Schedule),
-		to: visit.RolePatient, template: tmpl,
+		to: visit.RolePatient, template: tmpl, timeSensitive: true,
 		applies: func(v *visit.Visit) bool {
 			// Only until the patient is in the room (an early provider does not stop it).
 			s := v.State()

@@ -22,6 +22,10 @@ const maxRoomTimeout = 60 * time.Minute
 // room:end knows Twilio needs no REST call.
 const doneRoomEndedByTwilio = "video:room-ended"
 
+// doneRoomClosedUnused + a room SID marks a room Twilio closed before anyone
+// joined: its callbacks no longer concern the visit.
+const doneRoomClosedUnused = "video:room-closed-unused:"
+
 // scheduleRoom records room:create at scheduled_at - room_lead (now when
 // that is past). The schedule number is the purpose, so a reschedule's job
 // never collides with the old one, which is deleted (and would do nothing).
@@ -61,12 +65,22 @@ func (e *Engine) ensureRoom(ctx context.Context, id string) (*visit.Visit, error
 		return nil, fmt.Errorf("workflows: create room for %s: %w", id, err)
 	}
 	empty, unused := e.roomTimeouts(v, e.clock.Now())
-	room, err := e.twilio.CreateRoom(ctx, twilioapi.CreateRoomParams{
+	params := twilioapi.CreateRoomParams{
 		UniqueName:        v.Room.Name,
 		StatusCallback:    e.callbackURL("/twilio/video/status", v.ID),
 		EmptyRoomTimeout:  empty,
 		UnusedRoomTimeout: unused,
-	})
+	}
+	room, err := e.twilio.CreateRoom(ctx, params)
+	if err == nil && room.StatusCallback == "" && room.SID != "" {
+		// An in-progress room of that name without our status callback:
+		// a client that connected by name made it ad hoc, and Twilio
+		// reports nothing about such a room. Replace it with ours.
+		e.log.Warn("rooms: replacing an ad-hoc room", zap.String("visit", id), zap.String("room", room.SID))
+		if err = e.twilio.EndRoom(ctx, room.SID); err == nil {
+			room, err = e.twilio.CreateRoom(ctx, params)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("workflows: create room for %s: %w", id, err)
 	}
@@ -122,6 +136,19 @@ func (e *Engine) callbackURL(path, visitID string, kv ...string) string {
 	return u
 }
 
+// VoiceOverrides are the connection overrides (twilio-protocol §4) on every
+// Voice webhook URL visitflow hands Twilio: without them Twilio does not
+// retry a 5xx, so a callback answered 503 during a Redis blip would be
+// lost. Up to two retries on a failed connect, a read timeout or a 5xx,
+// within Twilio's 15 s budget for call-related requests. The fragment is
+// not signed and never reaches us.
+const VoiceOverrides = "#ct=1000&rt=4000&tt=14000&rc=2&rp=ct,rt,5xx"
+
+// voiceURL is callbackURL for a Voice webhook: with VoiceOverrides.
+func (e *Engine) voiceURL(path, visitID string, kv ...string) string {
+	return e.callbackURL(path, visitID, kv...) + VoiceOverrides
+}
+
 // roomTimeouts are the Empty/UnusedRoomTimeout a room is created with.
 //
 // Unused: Twilio counts it from creation, and a room that closes unused makes
@@ -146,6 +173,33 @@ func (e *Engine) roomTimeouts(v *visit.Visit, now time.Time) (empty, unused time
 	empty = min(max(e.cfg.Visits.EmptyRoomTimeout, dialing), maxRoomTimeout)
 	unused = min(max(unused, dialing), maxRoomTimeout)
 	return empty, unused
+}
+
+// roomEndedEarly reports whether a room-ended callback is Twilio closing
+// the visit's room before anyone joined and ahead of the no-show deadline
+// (its unused timeout, at most 60 minutes): not the visit's end (contract
+// §5). Runs inside ApplyVideo's update.
+func (e *Engine) roomEndedEarly(v *visit.Visit, ev VideoEvent, at time.Time) bool {
+	return ev.Event == EventRoomEnded && ev.RoomSID != "" && ev.RoomSID == v.Room.SID &&
+		len(v.Facts.Participants) == 0 && v.Facts.RoomEndedAt == nil && !v.Finished() &&
+		at.Before(v.ScheduledAt.Add(e.cfg.Visits.NoShowAfter))
+}
+
+// roomGone forgets a room Twilio closed early and has a new one created
+// when the room window opens (now, when it is open). Runs inside an update.
+func (e *Engine) roomGone(v *visit.Visit, at time.Time) {
+	ended := v.Room.SID
+	v.MarkDone(doneRoomClosedUnused+ended, at)
+	v.Room.SID = ""
+	delete(v.Done, "room:created")
+	delete(v.Done, "video:room-created")
+	v.Log(visit.Entry{At: at, Source: visit.SourceVideo, Type: "room-closed-unused",
+		Summary: "room " + ended + " closed unused before the visit; the visit stays scheduled and gets a new room"})
+	createAt := e.roomOpens(v)
+	if !createAt.After(e.clock.Now()) {
+		createAt = time.Time{}
+	}
+	v.Enqueue(roomRecreateJob(v, ended, createAt))
 }
 
 // handleRoomCreate runs room:create: it creates the room unless the visit

@@ -27,6 +27,9 @@ type smsSend struct {
 	template string
 	// applies is re-checked on the stored visit right before claiming.
 	applies func(v *visit.Visit) bool
+	// timeSensitive: useless once the visit's no-show deadline passed, so
+	// Twilio is asked to drop it rather than deliver it late.
+	timeSensitive bool
 }
 
 // smsKey names a purpose in Visit.Done (sent, or settled for good) and in
@@ -62,16 +65,19 @@ func CountsAsFailure(err error) bool { return !errors.Is(err, errSendInFlight) }
 //     "sending" unless it is done, claimed, or no longer applies; only the
 //     claimer calls Twilio, so concurrent and duplicated jobs send nothing;
 //  2. send, with a status callback carrying ?visit=&purpose=;
-//  3. record: done with the MessageSid. A failure where Twilio surely did not
-//     accept the message (a 4xx answer, connection refused) releases the
-//     claim and is retried. Any other failure (a 5xx or a timeout after the
-//     request left, a crash after Twilio answered) keeps the claim: the
-//     message may exist. The claim is then settled by the message's status
-//     callback (which marks it done) or, after claimTimeout, by the next
-//     attempt asking Twilio (settle.go): the message found there is recorded
-//     with its SID, and only when Twilio has none is it sent, once more.
-//     Exactly once, not at most once: a worker that dies mid-send loses no
-//     reminder, and a lost answer sends no second one.
+//  3. record: done with the MessageSid. How a failure is handled follows
+//     twilioapi's classification: a final refusal (21211, 21614…) settles
+//     the purpose as failed; a transient one (429, 21611, refused
+//     credentials, a request that never left) releases the claim and Asynq
+//     retries; an ambiguous one (a 5xx or a timeout after the request left:
+//     Twilio may have accepted the message) keeps the claim, like the one a
+//     crash between claiming and recording leaves. A kept claim holds every
+//     retry off; it is settled by the message's status callback (which marks
+//     it done) or, after claimTimeout, by the next attempt asking Twilio
+//     (settle.go): the message found there is recorded with its SID, and
+//     only when Twilio has none is it sent, once more. Exactly once, not at
+//     most once: a worker that dies mid-send loses no reminder, and a lost
+//     answer sends no second one.
 func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 	key := smsKey(s.purpose)
 	v, err := e.store.Get(ctx, s.visitID)
@@ -162,44 +168,79 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 	}
 
 	msg, sendErr := e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: phone, Body: body,
-		StatusCallback: e.smsStatusURL(s.visitID, s.purpose)})
+		StatusCallback: e.smsStatusURL(s.visitID, s.purpose), ValidFor: e.smsValidity(v, s)})
 	if sendErr == nil {
 		return e.settle(ctx, s, claim, "", "sms-accepted", s.purpose+" SMS accepted by Twilio ("+msg.SID+")")
 	}
-	switch code := twilioapi.Code(sendErr); {
-	case code == twilioapi.CodeOptedOut:
+	switch class := twilioapi.ClassOf(sendErr); {
+	case twilioapi.Code(sendErr) == twilioapi.CodeOptedOut:
 		if err := e.store.SetOptOut(ctx, e.phoneHash(phone), true, e.clock.Now()); err != nil {
 			return err
 		}
 		return e.settle(ctx, s, claim, link.hash, "sms-opted-out",
 			s.purpose+" SMS refused: the "+string(s.to)+" opted out (21610); nothing more will be sent to this number")
-	case twilioapi.Permanent(sendErr):
+	case class == twilioapi.ClassFinal:
 		if err := e.settle(ctx, s, claim, link.hash, "sms-failed", s.purpose+" SMS failed: "+twilioFailureText(sendErr)); err != nil {
 			return err
 		}
 		return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, sendErr)
-	case notAccepted(sendErr):
+	case class == twilioapi.ClassTransient:
 		if err := e.release(ctx, s, claim, link.hash); err != nil {
 			e.log.Warn("sms: could not release claim", zap.String("visit", s.visitID), zap.Error(err))
 		}
 		return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, sendErr)
-	default:
-		// Twilio may have accepted it: keep the claim (see above).
-		e.log.Warn("sms: outcome unknown; the claim stays until the status callback or the claim timeout",
-			zap.String("visit", s.visitID), zap.String("purpose", s.purpose), zap.Error(sendErr))
+	case class == 0:
+		// Not an answer from Twilio (the worker is going away…): keep the
+		// claim, as a crash would; after claimTimeout a retry settles it by
+		// asking Twilio.
 		return fmt.Errorf("sms %s for %s: outcome unknown: %w", s.purpose, s.visitID, sendErr)
+	default:
+		// Twilio may have accepted it: keep the claim, never send blindly
+		// again. The retry finds the claim held; once it is stale it is
+		// settled by asking Twilio (settle.go).
+		e.log.Warn("sms: outcome unknown; settled by asking Twilio once the claim is stale",
+			zap.String("visit", s.visitID), zap.String("purpose", s.purpose), zap.Error(sendErr))
+		if err := e.unanswered(ctx, s, claim, sendErr); err != nil {
+			return err
+		}
+		return fmt.Errorf("sms %s for %s: outcome unknown, the claim stays: %w", s.purpose, s.visitID, sendErr)
 	}
 }
 
-// notAccepted reports whether err proves Twilio did not take the message:
-// Twilio answered with a 4xx, or the connection was never made. A 5xx
-// proves nothing: Twilio may have created the message before failing.
-func notAccepted(err error) bool {
-	var te *twilioapi.Error
-	if !errors.As(err, &te) {
-		return false
+// unansweredKey marks in Visit.Done that the timeline already says a send
+// went unanswered.
+func unansweredKey(purpose string) string { return "sms-unanswered:" + purpose }
+
+// unanswered records, in the visit's timeline, a send Twilio may or may not
+// have accepted (an ambiguous answer). It is not a failure yet: the claim
+// stays, and the message's status callback or, once the claim is stale,
+// the next attempt asking Twilio settles it (settle.go).
+func (e *Engine) unanswered(ctx context.Context, s smsSend, claim string, cause error) error {
+	now := e.clock.Now()
+	key := smsKey(s.purpose)
+	_, _, err := e.update(ctx, s.visitID, "", now, func(v *visit.Visit) error {
+		if v.Extra[key] != claim || v.IsDone(key) || !v.MarkDone(unansweredKey(s.purpose), now) {
+			return nil // settled meanwhile (its status callback came first), or said already
+		}
+		v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "sms-unanswered",
+			Summary: s.purpose + " SMS: " + twilioFailureText(cause) +
+				" after the request left; Twilio may have accepted it, so it is settled by asking Twilio, not by sending again"})
+		return nil
+	})
+	if errors.Is(err, visit.ErrNotFound) {
+		return nil
 	}
-	return (te.Status >= 400 && te.Status < 500) || strings.Contains(te.Message, "connection refused")
+	return err
+}
+
+// smsValidity is how long Twilio may keep s queued before it is useless:
+// until the visit's no-show deadline for what is about the visit's start.
+// Zero (no limit) for the rest.
+func (e *Engine) smsValidity(v *visit.Visit, s smsSend) time.Duration {
+	if !s.timeSensitive {
+		return 0
+	}
+	return v.ScheduledAt.Add(e.cfg.Visits.NoShowAfter).Sub(e.clock.Now())
 }
 
 // settle marks the purpose done (whoever holds the claim) and logs it.
@@ -315,11 +356,12 @@ func (e *Engine) ApplySMSStatus(ctx context.Context, ev SMSStatusEvent) (Result,
 		if ev.Purpose != "" {
 			key := smsKey(ev.Purpose)
 			if _, claimed := v.Extra[key]; claimed {
+				// The message exists: this settles a send in flight or
+				// one whose outcome was unknown.
 				delete(v.Extra, key)
-				if v.MarkDone(key, now) {
-					v.Log(visit.Entry{At: now, Source: visit.SourceSMS, Type: "sms-confirmed",
-						Summary: what + " confirmed by its status callback (" + ev.MessageSID + ")"})
-				}
+				v.MarkDone(key, now)
+				v.Log(visit.Entry{At: now, Source: visit.SourceSMS, Type: "sms-confirmed",
+					Summary: what + " confirmed by its status callback (" + ev.MessageSID + ")"})
 			}
 		}
 		if optedOut {
@@ -334,31 +376,33 @@ func (e *Engine) ApplySMSStatus(ctx context.Context, ev SMSStatusEvent) (Result,
 	return res, err
 }
 
-// Inbound SMS keywords (Twilio's standard opt-out/opt-in/help words).
-var smsKeywords = map[string]string{
-	"STOP": "stop", "STOPALL": "stop", "UNSUBSCRIBE": "stop", "CANCEL": "stop", "END": "stop", "QUIT": "stop",
-	"START": "start", "YES": "start", "UNSTOP": "start",
-	"HELP": "help", "INFO": "help",
-}
-
-// HelpText answers HELP.
+// HelpText answers HELP when Twilio did not answer it already.
 const HelpText = "Visit reminders from your care team. Reply STOP to stop messages, START to receive them again."
 
+// IncomingSMS is an inbound text (POST /twilio/sms/incoming). From and Body
+// are PHI: never logged or stored as they are.
+type IncomingSMS struct {
+	From, Body string
+	// OptOutType is Twilio's verdict with Advanced Opt-Out (STOP, START,
+	// HELP); empty otherwise.
+	OptOutType string
+}
+
 // ApplyIncomingSMS keeps the opt-out record current from an inbound text and
-// returns the replies to send back (none for STOP/START: Twilio confirms
-// those itself).
-func (e *Engine) ApplyIncomingSMS(ctx context.Context, from, body string) ([]string, error) {
-	word := strings.ToUpper(strings.Trim(strings.TrimSpace(body), ".!"))
-	if i := strings.IndexAny(word, " \t\n"); i >= 0 {
-		word = word[:i]
-	}
-	switch smsKeywords[word] {
-	case "stop":
-		return nil, e.store.SetOptOut(ctx, e.phoneHash(from), true, e.clock.Now())
-	case "start":
-		return nil, e.store.SetOptOut(ctx, e.phoneHash(from), false, e.clock.Now())
-	case "help":
+// returns the replies to send back. STOP and START get none (Twilio confirms
+// those itself), nor does HELP when Twilio answered it (OptOutType HELP).
+// Anything else is an ordinary message.
+func (e *Engine) ApplyIncomingSMS(ctx context.Context, in IncomingSMS) ([]string, error) {
+	switch smsKeyword(in.Body, in.OptOutType) {
+	case keywordStop:
+		return nil, e.store.SetOptOut(ctx, e.phoneHash(in.From), true, e.clock.Now())
+	case keywordStart:
+		return nil, e.store.SetOptOut(ctx, e.phoneHash(in.From), false, e.clock.Now())
+	case keywordHelp:
+		if in.OptOutType != "" {
+			return nil, nil // Twilio's own help reply went out
+		}
 		return []string{HelpText}, nil
 	}
-	return nil, e.applyPatientReply(ctx, from, body)
+	return nil, e.applyPatientReply(ctx, in.From, in.Body)
 }

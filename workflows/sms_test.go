@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -255,6 +256,133 @@ func TestSMSAmbiguousOutcomeSettledByAskingTwilio(t *testing.T) {
 	}
 }
 
+func TestSMSRetriedWhenTwilioRateLimits(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
+	// A front that answers the first message request with Twilio's 429,
+	// then passes everything to the emulator.
+	var refused atomic.Bool
+	upstream := env.Sandbox.URL
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/Messages.json") && refused.CompareAndSwap(false, true) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"code":20429,"message":"Too Many Requests","status":429}`))
+			return
+		}
+		proxy(w, r, upstream)
+	}))
+	t.Cleanup(front.Close)
+	worker := newEngine(env, env.NewTwilio(front.URL), nil)
+	env.CreateEngineVisit(visitInput("V-429", time.Now().Add(48*time.Hour), "UTC"))
+	p := workflows.Payload{VisitID: "V-429", Reminder: "r1h0m0s", Schedule: 0}
+	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+		t.Fatal("attempt answered 429 returned nil; want an error so Asynq retries")
+	}
+	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err != nil {
+		t.Fatalf("retry = %v; want sent", err)
+	}
+	if n := len(env.SMS()); n != 1 {
+		t.Fatalf("SMS = %d; want 1", n)
+	}
+}
+
+// 21611 (the sender's queue is full) clears when the queue drains: the
+// reminder job fails in a way Asynq retries, and the retry sends it, once.
+func TestSMSQueueFullIsRetriedAndSentOnce(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) {
+		c.Visits.ReminderOffsets = []time.Duration{time.Hour}
+		c.Twilio.FromNumber = sandbox.NumberQueueFull // refused once with 21611
+	})
+	env.CreateEngineVisit(visitInput("V-21611", time.Now().Add(48*time.Hour), "UTC"))
+	p := workflows.Payload{VisitID: "V-21611", Reminder: "r1h0m0s", Schedule: 0}
+	err := testenv.Process(env.Engine, workflows.TypeReminderSend, p)
+	if err == nil || errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("attempt refused with 21611 = %v; want an error Asynq retries", err)
+	}
+	if err := testenv.Process(env.Engine, workflows.TypeReminderSend, p); err != nil {
+		t.Fatalf("retry = %v; want sent", err)
+	}
+	if n := len(env.SMS()); n != 1 {
+		t.Fatalf("SMS = %d; want 1", n)
+	}
+	if tl := env.Timeline("V-21611"); len(testenv.Entries(tl, "sms-failed")) != 0 {
+		t.Fatalf("timeline %+v; want no failure recorded for a full queue", tl)
+	}
+}
+
+// A 500 after Twilio accepted the message is ambiguous: the reminder is not
+// sent again. The timeline says it went unanswered, the claim holds
+// retries off, and once stale it is settled by finding the message at
+// Twilio (its status callbacks are lost here).
+func TestSMSAmbiguous500IsNotResent(t *testing.T) {
+	testAmbiguousSendNotRepeated(t, sandbox.Faults{FailAfterAccept: 1, DropStatusCallbacks: 1}, 0)
+}
+
+// Twilio acting on the request but answering after our timeout is the same
+// ambiguity.
+func TestSMSTimeoutAfterSendingIsNotResent(t *testing.T) {
+	testAmbiguousSendNotRepeated(t, sandbox.Faults{DelayAfterAccept: 1, DelayMS: 3000, DropStatusCallbacks: 1},
+		300*time.Millisecond)
+}
+
+func testAmbiguousSendNotRepeated(t *testing.T, faults sandbox.Faults, timeout time.Duration) {
+	env := newSMSEnv(t, func(c *config.Config) {
+		c.Visits.ReminderOffsets = []time.Duration{time.Hour}
+		if timeout > 0 {
+			c.Twilio.RequestTimeout = timeout
+		}
+	})
+	if _, err := env.Sandbox.Client.SetFaults(context.Background(), faults); err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(time.Now())
+	worker := newEngine(env, env.Twilio, clk)
+	env.CreateEngineVisit(visitInput("V-amb", time.Now().Add(48*time.Hour), "UTC"))
+	p := workflows.Payload{VisitID: "V-amb", Reminder: "r1h0m0s", Schedule: 0}
+	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+		t.Fatal("the ambiguous attempt returned nil; want an error (Asynq retries, the claim holds)")
+	}
+	if got := testenv.Entries(env.Timeline("V-amb"), "sms-unanswered"); len(got) != 1 || got[0].IsFailure() {
+		t.Fatalf("sms-unanswered entries %v; want 1, not (yet) a failure", got)
+	}
+	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {
+		t.Fatal("the retry while the claim is fresh returned nil; want it held")
+	}
+	clk.Advance(time.Minute)
+	if err := testenv.Process(worker, workflows.TypeReminderSend, p); err != nil {
+		t.Fatalf("the retry once the claim is stale = %v; want nil (settled, not sent)", err)
+	}
+	if n := len(env.SMS()); n != 1 {
+		t.Fatalf("SMS = %d; want 1 (the one Twilio accepted)", n)
+	}
+	tl := env.Timeline("V-amb")
+	if got := testenv.Entries(tl, "sms-accepted"); len(got) != 1 || !strings.Contains(got[0].Summary, "found at Twilio") {
+		t.Fatalf("sms-accepted entries %v; want one, found at Twilio", got)
+	}
+	if got := testenv.Entries(tl, "sms-outcome-unknown"); len(got) != 0 {
+		t.Fatalf("outcome-unknown entries %v; want none (settled by asking Twilio)", got)
+	}
+}
+
+// does not.
+func TestTimeSensitiveSMSCarryValidityPeriod(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) {
+		c.Visits.ReminderOffsets = []time.Duration{time.Hour}
+		c.Twilio.MessagingServiceSID = "MG0123456789abcdef0123456789abcdef"
+	})
+	at := time.Now().Add(2 * time.Hour)
+	env.CreateEngineVisit(visitInput("V-valid", at, "UTC"))
+	if err := testenv.Process(env.Engine, workflows.TypeReminderSend,
+		workflows.Payload{VisitID: "V-valid", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := env.SMS()
+	limit := int(time.Until(at.Add(env.Config.Visits.NoShowAfter)).Seconds()) + 1
+	if len(msgs) != 1 || msgs[0].Service == "" || msgs[0].ValidityPeriod <= 0 || msgs[0].ValidityPeriod > limit {
+		t.Fatalf("reminder %+v; want sent through the service with a validity period of at most %d s", msgs, limit)
+	}
+}
+
 func proxy(w http.ResponseWriter, r *http.Request, upstream string) {
 	req, _ := http.NewRequestWithContext(r.Context(), r.Method, upstream+r.URL.RequestURI(), r.Body)
 	req.Header = r.Header.Clone()
@@ -402,6 +530,58 @@ func TestHelpIsAnsweredWithTwiML(t *testing.T) {
 	if !slices.ContainsFunc(out.Replies, func(m sandbox.MessageView) bool { return strings.Contains(m.Body, "Reply STOP") }) {
 		t.Fatalf("emulator result %+v; want our HELP reply", out)
 	}
+}
+
+// Only a whole-body keyword opts out, as Twilio itself does; Twilio's
+// OptOutType wins when the webhook carries it.
+func TestSMSKeywordsAsTwilio(t *testing.T) {
+	env := newSMSEnv(t, func(c *config.Config) { c.Visits.ReminderOffsets = []time.Duration{time.Hour} })
+	for _, tt := range []struct {
+		body     string
+		optedOut bool
+	}{
+		{"Stop please", false},
+		{"Cancel my appointment", false},
+		{"STOP", true},
+		{"START", false},
+		{" revoke ", true},
+		{"unstop", false},
+		{"OptOut", true},
+	} {
+		textIn(t, env, "START") // from a clean record
+		textIn(t, env, tt.body)
+		if got := optedOut(t, env); got != tt.optedOut {
+			t.Errorf("after %q: opted out %v; want %v", tt.body, got, tt.optedOut)
+		}
+	}
+}
+
+// With Advanced Opt-Out Twilio tells the webhook what it decided
+// (OptOutType), custom keywords included, and answers HELP itself.
+func TestSMSOptOutTypeFromTwilioWins(t *testing.T) {
+	env := testenv.New(t, testenv.WithSandbox(func(o *sandbox.Options) {
+		o.AdvancedOptOut = true
+		o.OptOutKeywords = map[string]string{"arret": "STOP"}
+	}))
+	textIn(t, env, "arret") // a word only the Messaging Service knows
+	if !optedOut(t, env) {
+		t.Fatal("OptOutType=STOP did not opt out")
+	}
+	out := textIn(t, env, "help")
+	if out.TwilioReply == nil || len(out.Replies) != 0 {
+		t.Fatalf("HELP with OptOutType: %+v; want Twilio's reply and none of ours", out)
+	}
+}
+
+// optedOut reports whether a reminder to the patient now would be skipped
+// as opted out.
+func optedOut(t *testing.T, env *testenv.Env) bool {
+	t.Helper()
+	id := fmt.Sprintf("V-kw%d", time.Now().UnixNano())
+	env.CreateEngineVisit(visitInput(id, time.Now().Add(48*time.Hour), "UTC"))
+	_ = testenv.Process(env.Engine, workflows.TypeReminderSend, workflows.Payload{VisitID: id, Reminder: "r1h0m0s", Schedule: 0})
+	skipped := testenv.Entries(env.Timeline(id), "sms-skipped")
+	return len(skipped) == 1 && strings.Contains(skipped[0].Summary, "opted out")
 }
 
 type countingTwilio struct {

@@ -20,7 +20,7 @@ func TestStaffTextOfEachKindOfTwilioFailure(t *testing.T) {
 		{&twilioapi.Error{Op: "create call", Status: 400, Code: 13224, Message: "Dial: Invalid phone number format"},
 			"Twilio error 13224 (HTTP 400)"},
 		{&twilioapi.Error{Op: "create room", Status: 503, Message: "service unavailable"}, "Twilio had a server error (HTTP 503)"},
-		{&twilioapi.Error{Op: "create room", Status: 0, Message: "timeout", Retryable: true}, "Twilio did not answer in time"},
+		{&twilioapi.Error{Op: "create room", Status: 0, Message: "timeout", Class: twilioapi.ClassAmbiguous}, "Twilio did not answer in time"},
 		{&twilioapi.Error{Op: "create room", Status: 0, Message: "network error: dial tcp 10.1.2.3:443: connection refused"}, "Twilio could not be reached"},
 		{&twilioapi.Error{Op: "end room", Status: 404, Message: "not found"}, "Twilio refused the request (HTTP 404)"},
 	}

@@ -237,6 +237,13 @@ func roomCreateJob(v *visit.Visit, at time.Time) visit.Job {
 	return newJob(TypeRoomCreate, Payload{VisitID: v.ID, Schedule: v.Schedule}, schedulePurpose(v.Schedule), at)
 }
 
+// roomRecreateJob creates a new room for v after Twilio closed room ended
+// unused; the ended room's SID makes it a purpose of its own.
+func roomRecreateJob(v *visit.Visit, ended string, at time.Time) visit.Job {
+	return newJob(TypeRoomCreate, Payload{VisitID: v.ID, Schedule: v.Schedule},
+		schedulePurpose(v.Schedule)+":after-"+ended, at)
+}
+
 // roomCreateDeletion voids the room:create job of schedule generation schedule.
 func roomCreateDeletion(v *visit.Visit, schedule int) visit.Job {
 	return deletion(TypeRoomCreate, roomCreateJob(&visit.Visit{ID: v.ID, Schedule: schedule}, time.Time{}).ID)

@@ -87,6 +87,40 @@ func TestInvalidConfigFailsNamingTheKey(t *testing.T) {
 	}
 }
 
+// With real Twilio credentials, start-up refuses what only works against
+// the sandbox, in one line naming the key.
+func TestLiveModeRefusesSandboxOnlySettings(t *testing.T) {
+	live := map[string]string{
+		"TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef", "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
+		"TWILIO_API_KEY": "SK0123456789abcdef0123456789abcdef", "TWILIO_API_SECRET": "secret",
+		"VISITFLOW_TWILIO_FROM_NUMBER": "+15551230000", "VISITFLOW_HTTP_PUBLIC_BASE_URL": "https://visits.example.com",
+		"VISITFLOW_API_TOKEN": "t", "VISITFLOW_ADMIN_PASSWORD": "p", "VISITFLOW_HTTP_ADDR": "127.0.0.1:0",
+	}
+	for _, tt := range []struct{ key, value, want string }{
+		{"VISITFLOW_HTTP_PUBLIC_BASE_URL", "http://localhost:8080", "http.public_base_url"},
+		{"VISITFLOW_HTTP_PUBLIC_BASE_URL", "http://127.0.0.1:8080", "http.public_base_url"},
+		{"VISITFLOW_TWILIO_FROM_NUMBER", "+15005550006", "twilio.from_number"},
+		{"TWILIO_API_KEY", "", "twilio.api_key"},
+	} {
+		t.Chdir(t.TempDir())
+		env := map[string]string{}
+		for k, v := range live {
+			env[k] = v
+		}
+		env[tt.key] = tt.value
+		if tt.value == "" {
+			delete(env, "TWILIO_API_SECRET")
+		}
+		// A server that starts anyway is stopped after a while: nil, a failure.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := run(ctx, []string{"serve"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("run() with %s=%q = %v; want one line naming %s", tt.key, tt.value, err, tt.want)
+		}
+	}
+}
+
 func TestUnknownRoleIsRefused(t *testing.T) {
 	err := run(context.Background(), []string{"serve", "--role", "cook"}, func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--role") {

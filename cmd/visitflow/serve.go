@@ -223,9 +223,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			emu := sandbox.New(sandbox.Options{
 				AccountSID:             cfg.Twilio.AccountSID,
 				AuthToken:              cfg.Twilio.AuthToken,
-				IncomingVoiceURL:       strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming",
+				APIKeySID:              cfg.Twilio.APIKey,
+				APIKeySecret:           cfg.Twilio.APISecret,
+				IncomingVoiceURL:       strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/incoming" + workflows.VoiceOverrides,
 				IncomingSMSURL:         strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/sms/incoming",
-				IncomingVoiceStatusURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/status",
+				IncomingVoiceStatusURL: strings.TrimRight(cfg.HTTP.PublicBaseURL, "/") + "/twilio/voice/status" + workflows.VoiceOverrides,
 				Log:                    log.Named("sandbox"),
 			})
 			stops = append(stops, emu.Close)

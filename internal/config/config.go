@@ -12,7 +12,7 @@
 // object in its one-line form (VISITFLOW_API_TOKENS=ehr:tok1,cron:tok2 for
 // api.tokens' {name, token}) and replaces the file's list. Interpreter lines are a map:
 // the fields of a line that exists in the file can be overridden with
-// VISITFLOW_INTERPRETER_LINES_<NAME>_PHONE (…_IVR, …_LANGUAGES), NAME being
+// VISITFLOW_INTERPRETER_LINES_<NAME>_PHONE (…_IVR, …_LANGUAGES, …_AMD), NAME being
 // the line's key upper-cased with "-" replaced by "_"; a line cannot be
 // created from the environment alone. An empty variable counts as unset, so
 // the environment cannot clear a value the file sets. The standard
@@ -197,7 +197,9 @@ type Visits struct {
 	// "{token}".
 	JoinURL string `yaml:"join_url"`
 	// RoomLead: the visit's Group Room is created this long before
-	// scheduled_at. Optional, default 30m.
+	// scheduled_at; earlier, tokens are issued without creating it. Optional,
+	// default 30m; room_lead + no_show_after at most 60m (Twilio closes a
+	// room nobody joined after 60 minutes at most).
 	RoomLead time.Duration `yaml:"room_lead"`
 	// AccessWindow: Video access tokens and guest invites of a visit stop
 	// working this long after scheduled_at (a token asked for later still
@@ -315,6 +317,12 @@ type InterpreterLine struct {
 	IVR string `yaml:"ivr"`
 	// Languages the line serves, as BCP 47 tags ("es", "pt-BR"). Optional.
 	Languages []string `yaml:"languages"`
+	// AMD turns on Twilio's answering-machine detection for calls to the
+	// line: a call a machine answers is hung up and retried. Optional,
+	// default false, and leave it off for a line that answers with an IVR
+	// menu: Twilio judges long recorded speech a machine, so the menu would
+	// be hung up on every time (and detection delays the call's TwiML).
+	AMD bool `yaml:"amd"`
 }
 
 // Log configures the process log.

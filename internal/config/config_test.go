@@ -219,15 +219,18 @@ func TestTwilioEnv(t *testing.T) {
 	}{
 		{"standard names", map[string]string{
 			"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "tok", "TWILIO_API_KEY": "SK1", "TWILIO_API_SECRET": "sec",
-			"VISITFLOW_API_TOKEN": "t", "VISITFLOW_ADMIN_PASSWORD": "p",
 		}, Twilio{AccountSID: "AC1", AuthToken: "tok", APIKey: "SK1", APISecret: "sec"}},
 		{"VISITFLOW_ wins", map[string]string{
 			"TWILIO_ACCOUNT_SID": "AC1", "VISITFLOW_TWILIO_ACCOUNT_SID": "AC2",
 			"TWILIO_AUTH_TOKEN": "tok1", "VISITFLOW_TWILIO_AUTH_TOKEN": "tok2",
-			"VISITFLOW_API_TOKEN": "t", "VISITFLOW_ADMIN_PASSWORD": "p",
-		}, Twilio{AccountSID: "AC2", AuthToken: "tok2"}},
+			"TWILIO_API_KEY": "SK1", "VISITFLOW_TWILIO_API_KEY": "SK2", "TWILIO_API_SECRET": "sec",
+		}, Twilio{AccountSID: "AC2", AuthToken: "tok2", APIKey: "SK2", APISecret: "sec"}},
 	}
 	for _, tt := range tests {
+		// What live mode needs besides the credentials.
+		tt.env["VISITFLOW_API_TOKEN"], tt.env["VISITFLOW_ADMIN_PASSWORD"] = "t", "p"
+		tt.env["VISITFLOW_HTTP_PUBLIC_BASE_URL"] = "https://visits.example.com"
+		tt.env["VISITFLOW_TWILIO_FROM_NUMBER"] = "+15551230000"
 		c, err := Load(repoConfig, env(tt.env))
 		if err != nil {
 			t.Fatalf("%s: Load: %v", tt.name, err)
@@ -348,6 +351,9 @@ func TestLoadKeepsExplicitZeroValues(t *testing.T) {
 func TestValidate(t *testing.T) {
 	live := func(c *Config) {
 		c.Twilio.AccountSID, c.Twilio.AuthToken = "AC1", "tok"
+		c.Twilio.APIKey, c.Twilio.APISecret = "SK1", "sec"
+		c.Twilio.FromNumber = "+15551230000"
+		c.HTTP.PublicBaseURL = "https://visits.example.com"
 		c.API.Token, c.Admin.Password = "t", "p"
 	}
 	tests := []struct {
@@ -360,6 +366,17 @@ func TestValidate(t *testing.T) {
 		{"live without api token", func(c *Config) { live(c); c.API.Token = "" }, "config: api.token: required outside sandbox mode"},
 		{"live without admin password", func(c *Config) { live(c); c.Admin.Password = "" }, "config: admin.password: required outside sandbox mode"},
 		{"sandbox needs no secrets", func(c *Config) { c.Twilio.AccountSID = "AC1" }, ""},
+		// Live mode refuses what only the sandbox can use.
+		{"live on localhost", func(c *Config) { live(c); c.HTTP.PublicBaseURL = "http://localhost:8080" }, "config: http.public_base_url: outside sandbox mode"},
+		{"live on 127.0.0.1", func(c *Config) { live(c); c.HTTP.PublicBaseURL = "http://127.0.0.1:8080" }, "config: http.public_base_url: outside sandbox mode"},
+		{"live on [::1]", func(c *Config) { live(c); c.HTTP.PublicBaseURL = "https://[::1]" }, "config: http.public_base_url: outside sandbox mode"},
+		{"live with the test number", func(c *Config) { live(c); c.Twilio.FromNumber = "+15005550006" }, "config: twilio.from_number: outside sandbox mode"},
+		{"live with the test number and a service", func(c *Config) {
+			live(c)
+			c.Twilio.FromNumber, c.Twilio.MessagingServiceSID = "+15005550006", "MG1"
+		}, ""},
+		{"live without an API key", func(c *Config) { live(c); c.Twilio.APIKey, c.Twilio.APISecret = "", "" }, "config: twilio.api_key: required outside sandbox mode"},
+		{"sandbox keeps its defaults", func(c *Config) { c.Twilio.APIKey = "" }, ""},
 		{"bad addr", func(c *Config) { c.HTTP.Addr = "8080" }, "config: http.addr: invalid listen address"},
 		{"relative base url", func(c *Config) { c.HTTP.PublicBaseURL = "localhost:8080" }, "config: http.public_base_url: invalid URL"},
 		{"ftp base url", func(c *Config) { c.HTTP.PublicBaseURL = "ftp://x.example" }, "config: http.public_base_url: invalid URL"},
@@ -399,6 +416,7 @@ func TestValidate(t *testing.T) {
 		{"dial-in caller window", func(c *Config) { c.Visits.DialInCallerFailureWindow = 0 }, "config: visits.dial_in_caller_failure_window"},
 		{"dial-in hold", func(c *Config) { c.Visits.DialInLimitedHold = 0 }, "config: visits.dial_in_limited_hold: must be between 1s and 5m, got 0s"},
 		{"dial-in limited tries", func(c *Config) { c.Visits.DialInLimitedTriesPerCall = 4 }, "config: visits.dial_in_limited_tries_per_call: must be between 1 and 3, got 4"},
+		{"room lead past the unused timeout", func(c *Config) { c.Visits.RoomLead = 50 * time.Minute }, "config: visits.room_lead: room_lead + no_show_after must be at most 60m"},
 		{"empty room 90s", func(c *Config) { c.Visits.EmptyRoomTimeout = 90 * time.Second }, "config: visits.empty_room_timeout: must be whole minutes from 1m to 60m, got 1m30s"},
 		{"unused room 2h", func(c *Config) { c.Visits.UnusedRoomTimeout = 2 * time.Hour }, "config: visits.unused_room_timeout: must be whole minutes from 1m to 60m, got 2h"},
 		{"retention", func(c *Config) { c.Visits.Retention = 0 }, "config: visits.retention"},

@@ -56,6 +56,7 @@ func (c Config) Validate() error {
 		{"visits.followup_after", positive(v.FollowupAfter)},
 		{"visits.join_url", optional(v.JoinURL, joinURL)},
 		{"visits.room_lead", positive(v.RoomLead)},
+		{"visits.room_lead", roomWindow(v.RoomLead, v.NoShowAfter)},
 		{"visits.access_window", positive(v.AccessWindow)},
 		{"visits.dial_in_pin_digits", intBetween(v.DialInPINDigits, 6, 12)},
 		{"visits.dial_in_tries_per_call", positiveInt(int64(v.DialInTriesPerCall))},
@@ -95,7 +96,46 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config: %s: %w", ch.key, ch.err)
 		}
 	}
-	return c.Interpreter.validateLines()
+	if err := c.Interpreter.validateLines(); err != nil {
+		return err
+	}
+	if !c.Sandbox() {
+		return c.validateLive()
+	}
+	return nil
+}
+
+// testCredentialNumber is Twilio's test-credential range +1500555xxxx,
+// which only test credentials can use (and they cannot use Video).
+var testCredentialNumber = regexp.MustCompile(`^\+1500555\d{4}$`)
+
+// validateLive refuses, with real Twilio credentials, the settings that
+// only make sense against the sandbox (contract §3).
+func (c Config) validateLive() error {
+	const live = "outside sandbox mode (twilio.account_sid and twilio.auth_token are set)"
+	if u, err := url.Parse(c.HTTP.PublicBaseURL); err == nil && loopbackHost(u.Hostname()) {
+		return fmt.Errorf("config: http.public_base_url: %s Twilio must reach it and signs the URL it uses: a localhost or loopback address %q fails every signature check", live, u.Hostname())
+	}
+	if testCredentialNumber.MatchString(c.Twilio.FromNumber) && c.Twilio.MessagingServiceSID == "" {
+		return fmt.Errorf("config: twilio.from_number: %s %s is in Twilio's test-credential range +1500555xxxx, which live credentials cannot send from: set a number of the account or twilio.messaging_service_sid", live, c.Twilio.FromNumber)
+	}
+	if c.Twilio.APIKey == "" {
+		return fmt.Errorf("config: twilio.api_key: required %s: Video access tokens are signed with an API key", live)
+	}
+	if c.Twilio.APISecret == "" {
+		return fmt.Errorf("config: twilio.api_secret: required %s: Video access tokens are signed with it", live)
+	}
+	return nil
+}
+
+// loopbackHost reports whether host can only be this machine.
+func loopbackHost(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 func (in Interpreter) validateLines() error {
@@ -198,6 +238,18 @@ func between(d, lo, hi time.Duration) error {
 func wholeMinutes(d time.Duration, lo, hi int) error {
 	if d%time.Minute != 0 || d < time.Duration(lo)*time.Minute || d > time.Duration(hi)*time.Minute {
 		return fmt.Errorf("must be whole minutes from %dm to %dm, got %s", lo, hi, formatDuration(d))
+	}
+	return nil
+}
+
+// roomWindow keeps the room's life within Twilio's reach: a room created
+// room_lead before the visit must be able to stay open unused until the
+// no-show deadline, and Twilio closes an unused room after 60 minutes at
+// most.
+func roomWindow(lead, noShow time.Duration) error {
+	if lead+noShow > 60*time.Minute {
+		return fmt.Errorf("room_lead + no_show_after must be at most 60m (Twilio closes an unused room after 60 minutes at most), got %s + %s",
+			formatDuration(lead), formatDuration(noShow))
 	}
 	return nil
 }

@@ -17,7 +17,8 @@ const (
 	NumberNoAnswer     = "+15005550002" // call: rings until Timeout, no-answer
 	NumberFailed       = "+15005550003" // call: failed
 	NumberMachine      = "+15005550004" // call: answered by a machine
-	NumberBusyOnce     = "+15005550009" // call: busy on the first call, answers as a human afterwards
+	NumberBusyOnce     = "+15005550009" // call: busy on the first call, answered by an IVR menu afterwards
+	NumberIVR          = "+15005550020" // call: answered by an interpreter service's IVR menu (AMD: a machine)
 	NumberInvalid      = "+15005550001" // SMS: 400 21211 invalid 'To'
 	NumberOptedOut     = "+15005550004" // SMS: 400 21610 replied STOP
 	NumberNotMobile    = "+15005550009" // SMS: 400 21614 not a mobile number
@@ -26,6 +27,7 @@ const (
 	NumberSMSFailed    = "+15005550012" // SMS: accepted, then failed 30008
 	NumberRateLimited  = "+15005550429" // calls and SMS: 429 20429
 	NumberServerError  = "+15005550500" // calls and SMS: 500 20500
+	NumberQueueFull    = "+15005550008" // SMS From: 400 21611 (queue full) on its first message, accepted afterwards
 	ringSeconds        = 3              // how long an answered call rings
 	queueSeconds       = 1              // queued → initiated
 	busySignalSeconds  = 1              // initiated → busy
@@ -37,6 +39,7 @@ type outcome int
 const (
 	answerHuman outcome = iota
 	answerMachine
+	answerIVR // a recorded phone-tree menu, waiting for keys
 	outcomeBusy
 	outcomeNoAnswer
 	outcomeFailed
@@ -54,10 +57,13 @@ func (e *Emulator) outcomeLocked(to string) outcome {
 		return outcomeFailed
 	case NumberMachine:
 		return answerMachine
+	case NumberIVR:
+		return answerIVR
 	case NumberBusyOnce:
 		if e.attempts[to] == 1 {
 			return outcomeBusy
 		}
+		return answerIVR
 	}
 	return answerHuman
 }
@@ -77,6 +83,7 @@ type call struct {
 	sid, direction, from, to string
 	timeout, timeLimit       int // seconds
 	sendDigits, amd          string
+	amdParams                amdParams
 	outcome                  outcome
 	wake                     chan struct{}
 
@@ -192,13 +199,21 @@ func (e *Emulator) handleCreateCall(w http.ResponseWriter, req *http.Request) {
 	if digits != "" {
 		amd = "" // SendDigits disables answering machine detection
 	}
+	amdp, ok := parseAMD(f)
+	if !ok {
+		writeError(w, http.StatusBadRequest, 20001, "A MachineDetection parameter is out of range")
+		return
+	}
+	if src.url != "" {
+		src.twiml = "" // given both, Twilio uses Url and ignores Twiml
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
 	c := &call{
 		sid: newSID("CA"), direction: "outbound-api", from: from, to: to,
-		timeout: timeout, timeLimit: timeLimit, sendDigits: digits, amd: amd,
+		timeout: timeout, timeLimit: timeLimit, sendDigits: digits, amd: amd, amdParams: amdp,
 		outcome: e.outcomeLocked(to), wake: make(chan struct{}, 1),
 		statusCallback: cb, scMethod: scMethod, events: events, src: src,
 		status: "queued", created: now, updated: now,
@@ -442,12 +457,33 @@ func (e *Emulator) runOutbound(c *call) {
 		return
 	}
 	e.answerLocked(c)
-	src := c.src
 	if c.sendDigits != "" {
 		c.logLocked("SendDigits %s", c.sendDigits)
 	}
+	if c.outcome == answerIVR {
+		c.logLocked("the line plays its IVR menu and waits for keys")
+	}
 	e.mu.Unlock()
 	e.statusEvent(c, "answered", "in-progress")
+	if c.amd != "" {
+		// Synchronous detection: the TwiML waits for the verdict.
+		verdict, took := detect(c.outcome, c.amd, c.amdParams)
+		d := e.seconds(took)
+		if e.opts.MachineDetectionTime > 0 {
+			d = e.opts.MachineDetectionTime
+		}
+		if _, err := e.wait(c, d, nil); err != nil {
+			e.finish(c, err)
+			return
+		}
+		e.mu.Lock()
+		c.answeredBy = verdict
+		c.logLocked("answering machine detection: %s", verdict)
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
+	src := c.src
+	e.mu.Unlock()
 	e.execute(c, src)
 }
 
@@ -462,15 +498,6 @@ func (e *Emulator) answerLocked(c *call) {
 	c.start = e.now()
 	c.updated = c.start
 	c.deadline = time.Now().Add(e.seconds(float64(c.timeLimit)))
-	switch {
-	case c.amd == "":
-	case c.outcome == answerMachine && c.amd == "DetectMessageEnd":
-		c.answeredBy = "machine_end_beep"
-	case c.outcome == answerMachine:
-		c.answeredBy = "machine_start"
-	default:
-		c.answeredBy = "human"
-	}
 }
 
 // end finishes c with status and sends the terminal callback.

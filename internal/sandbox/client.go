@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Participant kinds accepted by the control API (Join, JoinAs).
@@ -22,7 +23,11 @@ const (
 type (
 	joinRequest struct {
 		Identity string `json:"identity"`
-		Kind     string `json:"kind,omitempty"` // default "browser"
+		Kind     string `json:"kind,omitempty"`  // default "browser"
+		Token    string `json:"token,omitempty"` // the Video access token the client connects with; checked when present
+	}
+	advanceRequest struct {
+		Seconds float64 `json:"seconds"`
 	}
 	incomingCallRequest struct {
 		From string `json:"from"`
@@ -44,11 +49,19 @@ type (
 // messages. WebhookStatus is 0 when the emulator has no IncomingSMSURL or the
 // webhook could not be reached; WebhookError is set when it was not reached
 // or answered non-2xx (the control request itself still succeeds).
+//
+// OptOutType is the keyword type Twilio saw in the whole body (STOP, START,
+// HELP; "" for an ordinary message; the webhook is told only with
+// Options.AdvancedOptOut), and TwilioReply Twilio's own automatic answer to
+// it. A reply the webhook sends to a number that opted out is recorded
+// failed with ErrorCode 21610.
 type IncomingSMSResult struct {
 	Message       MessageView   `json:"message"`
 	WebhookStatus int           `json:"webhook_status"`
 	WebhookError  string        `json:"webhook_error,omitempty"`
 	Replies       []MessageView `json:"replies"`
+	OptOutType    string        `json:"opt_out_type,omitempty"`
+	TwilioReply   *MessageView  `json:"twilio_reply,omitempty"`
 }
 
 // Client is a typed client for an Emulator's control and inspection API,
@@ -75,6 +88,7 @@ type Error struct {
 	Method     string // HTTP method
 	Path       string // request path relative to the base URL
 	StatusCode int    // HTTP status
+	Code       int    // Twilio's error code when the answer names one (a refused access token: 20104…)
 	Message    string // the control API's error message, else the body as text
 }
 
@@ -174,24 +188,43 @@ func (c *Client) EventsFor(ctx context.Context, sid string) ([]Event, error) {
 }
 
 // Join connects identity to the in-progress room named room from a browser
-// (audio and video tracks): POST /rooms/{room}/participants. It fails with
-// 404 when there is no in-progress room of that name, 409 when it is full.
-// A connected participant with the same identity is replaced.
+// (audio and video tracks): POST /rooms/{room}/participants. When no
+// in-progress room has that name, the join creates an ad-hoc room, as a
+// Twilio client connecting by name does: it sends no status callbacks. It
+// fails with 409 when the room is full. A connected participant with the
+// same identity is replaced.
 func (c *Client) Join(ctx context.Context, room, identity string) (ParticipantView, error) {
-	return c.join(ctx, "Join", room, identity, ParticipantBrowser)
+	return c.join(ctx, "Join", room, identity, ParticipantBrowser, "")
 }
 
 // JoinAs is Join with a participant kind: ParticipantBrowser or
 // ParticipantPhone (audio only).
 func (c *Client) JoinAs(ctx context.Context, room, identity, kind string) (ParticipantView, error) {
-	return c.join(ctx, "JoinAs", room, identity, kind)
+	return c.join(ctx, "JoinAs", room, identity, kind, "")
 }
 
-func (c *Client) join(ctx context.Context, op, room, identity, kind string) (ParticipantView, error) {
+// JoinWithToken is Join as a client connecting with the Video access token
+// visitflow issued: the emulator checks it as Twilio does (signature with
+// the API key secret, not expired, at most 24 h long, room grant, identity)
+// and refuses a bad one with 401 or 403 and Twilio's code in Error.Code
+// (20101, 20103, 20104, 20105, 20106, 20107, 20157).
+func (c *Client) JoinWithToken(ctx context.Context, room, identity, token string) (ParticipantView, error) {
+	return c.join(ctx, "JoinWithToken", room, identity, ParticipantBrowser, token)
+}
+
+func (c *Client) join(ctx context.Context, op, room, identity, kind, token string) (ParticipantView, error) {
 	var p ParticipantView
 	err := c.do(ctx, op, http.MethodPost, "/rooms/"+url.PathEscape(room)+"/participants",
-		joinRequest{Identity: identity, Kind: kind}, &p)
+		joinRequest{Identity: identity, Kind: kind, Token: token}, &p)
 	return p, err
+}
+
+// Advance brings every room's empty/unused timeout d (Twilio time) closer:
+// rooms whose timeout is now due end at once (POST /clock/advance), so a
+// test sees an unused room close without waiting for it.
+func (c *Client) Advance(ctx context.Context, d time.Duration) error {
+	var out map[string]float64
+	return c.do(ctx, "Advance", http.MethodPost, "/clock/advance", advanceRequest{Seconds: d.Seconds()}, &out)
 }
 
 // Leave disconnects the connected participant identity (or participant SID)
@@ -254,6 +287,27 @@ func (c *Client) incomingSMS(ctx context.Context, op, from, to, body string) (In
 	return res, err
 }
 
+// SetFaults replaces the emulator's injected faults (POST /faults) and
+// returns them as set; see Faults.
+func (c *Client) SetFaults(ctx context.Context, f Faults) (Faults, error) {
+	var out Faults
+	err := c.do(ctx, "SetFaults", http.MethodPost, "/faults", f, &out)
+	return out, err
+}
+
+// Faults returns what is left of the injected faults (GET /faults).
+func (c *Client) Faults(ctx context.Context) (Faults, error) {
+	var out Faults
+	err := c.do(ctx, "Faults", http.MethodGet, "/faults", nil, &out)
+	return out, err
+}
+
+// ClearFaults removes every injected fault (DELETE /faults).
+func (c *Client) ClearFaults(ctx context.Context) error {
+	var out Faults
+	return c.do(ctx, "ClearFaults", http.MethodDelete, "/faults", nil, &out)
+}
+
 // do sends one control/inspection request and decodes a 2xx JSON answer
 // into out; any other answer is an *Error.
 func (c *Client) do(ctx context.Context, op, method, path string, in, out any) error {
@@ -283,12 +337,21 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 		return fmt.Errorf("sandbox %s: %s %s: reading the answer: %w", op, method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &Error{Op: op, Method: method, Path: path, StatusCode: resp.StatusCode, Message: errorMessage(raw)}
+		return &Error{Op: op, Method: method, Path: path, StatusCode: resp.StatusCode, Code: errorCode(raw), Message: errorMessage(raw)}
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("sandbox %s: %s %s: decoding %d answer: %w", op, method, path, resp.StatusCode, err)
 	}
 	return nil
+}
+
+// errorCode extracts Twilio's error code from an error body, or 0.
+func errorCode(raw []byte) int {
+	var body struct {
+		Code int `json:"code"`
+	}
+	_ = json.Unmarshal(raw, &body)
+	return body.Code
 }
 
 // errorMessage extracts the message of a control error body

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -41,6 +42,9 @@ type Event struct {
 	Params url.Values `json:"params,omitempty"` // parameters sent
 	Status int        `json:"status,omitempty"` // HTTP status our app answered; 0 when not delivered
 	Err    string     `json:"error,omitempty"`  // delivery error, if any
+	Try    int        `json:"try,omitempty"`    // 1 for the first delivery try, 2… for retries (connection overrides)
+	// Retrying: this try failed and another follows.
+	Retrying bool `json:"retrying,omitempty"`
 }
 
 // Events returns a copy of everything recorded so far, in order.
@@ -97,6 +101,10 @@ type request struct {
 
 // deliver sends req signed like Twilio and records it. A request without URL
 // is only recorded. It returns the answer's status and body (at most 64 KiB).
+//
+// A failed delivery is retried only as the URL's connection overrides say
+// (overrides.go), with the same I-Twilio-Idempotency-Token; each try is
+// recorded. A status callback may be lost on purpose (Faults).
 func (e *Emulator) deliver(req request) (int, []byte, error) {
 	ev := Event{Kind: req.kind, Name: req.name, SID: req.sid, Params: req.params}
 	if req.url == "" {
@@ -108,9 +116,9 @@ func (e *Emulator) deliver(req request) (int, []byte, error) {
 		method = http.MethodPost
 	}
 	// The fragment carries connection overrides; it is neither sent nor signed.
-	target, _, _ := strings.Cut(req.url, "#")
-	var body io.Reader
+	target, fragment, _ := strings.Cut(req.url, "#")
 	var sig string
+	var form string
 	if method == http.MethodGet {
 		if len(req.params) > 0 {
 			sep := "?"
@@ -121,45 +129,111 @@ func (e *Emulator) deliver(req request) (int, []byte, error) {
 		}
 		sig = sign(e.opts.AuthToken, target, nil)
 	} else {
-		body = strings.NewReader(req.params.Encode())
+		form = req.params.Encode()
 		sig = sign(e.opts.AuthToken, target, req.params)
 	}
 	ev.Method, ev.URL = method, target
 
-	status, respBody, err := e.send(method, target, body, sig)
-	ev.Status = status
-	if err != nil {
-		ev.Err = err.Error()
+	if statusCallbackKind(req.kind) {
+		e.mu.Lock()
+		drop := e.dropCallbackLocked()
+		e.mu.Unlock()
+		if drop {
+			ev.Err = errDropped.Error()
+			e.record(ev)
+			return 0, nil, errDropped
+		}
 	}
-	e.record(ev)
-	return status, respBody, err
+
+	ov := defaultOverrides
+	if overridable(req.kind) {
+		ov = parseOverrides(fragment)
+	}
+	idem := newSID("")[:32]
+	deadline := time.Now().Add(ov.total)
+	for try := 0; ; try++ {
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader(form)
+		}
+		timeout := min(ov.read, time.Until(deadline))
+		status, respBody, why, err := e.send(method, target, body, sig, idem, timeout)
+		tev := ev
+		tev.Status = status
+		if err != nil {
+			tev.Err = err.Error()
+		}
+		tev.Try = try + 1
+		tev.Retrying = err != nil && try < ov.retries && ov.retryOn(why) && time.Until(deadline) > 0
+		e.record(tev)
+		if !tev.Retrying {
+			return status, respBody, err
+		}
+		if _, werr := e.sleep(e.seconds(retryPauseSeconds)); werr != nil {
+			return status, respBody, err
+		}
+	}
 }
 
-func (e *Emulator) send(method, target string, body io.Reader, sig string) (int, []byte, error) {
-	hr, err := http.NewRequestWithContext(e.ctx, method, target, body)
+// errDropped is the delivery error of a status callback lost on purpose.
+var errDropped = errors.New("dropped by fault injection")
+
+func statusCallbackKind(kind string) bool {
+	return kind == KindVideoStatus || kind == KindVoiceStatus || kind == KindSMSStatus
+}
+
+// sleep waits d unless the emulator closes first.
+func (e *Emulator) sleep(d time.Duration) (bool, error) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true, nil
+	case <-e.ctx.Done():
+		return false, errClosed
+	}
+}
+
+// send makes one HTTP request and classifies a failure for the retry policy.
+func (e *Emulator) send(method, target string, body io.Reader, sig, idem string, timeout time.Duration) (int, []byte, failure, error) {
+	ctx, cancel := context.WithTimeout(e.ctx, timeout)
+	defer cancel()
+	hr, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, failOther, err
 	}
 	if body != nil {
 		hr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	hr.Header.Set("X-Twilio-Signature", sig)
-	hr.Header.Set("I-Twilio-Idempotency-Token", newSID("")[:32])
+	hr.Header.Set("I-Twilio-Idempotency-Token", idem)
 	hr.Header.Set("User-Agent", "TwilioProxy/1.1")
 	hr.Header.Set("Accept", "*/*")
 	resp, err := e.client.Do(hr)
 	if err != nil {
-		return 0, nil, err
+		var op *net.OpError
+		switch {
+		case errors.As(err, &op) && op.Op == "dial":
+			return 0, nil, failConnect, err
+		case ctx.Err() != nil && e.ctx.Err() == nil:
+			return 0, nil, failRead, err
+		}
+		return 0, nil, failOther, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return resp.StatusCode, nil, err
+		return resp.StatusCode, nil, failRead, err
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, b, errors.New(resp.Status)
+	switch {
+	case resp.StatusCode >= 500:
+		return resp.StatusCode, b, fail5xx, errors.New(resp.Status)
+	case resp.StatusCode >= 400:
+		return resp.StatusCode, b, fail4xx, errors.New(resp.Status)
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return resp.StatusCode, b, failOther, errors.New(resp.Status)
 	}
-	return resp.StatusCode, b, nil
+	return resp.StatusCode, b, failNone, nil
 }
 
 // sign computes X-Twilio-Signature as Twilio does: base64(HMAC-SHA1(token,

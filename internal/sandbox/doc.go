@@ -32,10 +32,14 @@
 //
 // The emulator calls back like Twilio: form POSTs (GET when a StatusCallbackMethod
 // or Method says so) signed with X-Twilio-Signature computed from AuthToken
-// by its own signer, with an I-Twilio-Idempotency-Token header. A callback URL
-// is used exactly as given, query string included; a #fragment is neither
-// sent nor signed. Deliveries happen asynchronously but promptly and in order
-// per resource; there are no retries. Video callbacks carry Timestamp in ISO
+// by its own signer, with an I-Twilio-Idempotency-Token header (the same on
+// a request's retries). A callback URL is used exactly as given, query
+// string included; a #fragment is neither sent nor signed. Deliveries happen
+// asynchronously but promptly and in order per resource. A failed delivery
+// is retried only as a Voice URL's connection overrides say (overrides.go);
+// without them a 5xx is not retried, as on Twilio. Faults (faults.go) drop
+// status callbacks or fail REST creates after acting on them, on request.
+// Video callbacks carry Timestamp in ISO
 // 8601 with milliseconds, Voice callbacks in RFC 2822; both carry
 // SequenceNumber (from 0 per resource). Every delivery, TwiML fetch and TwiML
 // verb executed is recorded as an Event: tests await them with WaitFor
@@ -43,8 +47,10 @@
 //
 // Time: Options.MinuteLength (default one minute) is the length of a Twilio
 // minute; a second is a sixtieth of it. Room timeouts, ringing, <Pause>,
-// <Say> (1 s), <Play digits> (w = 0.5 s, W = 1 s), <Gather timeout> and call
-// Timeout/TimeLimit are measured in these.
+// <Say> (1 s), <Play digits> (w = 0.5 s; W is refused, as <Play> knows only
+// w), <Gather timeout>, call Timeout/TimeLimit and answering-machine
+// detection (amd.go) are measured in these. POST /clock/advance brings room
+// timeouts closer.
 //
 // # Rooms
 //
@@ -55,15 +61,20 @@
 // an in-progress room. POST /v1/Rooms/{Sid} Status=completed ends it (202;
 // a completed room is returned unchanged). Ending, by REST or by the
 // empty/unused timeout, disconnects everybody (track-removed and
-// participant-disconnected for each) and then sends room-ended.
+// participant-disconnected for each) and then sends room-ended; ending a
+// room that is no longer in progress is 400, 53112.
 //
 // Control:
 //
-//	POST   /rooms/{name}/participants {"identity":"pat-1","kind":"browser"|"phone"}
+//	POST   /rooms/{name}/participants {"identity":"pat-1","kind":"browser"|"phone","token":"…"}
 //	DELETE /rooms/{name}/participants/{identity}
+//	POST   /clock/advance {"seconds":3600}
 //
 // Joining sends participant-connected, then track-added (audio, plus video
 // for "browser"); leaving sends track-removed and participant-disconnected.
+// With no in-progress room of that name the join creates an ad-hoc room,
+// which has no status callback. A token is checked as Twilio checks a
+// connecting client (tokens.go).
 // A second participant with a connected identity replaces the first, as
 // Twilio does (error 53205).
 //
@@ -75,7 +86,8 @@
 // fields; "completed" alone when none), answered with CallStatus
 // in-progress, and completed with the terminal CallStatus, CallDuration,
 // Duration and SipResponseCode. An answered call fetches its Url (signed, with
-// Method) or runs its Twiml and follows:
+// Method; given Url and Twiml, Url wins) or runs its Twiml, after
+// answering-machine detection when MachineDetection asks for it, and follows:
 //
 //   - <Say>, <Pause length>, <Play digits> (logged and timed);
 //   - <Gather numDigits finishOnKey timeout action method actionOnEmptyResult>
@@ -100,12 +112,12 @@
 //	+15005550001  busy (no ringing; SipResponseCode 486)
 //	+15005550002  no-answer: rings for the call's Timeout (default 60 s), SipResponseCode 487
 //	+15005550003  failed right after initiated (SipResponseCode 404)
-//	+15005550004  answered by a machine: AnsweredBy machine_start (MachineDetection=Enable)
-//	              or machine_end_beep (DetectMessageEnd); it never presses keys
-//	+15005550009  busy on the first call the emulator places to it, answered by a human afterwards
+//	+15005550004  answered by a machine (a voicemail greeting, then a beep); it never presses keys
+//	+15005550009  busy on the first call the emulator places to it, answered by an IVR menu afterwards
+//	+15005550020  answered by an IVR menu (long recorded speech: AMD says machine_start)
 //	+15005550429  REST 429, code 20429 (calls and SMS)
 //	+15005550500  REST 500, code 20500 (calls and SMS)
-//	any other     answered by a human after 3 s of ringing (AnsweredBy human with MachineDetection)
+//	any other     answered by a human after 3 s of ringing
 //
 // A To or From that is not E.164 is REST 400 21211 / 21212.
 //
@@ -132,14 +144,22 @@
 //	+15005550010  queued → sent → undelivered, ErrorCode 30003 (unreachable handset)
 //	+15005550011  queued → sent → undelivered, ErrorCode 30005 (unknown handset)
 //	+15005550012  queued → failed, ErrorCode 30008 (unknown error)
+//	opted out     REST 400 21610 after the number texted STOP, until START
 //	any other     queued → sent → delivered
+//
+// From +15005550008 is refused once with 21611 (queue full), then accepted.
 //
 // Control:
 //
-//	POST /messages/incoming {"from","to","body"}  a phone texts us: POSTs signed to IncomingSMSURL
-//	                                              and answers with the webhook's status and the
-//	                                              <Message> replies, recorded as outbound-reply
+//	POST /messages/incoming {"from","to","body"}  a phone texts us: a whole-body keyword (keywords.go)
+//	                                              opts out or in and gets Twilio's own reply; then
+//	                                              POSTs signed to IncomingSMSURL and answers with the
+//	                                              webhook's status and the <Message> replies, recorded
+//	                                              as outbound-reply
+//	POST|GET|DELETE /faults                       fault injection (faults.go)
 //
-// Error codes the issue does not name (validation of other parameters) are
-// the emulator's best approximation of Twilio's.
+// docs/sandbox.md has every magic number and behaviour, and where the
+// emulator differs from Twilio on purpose. Error codes the protocol notes do
+// not name (validation of other parameters) are the emulator's best
+// approximation of Twilio's.
 package sandbox

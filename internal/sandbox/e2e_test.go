@@ -476,18 +476,19 @@ func TestGatherWithoutInputFallsThrough(t *testing.T) {
 func TestIncomingSMS(t *testing.T) {
 	e := newEnv(t)
 	e.app.answer("/twilio/sms/incoming", func(f url.Values) string {
-		return `<Response><Message>You are unsubscribed.</Message></Response>`
+		return `<Response><Message>Thanks, we got it.</Message></Response>`
 	})
-	out, err := e.ctl.IncomingSMS(e.ctx(), "+15551230002", "STOP")
+	out, err := e.ctl.IncomingSMS(e.ctx(), "+15551230002", "Running 5 minutes late")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := e.app.waitHit("incoming sms", func(h hit) bool { return h.Path == "/twilio/sms/incoming" })
-	if h.Form.Get("Body") != "STOP" || h.Form.Get("From") != "+15551230002" || !strings.HasPrefix(h.Form.Get("MessageSid"), "SM") {
+	if h.Form.Get("Body") != "Running 5 minutes late" || h.Form.Get("From") != "+15551230002" || !strings.HasPrefix(h.Form.Get("MessageSid"), "SM") {
 		t.Errorf("incoming SMS webhook = %v", h.Form)
 	}
-	if out.WebhookStatus != 200 || len(out.Replies) != 1 || out.Replies[0].Body != "You are unsubscribed." {
-		t.Errorf("POST /messages/incoming = %+v; want status 200 and the reply", out)
+	if out.WebhookStatus != 200 || len(out.Replies) != 1 || out.Replies[0].Body != "Thanks, we got it." ||
+		out.Replies[0].Status != "delivered" || out.OptOutType != "" || out.TwilioReply != nil {
+		t.Errorf("POST /messages/incoming = %+v; want status 200, the reply delivered, no keyword", out)
 	}
 	msgs, err := e.ctl.Messages(e.ctx())
 	if err != nil {

@@ -51,6 +51,14 @@ type Options struct {
 	IncomingVoiceStatusURL string
 	// IncomingSMSURL receives inbound SMS (POST /messages/incoming).
 	IncomingSMSURL string
+	// AdvancedOptOut plays a Messaging Service with Advanced Opt-Out: the
+	// inbound webhook of a keyword carries OptOutType (STOP, START, HELP),
+	// and OptOutKeywords add custom keywords (word → type, e.g. "ARRET":
+	// "STOP"). Without it Twilio's default opt-out handling applies: the
+	// standard keywords still opt out, in and get Twilio's reply, but the
+	// webhook is not told.
+	AdvancedOptOut bool
+	OptOutKeywords map[string]string
 
 	// HTTPClient delivers callbacks and fetches TwiML. Default: 15 s timeout.
 	HTTPClient *http.Client
@@ -63,6 +71,10 @@ type Options struct {
 	// (ringing, <Pause>, <Gather timeout>, call Timeout). Default time.Minute;
 	// tests shorten it.
 	MinuteLength time.Duration
+	// MachineDetectionTime, when set, is how long answering-machine
+	// detection takes on every call (wall clock), instead of the greeting's
+	// length in emulator seconds (amd.go). Tests shorten it.
+	MachineDetectionTime time.Duration
 }
 
 // Emulator plays Twilio for visitflow: it serves the REST resources we use,
@@ -87,6 +99,12 @@ type Emulator struct {
 	rooms    []*room
 	roomBy   map[string]*room // by SID
 	attempts map[string]int   // calls placed per destination (busy-once)
+	faults   Faults
+	// optedOut holds the numbers that texted a STOP keyword (until START):
+	// Twilio refuses to send to them (21610).
+	optedOut       map[string]bool
+	customKeywords map[string]string // OptOutKeywords, upper-case
+	queueDrained   bool              // NumberQueueFull refused its first message
 
 	evMu    sync.Mutex
 	events  []Event
@@ -119,7 +137,13 @@ func New(opts Options) *Emulator {
 		msgBy:    map[string]*message{},
 		roomBy:   map[string]*room{},
 		attempts: map[string]int{},
+		optedOut: map[string]bool{},
 		evReady:  make(chan struct{}),
+
+		customKeywords: map[string]string{},
+	}
+	for word, typ := range opts.OptOutKeywords {
+		e.customKeywords[strings.ToUpper(strings.TrimSpace(word))] = strings.ToUpper(typ)
 	}
 	if e.log == nil {
 		e.log = zap.NewNop()
@@ -176,14 +200,14 @@ func (e *Emulator) seconds(n float64) time.Duration {
 func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	// Twilio REST API (basic auth).
-	mux.Handle("POST /2010-04-01/Accounts/{AccountSid}/Calls.json", e.rest(e.handleCreateCall))
+	mux.Handle("POST /2010-04-01/Accounts/{AccountSid}/Calls.json", e.rest(e.faultedCreate(e.handleCreateCall)))
 	mux.Handle("GET /2010-04-01/Accounts/{AccountSid}/Calls.json", e.rest(e.handleListCallResource))
 	mux.Handle("GET /2010-04-01/Accounts/{AccountSid}/Messages.json", e.rest(e.handleListMessageResource))
 	mux.Handle("GET /2010-04-01/Accounts/{AccountSid}/Calls/{file}", e.rest(e.handleFetchCall))
 	mux.Handle("POST /2010-04-01/Accounts/{AccountSid}/Calls/{file}", e.rest(e.handleUpdateCall))
-	mux.Handle("POST /2010-04-01/Accounts/{AccountSid}/Messages.json", e.rest(e.handleCreateMessage))
+	mux.Handle("POST /2010-04-01/Accounts/{AccountSid}/Messages.json", e.rest(e.faultedCreate(e.handleCreateMessage)))
 	mux.Handle("GET /2010-04-01/Accounts/{AccountSid}/Messages/{file}", e.rest(e.handleFetchMessage))
-	mux.Handle("POST /v1/Rooms", e.rest(e.handleCreateRoom))
+	mux.Handle("POST /v1/Rooms", e.rest(e.faultedCreate(e.handleCreateRoom)))
 	mux.Handle("GET /v1/Rooms/{Sid}", e.rest(e.handleFetchRoom))
 	mux.Handle("POST /v1/Rooms/{Sid}", e.rest(e.handleUpdateRoom))
 	mux.Handle("GET /v1/Rooms/{RoomSid}/Participants", e.rest(e.handleListParticipants))
@@ -201,6 +225,10 @@ func (e *Emulator) Handler() http.Handler {
 	mux.HandleFunc("POST /calls/incoming", e.handleIncomingCall)
 	mux.HandleFunc("POST /calls/{sid}/digits", e.handleDigits)
 	mux.HandleFunc("POST /messages/incoming", e.handleIncomingSMS)
+	mux.HandleFunc("POST /clock/advance", e.handleAdvance)
+	mux.HandleFunc("GET /faults", e.handleGetFaults)
+	mux.HandleFunc("POST /faults", e.handleSetFaults)
+	mux.HandleFunc("DELETE /faults", e.handleClearFaults)
 	mux.HandleFunc("GET /{$}", e.handleIndex)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -365,11 +393,13 @@ func (e *Emulator) handleIndex(w http.ResponseWriter, r *http.Request) {
 		"phone":       e.opts.PhoneNumber,
 		"inspect":     []string{"GET calls", "GET messages", "GET rooms", "GET events"},
 		"control": []string{
-			"POST rooms/{name}/participants {identity,kind}",
+			"POST rooms/{name}/participants {identity,kind,token}",
+			"POST clock/advance {seconds}",
 			"DELETE rooms/{name}/participants/{identity}",
 			"POST calls/incoming {from,to}",
 			"POST calls/{sid}/digits {digits}",
 			"POST messages/incoming {from,to,body}",
+			"GET|POST|DELETE faults {drop_status_callbacks,fail_after_accept,delay_after_accept,delay_ms}",
 		},
 	})
 }

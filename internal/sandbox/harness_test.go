@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/twilio/twilio-go/client"
+	"go.uber.org/zap/zaptest"
+
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/testenv"
 	"github.com/visitflow/visitflow/internal/twilioapi"
-	"go.uber.org/zap/zaptest"
 )
 
 const (
@@ -44,16 +45,25 @@ type app struct {
 	hits  []hit
 	ready chan struct{}
 	twiml map[string]func(form url.Values) string
+	fails map[string]int // path → how many more requests answer 503
+	idem  []string       // I-Twilio-Idempotency-Token of every request, in order
 }
 
 func newApp(t *testing.T) *app {
-	a := &app{t: t, ready: make(chan struct{}), twiml: map[string]func(url.Values) string{}}
+	a := &app{t: t, ready: make(chan struct{}), twiml: map[string]func(url.Values) string{}, fails: map[string]int{}}
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
 	t.Cleanup(a.srv.Close)
 	return a
 }
 
 func (a *app) url(pathAndQuery string) string { return a.srv.URL + pathAndQuery }
+
+// failNext makes the next n requests to path answer 503 (a Redis blip).
+func (a *app) failNext(path string, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fails[path] = n
+}
 
 // answer registers the TwiML served at path.
 func (a *app) answer(path string, f func(form url.Values) string) {
@@ -78,10 +88,19 @@ func (a *app) serve(w http.ResponseWriter, r *http.Request) {
 	h := hit{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Form: form, Valid: valid}
 	a.mu.Lock()
 	a.hits = append(a.hits, h)
+	a.idem = append(a.idem, r.Header.Get("I-Twilio-Idempotency-Token"))
 	close(a.ready)
 	a.ready = make(chan struct{})
 	f := a.twiml[r.URL.Path]
+	failing := a.fails[r.URL.Path] > 0
+	if failing {
+		a.fails[r.URL.Path]--
+	}
 	a.mu.Unlock()
+	if failing && valid {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	if !valid {
 		a.t.Errorf("%s %s: X-Twilio-Signature %q does not validate", r.Method, full, sig)
 		w.WriteHeader(http.StatusForbidden)

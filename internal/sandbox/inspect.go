@@ -48,6 +48,8 @@ type MessageView struct {
 	ErrorCode      int       `json:"error_code,omitempty"`
 	Service        string    `json:"messaging_service_sid,omitempty"`
 	StatusCallback string    `json:"status_callback,omitempty"`
+	ValidityPeriod int       `json:"validity_period,omitempty"` // seconds, as requested
+	Automatic      bool      `json:"automatic,omitempty"`       // Twilio's own reply to a STOP/START/HELP keyword
 	CreatedAt      time.Time `json:"created_at"`
 }
 
@@ -59,6 +61,7 @@ type RoomView struct {
 	Type              string            `json:"type"`
 	Status            string            `json:"status"`
 	StatusCallback    string            `json:"status_callback,omitempty"`
+	AdHoc             bool              `json:"ad_hoc,omitempty"` // created by a client connecting by name: no status callback
 	EmptyRoomTimeout  int               `json:"empty_room_timeout"`
 	UnusedRoomTimeout int               `json:"unused_room_timeout"`
 	MaxParticipants   int               `json:"max_participants"`
@@ -115,7 +118,8 @@ func (e *Emulator) messageView(m *message) MessageView {
 	return MessageView{
 		SID: m.sid, Direction: m.direction, From: m.from, To: m.to, Body: m.body,
 		Status: m.status, ErrorCode: m.errCode, Service: m.service,
-		StatusCallback: m.statusCallback, CreatedAt: m.created,
+		StatusCallback: m.statusCallback, ValidityPeriod: m.validity, Automatic: m.automatic,
+		CreatedAt: m.created,
 	}
 }
 
@@ -135,7 +139,7 @@ func (e *Emulator) participantView(p *participant) ParticipantView {
 func (e *Emulator) roomView(r *room) RoomView {
 	v := RoomView{
 		SID: r.sid, UniqueName: r.uniqueName, Type: r.typ, Status: r.status,
-		StatusCallback: r.statusCallback, EmptyRoomTimeout: r.emptyTimeout,
+		StatusCallback: r.statusCallback, AdHoc: r.adHoc, EmptyRoomTimeout: r.emptyTimeout,
 		UnusedRoomTimeout: r.unusedTimeout, MaxParticipants: r.maxParticipants,
 		CreatedAt: r.created, EndedAt: timePtr(r.ended), Participants: []ParticipantView{},
 	}

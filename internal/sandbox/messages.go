@@ -18,6 +18,8 @@ type message struct {
 	status                                  string
 	errCode                                 int
 	created, updated, sent                  time.Time
+	validity                                int  // ValidityPeriod, seconds; 0 when not given
+	automatic                               bool // Twilio's own reply to a keyword
 }
 
 // smsOutcome is what happens after a message is accepted.
@@ -66,17 +68,38 @@ func (e *Emulator) handleCreateMessage(w http.ResponseWriter, req *http.Request)
 	case f.Get("StatusCallback") != "" && !validURL(f.Get("StatusCallback")):
 		writeError(w, http.StatusBadRequest, 21609, "Invalid StatusCallback URL")
 	default:
-		e.createMessage(w, to, from, svc, body, f.Get("StatusCallback"))
+		validity, ok := intParam(f, "ValidityPeriod", 0, 1, maxValiditySeconds)
+		if !ok {
+			writeError(w, http.StatusBadRequest, 20001, "ValidityPeriod must be 1 to 36000 seconds")
+			return
+		}
+		e.createMessage(w, to, from, svc, body, f.Get("StatusCallback"), validity)
 	}
 }
 
-func (e *Emulator) createMessage(w http.ResponseWriter, to, from, svc, body, cb string) {
+// maxValiditySeconds is Twilio's largest ValidityPeriod (10 hours, as long
+// as it keeps a message queued).
+const maxValiditySeconds = 36000
+
+func (e *Emulator) createMessage(w http.ResponseWriter, to, from, svc, body, cb string, validity int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	switch {
+	case e.optedOut[to]:
+		// The recipient texted STOP to us: Twilio blocks the pair until START.
+		writeError(w, http.StatusBadRequest, 21610, "Attempt to send to unsubscribed recipient")
+		return
+	case from == NumberQueueFull && !e.queueDrained:
+		// The sender's queue is full now; it has drained by the next send.
+		e.queueDrained = true
+		writeError(w, http.StatusBadRequest, 21611, "This 'From' number has exceeded the maximum number of queued messages")
+		return
+	}
 	now := e.now()
 	m := &message{
 		sid: newSID("SM"), direction: "outbound-api", from: from, to: to, body: body,
 		service: svc, statusCallback: cb, status: "queued", created: now, updated: now,
+		validity: validity,
 	}
 	m.final, m.finalCode = smsOutcome(to)
 	if from == "" {
@@ -247,9 +270,38 @@ func (e *Emulator) handleIncomingSMS(w http.ResponseWriter, req *http.Request) {
 		"NumMedia":      {"0"},
 		"NumSegments":   {strconv.Itoa(segments(in.Body))},
 	}
+	// Twilio acts on a keyword before the webhook sees it: the opt-out
+	// changes, Twilio answers with its own reply, and with Advanced Opt-Out
+	// the webhook is told which keyword type it was.
+	var custom map[string]string
+	if e.opts.AdvancedOptOut {
+		custom = e.customKeywords
+	}
+	keyword := keywordType(in.Body, custom)
+	out := IncomingSMSResult{OptOutType: keyword}
+	e.mu.Lock()
+	switch keyword {
+	case "STOP":
+		e.optedOut[in.From] = true
+	case "START":
+		delete(e.optedOut, in.From)
+	}
+	if keyword != "" {
+		now := e.now()
+		r := &message{sid: newSID("SM"), direction: "outbound-reply", from: to, to: in.From,
+			body: autoReply(keyword), status: "delivered", created: now, updated: now, sent: now, automatic: true}
+		e.messages = append(e.messages, r)
+		e.msgBy[r.sid] = r
+		v := e.messageView(r)
+		out.TwilioReply = &v
+	}
+	e.mu.Unlock()
+	if keyword != "" && e.opts.AdvancedOptOut {
+		params.Set("OptOutType", keyword)
+	}
 	status, body, err := e.deliver(request{kind: KindSMSIncoming, name: "received", sid: m.sid,
 		url: e.opts.IncomingSMSURL, params: params})
-	out := IncomingSMSResult{WebhookStatus: status}
+	out.WebhookStatus = status
 	if err != nil {
 		out.WebhookError = err.Error()
 	}
@@ -259,6 +311,9 @@ func (e *Emulator) handleIncomingSMS(w http.ResponseWriter, req *http.Request) {
 			now := e.now()
 			r := &message{sid: newSID("SM"), direction: "outbound-reply", from: to, to: in.From,
 				body: text, status: "delivered", created: now, updated: now, sent: now}
+			if e.optedOut[in.From] {
+				r.status, r.errCode = "failed", 21610 // Twilio does not deliver to an opted-out number
+			}
 			e.messages = append(e.messages, r)
 			e.msgBy[r.sid] = r
 			out.Replies = append(out.Replies, e.messageView(r))

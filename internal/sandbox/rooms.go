@@ -22,6 +22,8 @@ type room struct {
 	queue                       serial // callback deliveries, in order
 	timer                       *time.Timer
 	timerGen                    int
+	timerDue                    time.Time // wall clock, while timer is armed
+	adHoc                       bool      // created by a client connecting: no status callback
 }
 
 type participant struct {
@@ -40,6 +42,7 @@ func (r *room) stopTimer() {
 		r.timer = nil
 	}
 	r.timerGen++
+	r.timerDue = time.Time{}
 }
 
 func (r *room) connectedCount() int {
@@ -140,8 +143,16 @@ func (e *Emulator) armTimerLocked(r *room) {
 	if len(r.participants) == 0 {
 		minutes = r.unusedTimeout
 	}
+	e.startTimerLocked(r, time.Now().Add(time.Duration(minutes)*e.opts.MinuteLength))
+}
+
+// startTimerLocked ends r at due (wall clock) unless someone connects or
+// the timer is re-armed first. e.mu must be held.
+func (e *Emulator) startTimerLocked(r *room, due time.Time) {
+	r.stopTimer()
 	gen := r.timerGen
-	r.timer = time.AfterFunc(time.Duration(minutes)*e.opts.MinuteLength, func() {
+	r.timerDue = due
+	r.timer = time.AfterFunc(time.Until(due), func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if gen != r.timerGen || r.status != "in-progress" || r.connectedCount() > 0 || e.closed {
@@ -149,6 +160,39 @@ func (e *Emulator) armTimerLocked(r *room) {
 		}
 		e.endRoomLocked(r)
 	})
+}
+
+// advanceLocked moves the emulator's room clocks d (Twilio time) ahead:
+// every armed empty/unused timeout is that much closer, and those now due
+// end their rooms at once. e.mu must be held.
+func (e *Emulator) advanceLocked(d time.Duration) {
+	wall := time.Duration(float64(d) / float64(time.Minute) * float64(e.opts.MinuteLength))
+	for _, r := range e.rooms {
+		if r.timer == nil || r.status != "in-progress" {
+			continue
+		}
+		due := r.timerDue.Add(-wall)
+		if !due.After(time.Now()) {
+			e.endRoomLocked(r)
+			continue
+		}
+		e.startTimerLocked(r, due)
+	}
+}
+
+// Control: POST /clock/advance {"seconds": 3600} brings every room's
+// empty/unused timeout that many Twilio seconds closer, so tests see rooms
+// close without waiting for them. Calls are not affected.
+func (e *Emulator) handleAdvance(w http.ResponseWriter, req *http.Request) {
+	var body advanceRequest
+	if err := decodeJSON(req, &body); err != nil || body.Seconds <= 0 {
+		controlError(w, http.StatusBadRequest, "seconds: a positive number of Twilio seconds")
+		return
+	}
+	e.mu.Lock()
+	e.advanceLocked(time.Duration(body.Seconds * float64(time.Second)))
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]float64{"advanced_seconds": body.Seconds})
 }
 
 // endRoomLocked disconnects everybody, then ends the room. e.mu must be held.
@@ -255,12 +299,19 @@ func (e *Emulator) handleCreateRoom(w http.ResponseWriter, req *http.Request) {
 			}
 		}
 	}
+	r := e.newRoomLocked(name, typ, cb, method, maxP, empty, unused, f.Get("AudioOnly") == "true")
+	writeJSON(w, http.StatusCreated, e.roomJSON(r))
+}
+
+// newRoomLocked opens an in-progress room, sends room-created and arms its
+// unused timeout. e.mu must be held.
+func (e *Emulator) newRoomLocked(name, typ, cb, method string, maxP, empty, unused int, audioOnly bool) *room {
 	now := e.now()
 	r := &room{
 		sid: newSID("RM"), uniqueName: name, typ: typ,
 		statusCallback: cb, scMethod: method,
 		maxParticipants: maxP, emptyTimeout: empty, unusedTimeout: unused,
-		audioOnly: f.Get("AudioOnly") == "true",
+		audioOnly: audioOnly,
 		status:    "in-progress", created: now, updated: now,
 	}
 	if r.uniqueName == "" {
@@ -270,7 +321,7 @@ func (e *Emulator) handleCreateRoom(w http.ResponseWriter, req *http.Request) {
 	e.roomBy[r.sid] = r
 	e.roomEventLocked(r, "room-created", nil, nil)
 	e.armTimerLocked(r)
-	writeJSON(w, http.StatusCreated, e.roomJSON(r))
+	return r
 }
 
 // REST: GET /v1/Rooms/{Sid} (SID, or UniqueName of an in-progress room)
@@ -303,9 +354,11 @@ func (e *Emulator) handleUpdateRoom(w http.ResponseWriter, req *http.Request) {
 		notFound(w, req)
 		return
 	}
-	if r.status == "in-progress" {
-		e.endRoomLocked(r)
+	if r.status != "in-progress" {
+		writeError(w, http.StatusBadRequest, 53112, "Unable to update Room status: the room is not in-progress")
+		return
 	}
+	e.endRoomLocked(r)
 	writeJSON(w, http.StatusAccepted, e.roomJSON(r))
 }
 
@@ -467,12 +520,28 @@ func (e *Emulator) handleJoinRoom(w http.ResponseWriter, req *http.Request) {
 		controlError(w, http.StatusBadRequest, `kind: "browser" or "phone"`)
 		return
 	}
+	name := req.PathValue("name")
+	if body.Token != "" {
+		if te := e.checkAccessToken(body.Token, name, body.Identity); te != nil {
+			writeTokenError(w, te)
+			return
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	r := e.roomByNameLocked(req.PathValue("name"))
-	if r == nil || r.status != "in-progress" {
-		controlError(w, http.StatusNotFound, "no in-progress room with that name (error 53106)")
+	r := e.roomByNameLocked(name)
+	switch {
+	case r != nil && r.status != "in-progress":
+		controlError(w, http.StatusNotFound, "the room with that SID has ended (error 53106)")
 		return
+	case r == nil && len(name) > 128:
+		controlError(w, http.StatusBadRequest, "room name: at most 128 characters")
+		return
+	case r == nil:
+		// A client connecting by name when no in-progress room has it
+		// creates an ad-hoc room, which has no status callback.
+		r = e.newRoomLocked(name, "group", "", "POST", 50, 5, 5, false)
+		r.adHoc = true
 	}
 	if r.connectedCount() >= r.maxParticipants {
 		controlError(w, http.StatusConflict, "room is full (error 53105)")

@@ -169,6 +169,12 @@ func (e *Emulator) verb(c *call, v *node, base string) (*source, error) {
 		_, err = e.wait(c, e.seconds(float64(n)), nil)
 		return nil, err
 	case "Play":
+		if d, ok := v.attr("digits"); ok && strings.Trim(d, "0123456789*#w") != "" {
+			// <Play digits> knows digits, * and # and w (half a second);
+			// a W (which SendDigits knows) or anything else plays nothing.
+			e.verbEvent(c, v, "refused: digits may hold only 0-9 * # w, skipped")
+			return nil, nil
+		}
 		e.verbEvent(c, v, "")
 		_, err := e.wait(c, e.seconds(playSeconds(v)), nil)
 		return nil, err
@@ -203,8 +209,8 @@ func (e *Emulator) verb(c *call, v *node, base string) (*source, error) {
 	}
 }
 
-// playSeconds is how long a <Play> lasts: digits take 0.1 s each, w 0.5 s,
-// W 1 s; audio 1 s.
+// playSeconds is how long a <Play> lasts: digits take 0.1 s each, w 0.5 s;
+// audio 1 s.
 func playSeconds(v *node) float64 {
 	d, ok := v.attr("digits")
 	if !ok {
@@ -215,8 +221,6 @@ func playSeconds(v *node) float64 {
 		switch r {
 		case 'w':
 			s += 0.5
-		case 'W':
-			s += 1
 		default:
 			s += 0.1
 		}

@@ -220,8 +220,10 @@ func serveSandbox(t testing.TB, srv *httptest.Server, cfg config.Config, o optio
 	app := cfg.HTTP.PublicBaseURL
 	so := sandbox.Options{
 		AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken,
-		IncomingVoiceURL:       app + "/twilio/voice/incoming",
-		IncomingVoiceStatusURL: app + "/twilio/voice/status",
+		APIKeySID: cfg.Twilio.APIKey, APIKeySecret: cfg.Twilio.APISecret,
+		// As a number's Voice URLs are configured (docs/deploy.md).
+		IncomingVoiceURL:       app + "/twilio/voice/incoming" + workflows.VoiceOverrides,
+		IncomingVoiceStatusURL: app + "/twilio/voice/status" + workflows.VoiceOverrides,
 		IncomingSMSURL:         app + "/twilio/sms/incoming",
 	}
 	for _, f := range o.emuOpts {
@@ -243,7 +245,8 @@ func (e *Env) NewTwilio(apiURL string) *twilioapi.Client {
 	e.T.Helper()
 	c := e.Config.Twilio
 	tw, err := twilioapi.New(twilioapi.Config{AccountSID: c.AccountSID, AuthToken: c.AuthToken, APIKey: c.APIKey,
-		APISecret: c.APISecret, FromNumber: c.FromNumber, APIURL: apiURL, Timeout: c.RequestTimeout}, nil)
+		APISecret: c.APISecret, FromNumber: c.FromNumber, MessagingServiceSID: c.MessagingServiceSID,
+		APIURL: apiURL, Timeout: c.RequestTimeout}, nil)
 	if err != nil {
 		e.T.Fatal(err)
 	}

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twilio/twilio-go/client"
@@ -54,6 +56,8 @@ type Client struct {
 	user      string
 	pass      string
 	timeout   time.Duration
+	// credentialsRefused is set by the first 401/20003, logged once.
+	credentialsRefused atomic.Bool
 }
 
 var alnum = regexp.MustCompile(`^[A-Za-z0-9]+$`)
@@ -118,16 +122,25 @@ func (r *reroute) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // callTransport puts the call's context on twilio-go's requests (it builds
-// them with context.Background) and remembers the last answer.
+// them with context.Background), remembers the last answer, and whether a
+// request was ever written out in full: before that, Twilio cannot have it.
 type callTransport struct {
 	ctx    context.Context
 	next   http.RoundTripper
 	status int
 	body   io.ReadCloser
+	sent   atomic.Bool
 }
 
 func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req.WithContext(t.ctx))
+	ctx := httptrace.WithClientTrace(t.ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				t.sent.Store(true)
+			}
+		},
+	})
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
 	if err == nil {
 		t.status = resp.StatusCode
 		t.body = resp.Body
@@ -173,10 +186,17 @@ func (c *Client) do(ctx context.Context, op, sid string, f func(s services) erro
 	if ctx.Err() != nil && t.status == 0 {
 		err = errors.Join(ctx.Err(), err)
 	}
-	te := classify(op, err, t.status)
+	te := classify(op, err, t.status, t.sent.Load())
 	c.log.Debug("twilio request failed", zap.String("op", op), zap.String("sid", sid),
-		zap.Int("status", te.Status), zap.Int("code", te.Code), zap.Bool("retryable", te.Retryable),
+		zap.Int("status", te.Status), zap.Int("code", te.Code), zap.Stringer("class", te.Class),
 		zap.Duration("took", time.Since(start)))
+	if Credentials(te) && c.credentialsRefused.CompareAndSwap(false, true) {
+		// Loud, once: nothing works until an operator fixes the credentials,
+		// and every job retrying would otherwise say so again.
+		c.log.Error("Twilio refused visitflow's credentials (401/20003): check twilio.account_sid, "+
+			"twilio.auth_token and twilio.api_key/api_secret; requests are retried with backoff meanwhile",
+			zap.String("op", op), zap.Int("status", te.Status), zap.Int("code", te.Code))
+	}
 	return te
 }
 

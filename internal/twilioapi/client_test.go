@@ -20,9 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/visitflow/visitflow/internal/sandbox"
 	"github.com/visitflow/visitflow/internal/twilioapi"
-	"go.uber.org/zap/zaptest"
 )
 
 const (
@@ -385,17 +388,17 @@ func TestErrorClassification(t *testing.T) {
 		name, apiURL string
 		do           func(*twilioapi.Client) error
 		status, code int
-		retryable    bool
+		class        twilioapi.Class
 		op, hidden   string
 	}{
-		{"400 21211", sandboxURL, call("+1555"), 400, 21211, false, "create call", "1555"},
-		{"400 21211 sms", sandboxURL, sms("+15005550001"), 400, 21211, false, "send sms", "5005550001"},
-		{"400 21610", sandboxURL, sms("+15005550004"), 400, 21610, false, "send sms", "5005550004"},
-		{"429 20429", sandboxURL, call("+15005550429"), 429, 20429, true, "create call", "5005550429"},
-		{"500", sandboxURL, sms("+15005550500"), 500, 20500, true, "send sms", "5005550500"},
-		{"503 without JSON", html503.URL, sms("+15551230002"), 503, 0, true, "send sms", "5551230002"},
-		{"connection refused", refused, sms("+15551230002"), 0, 0, true, "send sms", "5551230002"},
-		{"timeout", slow.URL, call("+15551230002"), 0, 0, true, "create call", "5551230002"},
+		{"400 21211", sandboxURL, call("+1555"), 400, 21211, twilioapi.ClassFinal, "create call", "1555"},
+		{"400 21211 sms", sandboxURL, sms("+15005550001"), 400, 21211, twilioapi.ClassFinal, "send sms", "5005550001"},
+		{"400 21610", sandboxURL, sms("+15005550004"), 400, 21610, twilioapi.ClassFinal, "send sms", "5005550004"},
+		{"429 20429", sandboxURL, call("+15005550429"), 429, 20429, twilioapi.ClassTransient, "create call", "5005550429"},
+		{"500", sandboxURL, sms("+15005550500"), 500, 20500, twilioapi.ClassAmbiguous, "send sms", "5005550500"},
+		{"503 without JSON", html503.URL, sms("+15551230002"), 503, 0, twilioapi.ClassAmbiguous, "send sms", "5551230002"},
+		{"connection refused", refused, sms("+15551230002"), 0, 0, twilioapi.ClassTransient, "send sms", "5551230002"},
+		{"timeout", slow.URL, call("+15551230002"), 0, 0, twilioapi.ClassAmbiguous, "create call", "5551230002"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -406,12 +409,13 @@ func TestErrorClassification(t *testing.T) {
 			if !errors.As(err, &te) {
 				t.Fatalf("error = %v (%T); want *twilioapi.Error", err, err)
 			}
-			if te.Status != tt.status || te.Code != tt.code || te.Retryable != tt.retryable || te.Op != tt.op {
-				t.Errorf("error = %+v; want op %q status %d code %d retryable %v", te, tt.op, tt.status, tt.code, tt.retryable)
+			if te.Status != tt.status || te.Code != tt.code || te.Class != tt.class || te.Op != tt.op {
+				t.Errorf("error = %+v; want op %q status %d code %d class %v", te, tt.op, tt.status, tt.code, tt.class)
 			}
-			if twilioapi.Retryable(err) != tt.retryable || twilioapi.Permanent(err) == tt.retryable ||
-				twilioapi.Code(err) != tt.code {
-				t.Errorf("Retryable/Permanent/Code disagree for %v", err)
+			if twilioapi.ClassOf(err) != tt.class || twilioapi.Permanent(err) != (tt.class == twilioapi.ClassFinal) ||
+				twilioapi.Ambiguous(err) != (tt.class == twilioapi.ClassAmbiguous) ||
+				twilioapi.Transient(err) != (tt.class == twilioapi.ClassTransient) || twilioapi.Code(err) != tt.code {
+				t.Errorf("ClassOf/Permanent/Ambiguous/Transient/Code disagree for %v", err)
 			}
 			if strings.Contains(err.Error(), tt.hidden) || strings.Contains(te.Message, tt.hidden) {
 				t.Errorf("error %q shows the phone number", err)
@@ -429,7 +433,7 @@ func TestErrorClassification(t *testing.T) {
 func TestAccessToken(t *testing.T) {
 	c := newClient(t, twilioapi.Config{AccountSID: account, AuthToken: token, APIKey: apiKey, APISecret: secret})
 	until := time.Now().Add(20 * time.Minute).Truncate(time.Second)
-	tok, err := c.AccessToken("pat-8812", "visit-V-42", until)
+	tok, err := c.AccessToken("pat-8812", "visit-V-42", time.Time{}, until)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +466,27 @@ func TestAccessToken(t *testing.T) {
 		t.Errorf("claims = %s; want iss %s, sub %s, exp %d, identity pat-8812, room visit-V-42", raw, apiKey, account, until.Unix())
 	}
 	noKey := newClient(t, twilioapi.Config{AccountSID: account, AuthToken: token})
-	if _, err := noKey.AccessToken("pat-8812", "visit-V-42", until); err == nil {
+	if _, err := noKey.AccessToken("pat-8812", "visit-V-42", time.Time{}, until); err == nil {
 		t.Error("AccessToken without an API key = nil error")
+	}
+}
+
+// Refused credentials are retried like any transient refusal, and said
+// loudly, once, however many requests fail.
+func TestRefusedCredentialsAreTransientAndLoggedOnce(t *testing.T) {
+	core, logs := observer.New(zap.ErrorLevel)
+	c, err := twilioapi.New(twilioapi.Config{AccountSID: account, AuthToken: "wrongtoken", FromNumber: from,
+		APIURL: emulator(t)}, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, err := c.SendSMS(ctx(t), twilioapi.SendSMSParams{To: "+15551230002", Body: "hi"})
+		if !twilioapi.Transient(err) || !twilioapi.Credentials(err) || twilioapi.Code(err) != 20003 {
+			t.Fatalf("SendSMS with a wrong auth token = %v (class %v); want a transient 20003", err, twilioapi.ClassOf(err))
+		}
+	}
+	if n := logs.Len(); n != 1 || !strings.Contains(logs.All()[0].Message, "credentials") {
+		t.Fatalf("%d error logs %v; want one about the credentials", n, logs.All())
 	}
 }

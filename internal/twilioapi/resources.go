@@ -9,12 +9,16 @@ import (
 	"github.com/twilio/twilio-go/client/jwt"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 	video "github.com/twilio/twilio-go/rest/video/v1"
+
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
 // Room is a Video room as Twilio reports it.
 type Room struct {
 	SID, UniqueName, Status string
+	// StatusCallback is where Twilio reports on the room; empty for an
+	// ad-hoc room a client created by connecting.
+	StatusCallback string
 }
 
 // CreateRoomParams describe a Group Room.
@@ -31,7 +35,8 @@ func roomOf(r *video.VideoV1Room) Room {
 	if r == nil {
 		return Room{}
 	}
-	return Room{SID: deref(r.Sid), UniqueName: deref(r.UniqueName), Status: deref(r.Status)}
+	return Room{SID: deref(r.Sid), UniqueName: deref(r.UniqueName), Status: deref(r.Status),
+		StatusCallback: deref(r.StatusCallback)}
 }
 
 // CreateRoom creates a Group Room with a POST status callback. When Twilio
@@ -198,7 +203,14 @@ type Message struct {
 type SendSMSParams struct {
 	To, Body       string
 	StatusCallback string
+	// ValidFor, when positive and a Messaging Service sends, is Twilio's
+	// ValidityPeriod: a message still queued after it fails instead of
+	// arriving late. Whole seconds, 1 s to 10 h (36000 s, Twilio's range).
+	ValidFor time.Duration
 }
+
+// maxValiditySeconds is the longest ValidityPeriod Twilio takes.
+const maxValiditySeconds = 36000
 
 // SendSMS sends an SMS through Config.MessagingServiceSID when set, else from
 // Config.FromNumber.
@@ -212,6 +224,9 @@ func (c *Client) SendSMS(ctx context.Context, p SendSMSParams) (Message, error) 
 	if p.StatusCallback != "" {
 		params.StatusCallback = ptr(p.StatusCallback)
 	}
+	if p.ValidFor > 0 && c.cfg.MessagingServiceSID != "" {
+		params.ValidityPeriod = ptr(min(max(seconds(p.ValidFor), 1), maxValiditySeconds))
+	}
 	var msg Message
 	err := c.do(ctx, "send sms", "", func(s services) error {
 		r, err := s.api.CreateMessage(params)
@@ -224,23 +239,28 @@ func (c *Client) SendSMS(ctx context.Context, p SendSMSParams) (Message, error) 
 }
 
 // AccessToken builds a Twilio Video access token for identity whose grant is
-// limited to room, valid until validUntil. It needs Config.APIKey and
-// APISecret.
-func (c *Client) AccessToken(identity, room string, validUntil time.Time) (string, error) {
+// limited to room, valid from notBefore (zero: now) until validUntil, which
+// Twilio allows at most 24 h after the token is made. It needs Config.APIKey
+// and APISecret.
+func (c *Client) AccessToken(identity, room string, notBefore, validUntil time.Time) (string, error) {
 	if c.cfg.APIKey == "" || c.cfg.APISecret == "" {
 		return "", errors.New("twilioapi: access token: API key and secret are not configured")
 	}
 	if identity == "" || room == "" {
 		return "", errors.New("twilioapi: access token: identity and room are required")
 	}
-	tok := jwt.CreateAccessToken(jwt.AccessTokenParams{
+	params := jwt.AccessTokenParams{
 		AccountSid:    c.cfg.AccountSID,
 		SigningKeySid: c.cfg.APIKey,
 		Secret:        c.cfg.APISecret,
 		Identity:      identity,
 		// Ttl is clamped to at least an hour; ValidUntil sets exp exactly.
 		ValidUntil: float64(validUntil.Unix()),
-	})
+	}
+	if !notBefore.IsZero() {
+		params.Nbf = float64(notBefore.Unix())
+	}
+	tok := jwt.CreateAccessToken(params)
 	tok.AddGrant(&jwt.VideoGrant{Room: room})
 	s, err := tok.ToJwt()
 	if err != nil {
