@@ -168,10 +168,18 @@ func (b *board) day(w http.ResponseWriter, r *http.Request) {
 			b.fail(w, "read timeline", err)
 			return
 		}
+		reconciled := 0
 		for _, e := range tl {
 			if e.IsFailure() {
 				page.Failed = append(page.Failed, failedRow{row: rw, At: b.clockTime(e.At), Type: e.Type, Summary: e.Summary})
 			}
+			if e.Source == visit.SourceREST && !e.IsFailure() {
+				reconciled++
+			}
+		}
+		if reconciled > 0 {
+			page.Reconciled += reconciled
+			page.ReconciledVisits++
 		}
 	}
 	sort.SliceStable(page.Waiting, func(i, j int) bool { return page.Waiting[i].waited > page.Waiting[j].waited })

@@ -146,11 +146,32 @@ func TestBoardListsUnknownOutcomesAndReconcileFailures(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	failed := section(t, getPage(t, e, "/admin/visits"), "failed", "by-state")
+	failed := section(t, getPage(t, e, "/admin/visits"), "failed", "reconciled")
 	for _, en := range entries {
 		if !strings.Contains(failed, en.Type) || !strings.Contains(failed, en.Summary) {
 			t.Errorf("failures lack %s (%q):\n%s", en.Type, en.Summary, failed)
 		}
+	}
+}
+
+// TestBoardCountsWhatReconciliationRecovered: facts Twilio's REST API
+// supplied in place of a lost callback are counted on the day's board.
+func TestBoardCountsWhatReconciliationRecovered(t *testing.T) {
+	now := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	e := boardAt(t, now, time.UTC, 0)
+	createAt(t, e, "V-r", now.Add(time.Hour))
+	if s := section(t, getPage(t, e, "/admin/visits"), "reconciled", "by-state"); !strings.Contains(s, "came with its callback") {
+		t.Errorf("reconciled section before any reconciliation:\n%s", s)
+	}
+	if _, err := e.Store.Update(context.Background(), "V-r", "", func(v *visit.Visit) error {
+		v.Log(visit.Entry{At: now, Source: visit.SourceREST, Type: "participant-connected", Summary: "patient connected"})
+		v.Log(visit.Entry{At: now, Source: visit.SourceREST, Type: "room-ended", Summary: "room ended"})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if s := section(t, getPage(t, e, "/admin/visits"), "reconciled", "by-state"); !strings.Contains(s, "2 facts in 1 visit came from") {
+		t.Errorf("reconciled section after two recovered facts:\n%s", s)
 	}
 }
 

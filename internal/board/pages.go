@@ -44,6 +44,10 @@ type dayPage struct {
 	Waiting             []row
 	Interpreters        []interpreterRow
 	Failed              []failedRow
+	// Reconciled counts the facts of the day's visits that Twilio's REST
+	// API supplied because their callback never came (timeline source
+	// twilio.rest), and in how many visits.
+	Reconciled, ReconciledVisits int
 }
 
 type timelineRow struct {
@@ -125,6 +129,8 @@ var dayTemplate = template.Must(template.Must(template.New("layout").Parse(layou
 {{if .Failed}}<table><tr><th>Visit</th><th>At</th><th>What</th><th>Detail</th></tr>
 {{range .Failed}}<tr class="failed"><td><a href="{{.Link}}">{{.ID}}</a></td><td>{{.At}}</td><td>{{.Type}}</td><td>{{.Summary}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">No failures today.</p>{{end}}
+<h2 id="reconciled">Reconciled with Twilio</h2>
+{{if .Reconciled}}<p>{{.Reconciled}} facts in {{.ReconciledVisits}} {{if eq .ReconciledVisits 1}}visit{{else}}visits{{end}} came from Twilio's REST API because their callbacks never arrived (timeline source <code>twilio.rest</code>).</p>{{else}}<p class="muted">Every fact of today's visits came with its callback.</p>{{end}}
 
 <h2 id="by-state">By state</h2>
 {{range .States}}{{if .Rows}}<h3 class="state">{{.State}} ({{len .Rows}})</h3>
