@@ -39,6 +39,8 @@ type Store interface {
 	// reports from scratch on each run.
 	Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (visit.Change, error)
 	Timeline(ctx context.Context, id string) ([]visit.Entry, error)
+	// GetWithTimeline reads the visit and its timeline as of one moment.
+	GetWithTimeline(ctx context.Context, id string) (*visit.Visit, []visit.Entry, error)
 	List(ctx context.Context, q visit.ListQuery) ([]*visit.Visit, string, error)
 	VisitForRoom(ctx context.Context, name string) (string, error)
 	VisitForCall(ctx context.Context, sid string) (string, error)

@@ -170,11 +170,7 @@ func newVisitID() string {
 
 // Visit returns a visit and its timeline, each entry with its state.
 func (e *Engine) Visit(ctx context.Context, id string) (*visit.Visit, []visit.Entry, error) {
-	v, err := e.store.Get(ctx, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	tl, err := e.store.Timeline(ctx, id)
+	v, tl, err := e.store.GetWithTimeline(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}

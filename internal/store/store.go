@@ -361,12 +361,42 @@ func (enc encodedPending) write(ctx context.Context, p redis.Pipeliner, keys key
 	}
 }
 
+// GetWithTimeline returns the visit and its timeline as of one moment: both
+// are read in one MULTI on the visit's slot, so a change committed between
+// two separate reads cannot show a timeline entry without its fact.
+func (s *Store) GetWithTimeline(ctx context.Context, id string) (*visit.Visit, []visit.Entry, error) {
+	var get *redis.StringCmd
+	var lrange *redis.StringSliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, s.keys.visit(id))
+		lrange = p.LRange(ctx, s.keys.timeline(id), 0, -1)
+		return nil
+	})
+	if errors.Is(get.Err(), redis.Nil) {
+		return nil, nil, visit.ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: get %s: %w", id, err)
+	}
+	raw, _ := get.Bytes()
+	v, err := decode(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	tl, err := decodeTimeline(id, lrange.Val())
+	return v, tl, err
+}
+
 // Timeline returns the visit's timeline entries in arrival order.
 func (s *Store) Timeline(ctx context.Context, id string) ([]visit.Entry, error) {
 	raws, err := s.rdb.LRange(ctx, s.keys.timeline(id), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: timeline %s: %w", id, err)
 	}
+	return decodeTimeline(id, raws)
+}
+
+func decodeTimeline(id string, raws []string) ([]visit.Entry, error) {
 	out := make([]visit.Entry, 0, len(raws))
 	for _, r := range raws {
 		var e visit.Entry
