@@ -7,6 +7,8 @@
 // participant-disconnected for a new ParticipantSid, alternating patient and
 // provider, so every callback adds a fact that can be checked afterwards:
 // an acknowledged (204) connect must appear as a participant of its visit.
+// With Options.Plan every visit receives the same planned sequence instead
+// (RealisticVisit, LargeVisit), room-ended included.
 package loadgen
 
 import (
@@ -45,7 +47,10 @@ type Options struct {
 	Visits  int
 	Senders int
 	// Callbacks is the total number of callbacks to send, spread evenly.
+	// With a Plan it is Visits × len(Plan) and need not be given.
 	Callbacks int
+	// Plan, when set, is the sequence of callbacks every visit receives.
+	Plan []Step
 	// Rate caps callbacks per second across all senders; 0 is flat out.
 	Rate float64
 	// Client sends the requests; nil uses a client sized for Visits.
@@ -109,6 +114,9 @@ func (o *Options) defaults() error {
 	o.PublicBaseURL = strings.TrimRight(o.PublicBaseURL, "/")
 	if o.Visits <= 0 {
 		o.Visits = 1
+	}
+	if len(o.Plan) > 0 {
+		o.Callbacks = o.Visits * len(o.Plan)
 	}
 	if o.Senders <= 0 || o.Senders > o.Visits {
 		o.Senders = o.Visits
@@ -226,6 +234,9 @@ func (o Options) sendVisit(ctx context.Context, n int, tokens <-chan time.Time, 
 	if n < o.Callbacks%o.Visits {
 		count++
 	}
+	if len(o.Plan) > 0 {
+		count = len(o.Plan)
+	}
 	id := o.VisitID(n)
 	for i := 0; i < count; i++ {
 		if tokens != nil {
@@ -239,6 +250,9 @@ func (o Options) sendVisit(ctx context.Context, n int, tokens <-chan time.Time, 
 			return
 		}
 		c := callbackFor(id, i)
+		if len(o.Plan) > 0 {
+			c = callbackOf(id, i, o.Plan[i])
+		}
 		t0 := time.Now()
 		status := o.post(ctx, c)
 		done(c, status, time.Since(t0))
@@ -295,12 +309,18 @@ func (o Options) post(ctx context.Context, c Callback) int {
 		"StatusCallbackEvent": {c.Event},
 		"Timestamp":           {at.Format("2006-01-02T15:04:05.000Z")},
 		"SequenceNumber":      {fmt.Sprint(i)},
-		"ParticipantSid":      {c.ParticipantSID},
-		"ParticipantIdentity": {c.Identity},
-		"ParticipantStatus":   {strings.TrimPrefix(c.Event, "participant-")},
 	}
-	if c.Event == "participant-disconnected" {
+	if c.ParticipantSID != "" {
+		p.Set("ParticipantSid", c.ParticipantSID)
+		p.Set("ParticipantIdentity", c.Identity)
+		p.Set("ParticipantStatus", strings.TrimPrefix(c.Event, "participant-"))
+	}
+	switch c.Event {
+	case "participant-disconnected":
 		p.Set("ParticipantDuration", "1")
+	case "room-ended":
+		p.Set("RoomStatus", "completed")
+		p.Set("RoomDuration", fmt.Sprint(i))
 	}
 	body := p.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.BaseURL+path, strings.NewReader(body))

@@ -99,3 +99,34 @@ func BenchmarkWebhookPath(b *testing.B) {
 		run(b, bare.URL, false)
 	})
 }
+
+// A realistic visit's seven callbacks leave it as a real one ends: three
+// connections (the provider rejoined with a new ParticipantSid), all closed,
+// and the visit completed by room-ended.
+func TestRealisticVisitEndsCompleted(t *testing.T) {
+	w := testenv.New(t)
+	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "r", Visits: 3, Plan: loadgen.RealisticVisit}
+	ctx := context.Background()
+	if err := loadgen.Setup(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := loadgen.Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Sent != 21 || rep.Acked != 21 {
+		t.Fatalf("report = %+v; want 21 callbacks sent and acknowledged", rep)
+	}
+	ps := participants(w, o.VisitID(1))
+	if len(ps) != 3 {
+		t.Fatalf("visit has %d participants; want 3 (patient, provider twice)", len(ps))
+	}
+	for sid, p := range ps {
+		if p.DisconnectedAt == nil {
+			t.Errorf("participant %s is still connected", sid)
+		}
+	}
+	if v := w.Visit(o.VisitID(1)); v.State != "completed" {
+		t.Fatalf("visit state = %q; want completed", v.State)
+	}
+}
