@@ -255,7 +255,9 @@ func TestInterpreterWatchdogRecoversALostClaim(t *testing.T) {
 // dialled again (that would ring the line twice at once); the placed call's
 // callbacks carry the attempt, and the leg adopts it and is bridged.
 func TestInterpreterDialAmbiguous500IsNotDialledTwice(t *testing.T) {
-	e := newLegEnv(t)
+	// No reminders: the injected fault must meet the call, not a
+	// starting-soon SMS sent at the same moment.
+	e := newLegEnv(t, testenv.Configure(func(c *config.Config) { c.Visits.ReminderOffsets = nil }))
 	createAt(e, "V-amb", time.Now().Add(10*time.Minute))
 	// The room first, so that the fault meets the call.
 	e.WaitVisit("V-amb", "its room", func(v handlers.VisitView) bool { return v.Room.SID != "" })
