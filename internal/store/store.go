@@ -231,22 +231,26 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 	var ch visit.Change
 	txf := func(tx *redis.Tx) error {
 		ch = visit.Change{}
-		raw, err := tx.Get(ctx, s.keys.visit(id)).Bytes()
-		if errors.Is(err, redis.Nil) {
+		// The visit and the idempotency check in one round trip.
+		var get *redis.StringCmd
+		var seen *redis.BoolCmd
+		_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			get = p.Get(ctx, s.keys.visit(id))
+			if token != "" {
+				seen = p.SIsMember(ctx, s.keys.seen(id), token)
+			}
+			return nil
+		})
+		if errors.Is(get.Err(), redis.Nil) {
 			return visit.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if token != "" {
-			seen, err := tx.SIsMember(ctx, s.keys.seen(id), token).Result()
-			if err != nil {
-				return err
-			}
-			if seen {
-				return visit.ErrDuplicate
-			}
+		if seen != nil && seen.Val() {
+			return visit.ErrDuplicate
 		}
+		raw, _ := get.Bytes()
 		v, err := decode(raw)
 		if err != nil {
 			return err
