@@ -1,19 +1,16 @@
 package handlers_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hibiken/asynqmon"
 
 	"github.com/visitflow/visitflow/handlers"
 	"github.com/visitflow/visitflow/internal/board"
+	"github.com/visitflow/visitflow/internal/browsertest"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/testenv"
 	"github.com/visitflow/visitflow/workflows"
@@ -88,33 +85,8 @@ func TestDashboardRendersUnderItsPolicy(t *testing.T) {
 	}
 }
 
-// dumpDOM loads url in headless Chromium and returns the DOM after load.
+// dumpDOM loads url in headless Chromium and returns the DOM after load,
+// giving the dashboard's scripts time to render.
 func dumpDOM(t *testing.T, url string) string {
-	t.Helper()
-	var bin string
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium is not installed; CI must install it (apt-get install -y chromium)")
-		}
-		t.Skip("chromium is not installed: skipping the browser test")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--no-first-run", "--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(),
-		"--virtual-time-budget=5000", "--dump-dom", url)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium --dump-dom %s: %v\n%s", url, err, stderr.String())
-	}
-	return string(out)
+	return browsertest.DumpDOM(t, url, "--virtual-time-budget=5000")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -173,26 +174,9 @@ func handleListVisits(d Deps) http.Handler {
 			}
 			lq.State = st
 		}
-		for _, p := range []struct {
-			name string
-			dst  *time.Time
-		}{{"from", &lq.From}, {"to", &lq.To}} {
-			if s := q.Get(p.name); s != "" {
-				t, err := time.Parse(time.RFC3339, s)
-				if err != nil {
-					d.apiFailure(w, r, &workflows.InputError{Field: p.name, Message: "must be an RFC 3339 time"})
-					return
-				}
-				*p.dst = t
-			}
-		}
-		if s := q.Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 || n > 500 {
-				d.apiFailure(w, r, &workflows.InputError{Field: "limit", Message: "must be 1 to 500"})
-				return
-			}
-			lq.Limit = n
+		if err := pageQuery(q, &lq.From, &lq.To, &lq.Limit, 500); err != nil {
+			d.apiFailure(w, r, err)
+			return
 		}
 		visits, next, err := d.Engine.ListVisits(r.Context(), lq)
 		if err != nil {
@@ -344,4 +328,30 @@ func handleEndVisit(d Deps) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, ViewOf(v, nil))
 	})
+}
+
+// pageQuery reads the from, to (RFC 3339) and limit (1..maxLimit) of a
+// paged listing's query into the given fields; a field absent from the
+// query is left as it is. Its error names the field.
+func pageQuery(q url.Values, from, to *time.Time, limit *int, maxLimit int) error {
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", from}, {"to", to}} {
+		if s := q.Get(p.name); s != "" {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return &workflows.InputError{Field: p.name, Message: "must be an RFC 3339 time"}
+			}
+			*p.dst = t
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLimit {
+			return &workflows.InputError{Field: "limit", Message: "must be 1 to " + strconv.Itoa(maxLimit)}
+		}
+		*limit = n
+	}
+	return nil
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
@@ -230,26 +228,9 @@ func handleAuditTrail(d Deps) http.Handler {
 			d.apiFailure(w, r, &workflows.InputError{Field: "visit", Message: "must be a visit id"})
 			return
 		}
-		for _, p := range []struct {
-			name string
-			dst  *time.Time
-		}{{"from", &aq.From}, {"to", &aq.To}} {
-			if s := q.Get(p.name); s != "" {
-				t, err := time.Parse(time.RFC3339, s)
-				if err != nil {
-					d.apiFailure(w, r, &workflows.InputError{Field: p.name, Message: "must be an RFC 3339 time"})
-					return
-				}
-				*p.dst = t
-			}
-		}
-		if s := q.Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 || n > 1000 {
-				d.apiFailure(w, r, &workflows.InputError{Field: "limit", Message: "must be 1 to 1000"})
-				return
-			}
-			aq.Limit = n
+		if err := pageQuery(q, &aq.From, &aq.To, &aq.Limit, 1000); err != nil {
+			d.apiFailure(w, r, err)
+			return
 		}
 		records, next, err := d.Engine.AuditTrail(r.Context(), aq)
 		if err != nil {

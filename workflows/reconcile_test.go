@@ -305,30 +305,6 @@ func TestReconcileEndsAnInterpreterLegWhoseCompletedWasLost(t *testing.T) {
 	}
 }
 
-// flakyCalls is a front to the emulator whose first call request goes
-// wrong as mode says (see flakyMessages).
-func flakyCalls(t *testing.T, upstream, mode string) string {
-	var done atomic.Bool
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Calls.json")) || !done.CompareAndSwap(false, true) {
-			proxy(w, r, upstream)
-			return
-		}
-		if mode != "refuse" {
-			proxy(discard{}, r, upstream)
-		}
-		if mode == "timeout-after-accept" {
-			<-r.Context().Done()
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = w.Write([]byte(`{"code":20500,"message":"Internal Server Error","status":500}`))
-	}))
-	t.Cleanup(front.Close)
-	return front.URL
-}
-
 // A dial-out whose request got a 5xx or no answer is never simply dialled
 // again: the claim stays, the call's own callbacks adopt it, and after the
 // claim timeout the retry asks Twilio. One call per attempt, whatever went wrong.
@@ -343,7 +319,9 @@ func TestInterpreterDialAmbiguousOutcomePlacesOneCall(t *testing.T) {
 					cfg.Twilio.RequestTimeout = 300 * time.Millisecond
 					cfg.Interpreter.Lines = map[string]config.InterpreterLine{"voyce-es": {Phone: interpreterPhone, IVR: "1#"}}
 				}))
-			worker := e.NewEngine(func(d *workflows.Deps) { d.Twilio, d.Clock = e.NewTwilio(flakyCalls(t, e.Sandbox.URL, mode)), clk })
+			worker := e.NewEngine(func(d *workflows.Deps) {
+				d.Twilio, d.Clock = e.NewTwilio(flakyCreates(t, e.Sandbox.URL, "/Calls.json", mode)), clk
+			})
 			createAt(e, "V-amb-dial", time.Now().Add(time.Minute))
 			if _, err := workflows.EnsureRoom(e.Engine, context.Background(), "V-amb-dial"); err != nil {
 				t.Fatal(err)

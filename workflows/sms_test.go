@@ -178,14 +178,15 @@ func TestSMSNotResentAfterCrashBetweenTwilioAndRecord(t *testing.T) {
 	})
 }
 
-// flakyMessages is a front to the emulator whose first message request
-// goes wrong in the way mode says: "refuse" answers a Twilio 503 without
-// passing it on; "fail-after-accept" passes it on, then answers 500;
-// "timeout-after-accept" passes it on, then never answers.
-func flakyMessages(t *testing.T, upstream, mode string) string {
+// flakyCreates is a front to the emulator whose first create of resource
+// ("/Messages.json", "/Calls.json") goes wrong in the way mode says:
+// "refuse" answers a Twilio 503 without passing it on; "fail-after-accept"
+// passes it on, then answers 503; "timeout-after-accept" passes it on,
+// then never answers.
+func flakyCreates(t *testing.T, upstream, resource, mode string) string {
 	var done atomic.Bool
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Messages.json")) || !done.CompareAndSwap(false, true) {
+		if !(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, resource)) || !done.CompareAndSwap(false, true) {
 			proxy(w, r, upstream)
 			return
 		}
@@ -230,7 +231,7 @@ func TestSMSAmbiguousOutcomeSettledByAskingTwilio(t *testing.T) {
 				cfg.HTTP.PublicBaseURL = "http://127.0.0.1:1" // no status callback settles it
 			})
 			clk := clock.NewFake(time.Now())
-			worker := newEngine(env, env.NewTwilio(flakyMessages(t, env.Sandbox.URL, c.mode)), clk)
+			worker := newEngine(env, env.NewTwilio(flakyCreates(t, env.Sandbox.URL, "/Messages.json", c.mode)), clk)
 			env.CreateEngineVisit(visitInput("V-amb", time.Now().Add(48*time.Hour), "UTC"))
 			p := workflows.Payload{VisitID: "V-amb", Reminder: "r1h0m0s", Schedule: 0}
 			if err := testenv.Process(worker, workflows.TypeReminderSend, p); err == nil {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/visitflow/visitflow/handlers"
 	"github.com/visitflow/visitflow/internal/board"
+	"github.com/visitflow/visitflow/internal/browsertest"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/testenv"
@@ -61,41 +61,9 @@ func waitingPatient(t *testing.T, e *testenv.Env, id string) {
 	}
 }
 
-// chromium returns the browser's path. In CI (CI=true) a missing browser
-// fails the test: .ci/run installs it. Locally the test skips, saying why.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed; CI must install it (apt-get install -y chromium)")
-	}
-	t.Skip("chromium is not installed: skipping the browser test (apt-get install -y chromium to run it; CI=true makes this a failure)")
-	return ""
-}
-
 // dumpDOM loads url in headless Chromium and returns the DOM after load, as
 // a support person's browser would render it.
-func dumpDOM(t *testing.T, url string) string {
-	t.Helper()
-	bin := chromium(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--no-first-run", "--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(),
-		"--dump-dom", url)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium --dump-dom %s: %v\n%s", url, err, stderr.String())
-	}
-	return string(out)
-}
+func dumpDOM(t *testing.T, url string) string { return browsertest.DumpDOM(t, url) }
 
 // withAuth puts the admin credentials in the URL, as a bookmark would.
 func withAuth(e *testenv.Env, path string) string {

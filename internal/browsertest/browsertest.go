@@ -12,6 +12,7 @@ package browsertest
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -41,6 +42,27 @@ func Path(t testing.TB) string {
 	}
 	t.Skip("chromium is not installed: skipping the browser test (apt-get install -y chromium to run it; CI=true makes this a failure)")
 	return ""
+}
+
+// DumpDOM loads url in a fresh headless Chromium and returns the DOM after
+// load, as a person's browser would render it (extra adds flags, e.g.
+// --virtual-time-budget=5000 for pages that render with scripts).
+func DumpDOM(t testing.TB, url string, extra ...string) string {
+	t.Helper()
+	bin := Path(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--no-first-run", "--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir()}, extra...)
+	cmd := exec.CommandContext(ctx, bin, append(args, "--dump-dom", url)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom %s: %v\n%s", url, err, stderr.String())
+	}
+	return string(out)
 }
 
 // Options configure the browser.
