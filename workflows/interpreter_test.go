@@ -3,7 +3,6 @@ package workflows_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -290,7 +289,7 @@ func TestVoiceURLsCarryConnectionOverrides(t *testing.T) {
 				http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 				return
 			}
-			proxyTo(w, r, app)
+			proxy(w, r, app)
 		}))
 		t.Cleanup(front.Close)
 		cfg.HTTP.PublicBaseURL = front.URL // what Twilio reaches and signs
@@ -318,21 +317,4 @@ func TestVoiceURLsCarryConnectionOverrides(t *testing.T) {
 	if !slices.Equal(tries, []int{http.StatusServiceUnavailable, http.StatusOK}) {
 		t.Fatalf("TwiML fetch answers %v; want 503 then 200 (the signed retry)", tries)
 	}
-}
-
-// proxyTo forwards r to base unchanged (body, headers, path and query).
-func proxyTo(w http.ResponseWriter, r *http.Request, base string) {
-	req, _ := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), r.Body)
-	req.Header = r.Header.Clone()
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	for k, vals := range resp.Header {
-		w.Header()[k] = vals
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
 }

@@ -384,6 +384,7 @@ func TestTimeSensitiveSMSCarryValidityPeriod(t *testing.T) {
 	}
 }
 
+// proxy forwards r to upstream unchanged (body, headers, path and query).
 func proxy(w http.ResponseWriter, r *http.Request, upstream string) {
 	req, _ := http.NewRequestWithContext(r.Context(), r.Method, upstream+r.URL.RequestURI(), r.Body)
 	req.Header = r.Header.Clone()
