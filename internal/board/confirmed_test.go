@@ -2,8 +2,6 @@ package board_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -22,33 +20,17 @@ func TestBoardMarksAVisitThePatientConfirmed(t *testing.T) {
 	body["scheduled_at"] = time.Now().Add(5 * time.Minute).UTC().Format(time.RFC3339)
 	e.CreateVisit(body)
 	e.Eventually("the starting-soon reminder", func() bool { return len(e.SMSTo(testenv.PatientPhone)) == 1 })
-	if page := getBoard(t, e, "/admin/visits"); strings.Contains(page, "✓ confirmed") {
+	if page := getPage(t, e, "/admin/visits"); strings.Contains(page, "✓ confirmed") {
 		t.Fatalf("the board marks a visit nobody confirmed")
 	}
 	if _, err := e.Sandbox.Client.IncomingSMS(context.Background(), testenv.PatientPhone, "C"); err != nil {
 		t.Fatal(err)
 	}
 	e.WaitVisit("V-conf", "confirmed", func(v handlers.VisitView) bool { return v.ConfirmedAt != nil })
-	if page := getBoard(t, e, "/admin/visits"); !strings.Contains(page, `V-conf</a> <span class="confirmed"`) {
+	if page := getPage(t, e, "/admin/visits"); !strings.Contains(page, `V-conf</a> <span class="confirmed"`) {
 		t.Errorf("the day's board does not mark V-conf confirmed:\n%s", page)
 	}
-	if page := getBoard(t, e, "/admin/visits/V-conf"); !strings.Contains(page, `id="confirmed">✓ by the patient at`) {
+	if page := getPage(t, e, "/admin/visits/V-conf"); !strings.Contains(page, `id="confirmed">✓ by the patient at`) {
 		t.Errorf("the visit's page does not say it was confirmed:\n%s", page)
 	}
-}
-
-func getBoard(t *testing.T, e *testenv.Env, path string) string {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.URL+path, nil)
-	req.SetBasicAuth(adminUser, adminPass)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s = %d", path, resp.StatusCode)
-	}
-	return string(b)
 }
