@@ -316,45 +316,19 @@ func localTime(v *visit.Visit, t time.Time) string {
 }
 
 // handleInterpreterFailedSMS tells the provider the interpreter line could
-// not be reached, once per request.
+// not be reached, once per request (sendOnce: claimed, and settled by asking
+// Twilio when its answer is lost).
 func (e *Engine) handleInterpreterFailedSMS(ctx context.Context, t *asynq.Task) error {
-	p, v, err := e.jobVisit(ctx, t)
-	if v == nil {
+	p, err := decodePayload(t)
+	if err != nil {
 		return err
 	}
-	purpose := "sms:interpreter-failed:" + requestPurpose(p.Request)
-	leg := v.Interpreter
-	if leg == nil || leg.Request != p.Request || leg.State != visit.LegFailed || v.IsDone(purpose) {
-		return nil
-	}
-	summary := "provider told by SMS that the interpreter line was not reached"
-	if v.Provider.Phone == "" {
-		summary = "provider has no phone number: interpreter failure not sent"
-	} else {
-		data := e.visitText(v, "")
-		data.Line, data.Attempts = leg.Line, leg.Attempts
-		body, err := renderText("interpreter_failed", e.cfg.Visits.Templates.InterpreterFailed, data)
-		if err != nil {
-			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-		}
-		if _, err := e.twilio.SendSMS(ctx, twilioapi.SendSMSParams{To: v.Provider.Phone, Body: body}); err != nil {
-			switch twilioapi.ClassOf(err) {
-			case twilioapi.ClassFinal:
-				summary = "interpreter failure SMS to the provider refused: " + strconv.Itoa(twilioapi.Code(err))
-			case twilioapi.ClassAmbiguous:
-				// Twilio may have sent it: never a second one.
-				summary = "interpreter failure SMS to the provider: outcome unknown (" + err.Error() + "); not sent again"
-			default:
-				return err
-			}
-		}
-	}
-	now := e.clock.Now()
-	_, _, err = e.update(ctx, v.ID, "", now, func(v *visit.Visit) error {
-		if v.MarkDone(purpose, now) {
-			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "interpreter-failed-sms", Summary: summary})
-		}
-		return nil
+	return e.sendOnce(ctx, smsSend{visitID: p.VisitID, purpose: "interpreter-failed:" + requestPurpose(p.Request),
+		to: visit.RoleProvider, template: e.cfg.Visits.Templates.InterpreterFailed,
+		applies: func(v *visit.Visit) bool {
+			leg := v.Interpreter
+			return leg != nil && leg.Request == p.Request && leg.State == visit.LegFailed
+		},
+		fill: func(v *visit.Visit, t *smsText) { t.Line, t.Attempts = v.Interpreter.Line, v.Interpreter.Attempts },
 	})
-	return err
 }

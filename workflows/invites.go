@@ -116,7 +116,7 @@ func (e *Engine) CreateInvite(ctx context.Context, id string, in InviteInput) (I
 		now := e.clock.Now()
 		_, _, _ = e.update(ctx, v.ID, "", now, func(v *visit.Visit) error {
 			v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "invite-sms-unknown",
-				Summary: "invite " + inv.Identity + ": SMS outcome unknown (" + err.Error() + ")"})
+				Summary: "invite " + inv.Identity + ": SMS outcome unknown (" + twilioFailureText(err) + ")"})
 			return nil
 		})
 		return InviteView{}, fmt.Errorf("workflows: send invite for %s: outcome unknown, the invite stays valid: %w", v.ID, err)

@@ -30,6 +30,9 @@ type smsSend struct {
 	// timeSensitive: useless once the visit's no-show deadline passed, so
 	// Twilio is asked to drop it rather than deliver it late.
 	timeSensitive bool
+	// fill, optional, adds what the template needs beyond the visit's own
+	// text (the interpreter line and attempts).
+	fill func(v *visit.Visit, t *smsText)
 }
 
 // smsKey names a purpose in Visit.Done (sent, or settled for good) and in
@@ -115,7 +118,11 @@ func (e *Engine) sendOnce(ctx context.Context, s smsSend) error {
 			return fmt.Errorf("sms %s for %s: %w", s.purpose, s.visitID, err)
 		}
 	}
-	body, err := renderText("sms", s.template, e.visitText(v, link.secret))
+	text := e.visitText(v, link.secret)
+	if s.fill != nil {
+		s.fill(v, &text)
+	}
+	body, err := renderText("sms", s.template, text)
 	if err != nil {
 		return fmt.Errorf("sms %s: %v: %w", s.purpose, err, asynq.SkipRetry)
 	}
