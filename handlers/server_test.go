@@ -96,12 +96,24 @@ func TestTypicalVisitStepByStep(t *testing.T) {
 		t.Fatalf("participants = %+v, room sid %q; want 3 participants and the room SID", got.Participants, got.Room.SID)
 	}
 	wantStates := []string{"scheduled", "waiting", "in_progress", "waiting", "in_progress", "provider_waiting", "interrupted", "completed"}
-	var states []string
+	var states, changes []string
 	for _, en := range got.Timeline {
+		if en.Type == "state-changed" {
+			changes = append(changes, en.Summary)
+			continue
+		}
 		states = append(states, string(en.State))
 	}
 	if fmt.Sprint(states) != fmt.Sprint(wantStates) {
 		t.Fatalf("timeline states = %v; want %v", states, wantStates)
+	}
+	// Each change of state is a row of its own, right after its cause.
+	var wantChanges []string
+	for i := 1; i < len(wantStates); i++ {
+		wantChanges = append(wantChanges, wantStates[i-1]+" → "+wantStates[i])
+	}
+	if fmt.Sprint(changes) != fmt.Sprint(wantChanges) {
+		t.Fatalf("state-changed rows = %q; want %q", changes, wantChanges)
 	}
 }
 

@@ -50,6 +50,9 @@ type Store interface {
 	Reschedule(ctx context.Context, id string, at time.Time) error
 	Outbox(ctx context.Context, id string) ([]visit.Job, error)
 	AckOutbox(ctx context.Context, id string, jobIDs ...string) error
+	// AckOutboxAndClear acknowledges and, when the outbox is then empty,
+	// drops the visit's pending mark (ClearPendingIfEmpty) in one step.
+	AckOutboxAndClear(ctx context.Context, id string, jobIDs ...string) error
 	PendingOutboxes(ctx context.Context, n int64) ([]string, error)
 	ScanOutboxes(ctx context.Context) ([]string, error)
 	ClearPendingIfEmpty(ctx context.Context, id string) error
@@ -163,7 +166,7 @@ func (e *Engine) update(ctx context.Context, id, token string, at time.Time, fn 
 		}
 		res.After = v.State()
 		if res.After != res.Before {
-			e.transition(v, res.Before, res.After, at)
+			e.transition(v, res.After, at)
 		}
 		return nil
 	})

@@ -34,8 +34,10 @@ func stateChanges(tl []visit.Entry) []string {
 
 func TestTransitionJobRunsOnceThroughAsynq(t *testing.T) {
 	ctx := context.Background()
-	f := testenv.New(t, testenv.WithWorkers())
-	if _, _, err := f.Engine.CreateVisit(ctx, input("V-1")); err != nil {
+	f := testenv.New(t, testenv.WithWorkers(), testenv.WithSandbox(nil))
+	in := input("V-1")
+	in.Provider.Phone = testenv.ProviderPhone
+	if _, _, err := f.Engine.CreateVisit(ctx, in); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 12, 1, 15, 1, 0, 0, time.UTC)
@@ -46,8 +48,12 @@ func TestTransitionJobRunsOnceThroughAsynq(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tl := f.WaitTimeline("V-1", func(tl []visit.Entry) bool { return len(stateChanges(tl)) > 0 })
-	if got := stateChanges(tl); len(got) != 1 || got[0] != "scheduled → waiting" {
+	// Entering waiting tells the provider, through one job, once.
+	f.WaitTaskDone(f.QueueName(workflows.QueueDefault), "V-1:visit:patient-waiting-sms:t1")
+	if n := len(f.SMSTo(testenv.ProviderPhone)); n != 1 {
+		t.Errorf("provider got %d patient-waiting SMS; want 1", n)
+	}
+	if got := stateChanges(f.Timeline("V-1")); len(got) != 1 || got[0] != "scheduled → waiting" {
 		t.Fatalf("state-changed entries = %v; want one scheduled → waiting", got)
 	}
 }
@@ -62,12 +68,15 @@ func (failingQueue) EnqueueContext(context.Context, *asynq.Task, ...asynq.Option
 
 func TestOutboxSweepDeliversWhatAFailedEnqueueLeft(t *testing.T) {
 	ctx := context.Background()
-	broken := testenv.New(t, testenv.Engine(func(d *workflows.Deps) { d.Queue = failingQueue{} }))
-	if _, _, err := broken.Engine.CreateVisit(ctx, input("V-2")); err != nil {
+	broken := testenv.New(t, testenv.WithSandbox(nil), testenv.Engine(func(d *workflows.Deps) { d.Queue = failingQueue{} }))
+	in := input("V-2")
+	in.Provider.Phone = testenv.ProviderPhone
+	if _, _, err := broken.Engine.CreateVisit(ctx, in); err != nil {
 		t.Fatal(err)
 	}
+	// The patient joins: the change commits, handing its jobs to Asynq fails.
 	ev := workflows.VideoEvent{Event: workflows.EventParticipantConnected, RoomName: "visit-V-2",
-		ParticipantSID: "PA1", ParticipantIdentity: "dr", Timestamp: time.Now()}
+		ParticipantSID: "PA1", ParticipantIdentity: "pat", Timestamp: time.Now()}
 	if _, err := broken.Engine.ApplyVideo(ctx, ev); err != nil {
 		t.Fatalf("ApplyVideo with Asynq down = %v; want the fact committed anyway", err)
 	}
@@ -89,7 +98,10 @@ func TestOutboxSweepDeliversWhatAFailedEnqueueLeft(t *testing.T) {
 	if err != nil || n == 0 {
 		t.Fatalf("full SweepOutbox() = %d, %v; want the stranded entries sent", n, err)
 	}
-	broken.WaitTimeline("V-2", func(tl []visit.Entry) bool { return len(stateChanges(tl)) == 1 })
+	broken.WaitTaskDone(broken.QueueName(workflows.QueueDefault), "V-2:visit:patient-waiting-sms:t1")
+	if n := len(broken.SMSTo(testenv.ProviderPhone)); n != 1 {
+		t.Errorf("provider got %d patient-waiting SMS; want 1", n)
+	}
 	if jobs, _ := broken.Store.Outbox(ctx, "V-2"); len(jobs) != 0 {
 		t.Fatalf("outbox after sweep = %v; want empty", jobs)
 	}

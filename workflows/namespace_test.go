@@ -13,7 +13,6 @@ import (
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/redisx/redistest"
 	"github.com/visitflow/visitflow/internal/testenv"
-	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
 )
 
@@ -28,8 +27,8 @@ func TestNamespacesShareOneRedis(t *testing.T) {
 		return testenv.New(t, append([]testenv.Option{testenv.RedisURL(url),
 			testenv.Configure(func(c *config.Config) { c.Redis.Namespace = ns + "-" + suffix })}, opts...)...)
 	}
-	a := deployment("a", testenv.WithWorkers())
-	b := deployment("b")
+	a := deployment("a", testenv.WithWorkers(), testenv.WithSandbox(nil))
+	b := deployment("b", testenv.WithSandbox(nil))
 
 	at := time.Now().Add(3 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
 	for env, name := range map[*testenv.Env]string{a: "Ann", b: "Bob"} {
@@ -65,23 +64,25 @@ func TestNamespacesShareOneRedis(t *testing.T) {
 		t.Errorf("scheduled reminders: a %d, b %d; want 2 each", ra, rb)
 	}
 
-	// Both patients join; only a has workers, so only a's state-change job runs.
+	// Both patients join; only a has workers, so only a's job telling the
+	// provider runs: a's provider gets the SMS, b's job waits in b's queue.
 	for _, env := range []*testenv.Env{a, b} {
 		patientJoins(t, env, "V-1", "pat-1")
 	}
-	a.WaitTimeline("V-1", func(tl []visit.Entry) bool { return len(testenv.Entries(tl, "state-changed")) == 1 })
-	const job = "V-1:visit:state-changed:1"
+	told := func(e *testenv.Env) int { return len(e.SMSTo(testenv.ProviderPhone)) }
+	a.Eventually("a's provider told the patient is waiting", func() bool { return told(a) == 1 })
+	const job = "V-1:visit:patient-waiting-sms:t1"
 	info, err := b.Inspector.GetTaskInfo(b.QueueName(workflows.QueueDefault), job)
 	if err != nil || info.State != asynq.TaskStatePending {
 		t.Fatalf("b's %s with only a's workers running: %v, %v; want it pending", job, info, err)
 	}
-	if n := len(testenv.Entries(b.Timeline("V-1"), "state-changed")); n != 0 {
-		t.Fatalf("b's timeline has %d state-changed entries with only a's workers running; want 0", n)
+	if n := told(b); n != 0 {
+		t.Fatalf("b's provider got %d SMS with only a's workers running; want 0", n)
 	}
 	b.StartWorkers(b.Engine)
-	b.WaitTimeline("V-1", func(tl []visit.Entry) bool { return len(testenv.Entries(tl, "state-changed")) == 1 })
-	if n := len(testenv.Entries(a.Timeline("V-1"), "state-changed")); n != 1 {
-		t.Errorf("a's timeline has %d state-changed entries after b's workers ran; want still 1", n)
+	b.Eventually("b's provider told the patient is waiting", func() bool { return told(b) == 1 })
+	if n := told(a); n != 1 {
+		t.Errorf("a's provider got %d SMS after b's workers ran; want still 1", n)
 	}
 }
 

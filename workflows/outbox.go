@@ -14,22 +14,38 @@ import (
 // flush hands a change's outbox entries to Asynq and acknowledges the ones
 // Asynq took. Failures leave entries in the outbox for the sweeper: the
 // change is already committed, so nothing is lost. When every entry went,
-// the visit leaves the pending set, which stays the short list of outboxes
-// that may still hold something (it once kept every id ever flushed, and
-// after a crash the sweeper drained it 1,000 ids per run).
+// the visit leaves the pending set in the same round trip as the
+// acknowledgement, so the set stays the short list of outboxes that may
+// still hold something (it once kept every id ever flushed, and after a
+// crash the sweeper drained it 1,000 ids per run).
 func (e *Engine) flush(ctx context.Context, visitID string, jobs []visit.Job) {
 	if len(jobs) == 0 {
 		return
 	}
-	if e.flushJobs(ctx, visitID, jobs) {
-		if err := e.store.ClearPendingIfEmpty(ctx, visitID); err != nil {
-			e.log.Warn("outbox: could not clear the pending mark; the sweeper will", zap.String("visit", visitID), zap.Error(err))
-		}
+	done := e.sendAll(ctx, visitID, jobs)
+	var err error
+	if len(done) == len(jobs) {
+		err = e.store.AckOutboxAndClear(ctx, visitID, done...)
+	} else {
+		err = e.store.AckOutbox(ctx, visitID, done...)
+	}
+	if err != nil {
+		e.log.Warn("outbox: ack failed; the sweeper will re-send", zap.String("visit", visitID), zap.Error(err))
 	}
 }
 
 // flushJobs sends and acknowledges jobs; true when all of them went.
 func (e *Engine) flushJobs(ctx context.Context, visitID string, jobs []visit.Job) bool {
+	done := e.sendAll(ctx, visitID, jobs)
+	if err := e.store.AckOutbox(ctx, visitID, done...); err != nil {
+		e.log.Warn("outbox: ack failed", zap.String("visit", visitID), zap.Error(err))
+		return false
+	}
+	return len(done) == len(jobs)
+}
+
+// sendAll sends jobs and returns the IDs of those Asynq took.
+func (e *Engine) sendAll(ctx context.Context, visitID string, jobs []visit.Job) []string {
 	done := make([]string, 0, len(jobs))
 	for _, j := range jobs {
 		if err := e.send(ctx, j); err != nil {
@@ -39,11 +55,7 @@ func (e *Engine) flushJobs(ctx context.Context, visitID string, jobs []visit.Job
 		}
 		done = append(done, j.ID)
 	}
-	if err := e.store.AckOutbox(ctx, visitID, done...); err != nil {
-		e.log.Warn("outbox: ack failed", zap.String("visit", visitID), zap.Error(err))
-		return false
-	}
-	return len(done) == len(jobs)
+	return done
 }
 
 // send enqueues (or deletes) one job. A task ID already taken means the job

@@ -1,11 +1,14 @@
 package workflows_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/testenv"
@@ -215,8 +218,11 @@ func TestCancelRemovesTimersAndSendsCancellationWhenConfigured(t *testing.T) {
 					t.Errorf("SMS = %q; want the cancelled text", b)
 				}
 			} else {
-				// Wait until the state-changed job ran: the cancel's jobs are done.
-				env.Eventually("cancel processed", func() bool { return len(testenv.Entries(env.Timeline("V-c"), "state-changed")) == 1 })
+				// The cancel enqueued no cancellation job: nothing will text the patient.
+				const job = "V-c:visit:cancel-sms:cancelled"
+				if info, err := env.Inspector.GetTaskInfo(env.QueueName(workflows.QueueDefault), job); !errors.Is(err, asynq.ErrTaskNotFound) {
+					t.Fatalf("%s after a cancel with cancel_sms off: %v, %v; want no such task", job, info, err)
+				}
 			}
 			if n := len(env.SMS()); n != want {
 				t.Fatalf("SMS sent = %d; want %d", n, want)

@@ -22,6 +22,9 @@ const maxRoomTimeout = 60 * time.Minute
 // room:end knows Twilio needs no REST call.
 const doneRoomEndedByTwilio = "video:room-ended"
 
+// doneRoomEndRequested marks a visit whose room we asked Twilio to end.
+const doneRoomEndRequested = "room:ended"
+
 // doneRoomClosedUnused + a room SID marks a room Twilio closed before anyone
 // joined: its callbacks no longer concern the visit.
 const doneRoomClosedUnused = "video:room-closed-unused:"
@@ -229,7 +232,7 @@ func (e *Engine) handleRoomEnd(ctx context.Context, t *asynq.Task) error {
 	if v == nil {
 		return err
 	}
-	if v.Room.SID == "" || v.IsDone(doneRoomEndedByTwilio) || v.IsDone("room:ended") {
+	if v.Room.SID == "" || v.IsDone(doneRoomEndedByTwilio) || v.IsDone(doneRoomEndRequested) {
 		return nil
 	}
 	if err := e.twilio.EndRoom(ctx, v.Room.SID); err != nil {
@@ -240,7 +243,7 @@ func (e *Engine) handleRoomEnd(ctx context.Context, t *asynq.Task) error {
 	}
 	now := e.clock.Now()
 	_, _, err = e.update(ctx, p.VisitID, "", now, func(v *visit.Visit) error {
-		if v.MarkDone("room:ended", now) {
+		if v.MarkDone(doneRoomEndRequested, now) {
 			v.Log(visit.Entry{At: now, Source: visit.SourceWorker, Type: "room-end-requested",
 				Summary: "asked Twilio to end room " + v.Room.SID})
 		}

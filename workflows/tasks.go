@@ -60,9 +60,9 @@ func QueueNames(namespace string) []string {
 
 // Task types: "domain:verb".
 const (
-	// TypeStateChanged records a committed state change in the timeline.
-	// Payload: transition, from, to, at. Re-checks: that transition number
-	// was not recorded yet.
+	// TypeStateChanged is retired: earlier versions recorded each state
+	// change through it. Its handler acknowledges leftover tasks; nothing
+	// enqueues it (the timeline derives state-changed rows on read).
 	TypeStateChanged = "visit:state-changed"
 
 	// TypeRoomCreate creates the visit's Group Room (with our status
@@ -194,10 +194,7 @@ type Payload struct {
 	// Reminder names a reminder: "r<offset>" ("r24h0m0s") or "starting-soon".
 	Reminder string `json:"reminder,omitempty"`
 	// Transition is the visit's transition count when the job was made.
-	Transition int       `json:"transition,omitempty"`
-	From       string    `json:"from,omitempty"`
-	To         string    `json:"to,omitempty"`
-	At         time.Time `json:"at,omitempty"`
+	Transition int `json:"transition,omitempty"`
 	// Request and Attempt name an interpreter request and its dial attempt
 	// (both count from 1).
 	Request int `json:"request,omitempty"`
@@ -226,11 +223,6 @@ func schedulePurpose(schedule int) string { return fmt.Sprintf("s%d", schedule) 
 func requestPurpose(request int) string { return fmt.Sprintf("r%d", request) }
 
 func attemptPurpose(request, attempt int) string { return fmt.Sprintf("r%d-a%d", request, attempt) }
-
-func stateChangedJob(v *visit.Visit, from, to visit.State, at time.Time) visit.Job {
-	return newJob(TypeStateChanged, Payload{VisitID: v.ID, Transition: v.Transitions, From: string(from), To: string(to), At: at},
-		fmt.Sprint(v.Transitions), time.Time{})
-}
 
 // roomCreateJob creates the room of v's current schedule at at (now when zero).
 func roomCreateJob(v *visit.Visit, at time.Time) visit.Job {

@@ -3,7 +3,6 @@ package workflows
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,8 +17,10 @@ import (
 // the jobs commit with the fact, and do the I/O when they run.
 type effect func(e *Engine, v *visit.Visit, at time.Time)
 
-// onEnter is what entering each state causes, besides the state-changed
-// record every transition gets. A state not listed causes nothing more.
+// onEnter is what entering each state causes. A state not listed causes
+// nothing: the transition itself is already in the timeline, whose
+// "state-changed" rows are derived when it is read (visit.WithStates), so a
+// transition costs no job of its own.
 //
 // "What does a patient joining cause?": callbacks.go records the fact,
 // internal/visit derives waiting (or in_progress), and this table says the
@@ -31,10 +32,10 @@ var onEnter = map[visit.State][]effect{
 	visit.Cancelled: {endRoom, dropTimers, sendCancelNotice, stopLegsWhenFinished},
 }
 
-// transition records a state change and what entering the new state causes.
-func (e *Engine) transition(v *visit.Visit, from, to visit.State, at time.Time) {
+// transition records what entering the new state causes. Transitions
+// counts them: jobs that belong to one transition carry its number.
+func (e *Engine) transition(v *visit.Visit, to visit.State, at time.Time) {
 	v.Transitions++
-	v.Enqueue(stateChangedJob(v, from, to, at))
 	for _, do := range onEnter[to] {
 		do(e, v, at)
 	}
@@ -50,10 +51,12 @@ func checkProviderLate(e *Engine, v *visit.Visit, at time.Time) {
 	v.Enqueue(providerLateJob(v, since.Add(e.cfg.Visits.ProviderLateAfter)))
 }
 
-// endRoom ends the room through a job. An engine without Twilio (some
-// tests) makes and ends no rooms.
+// endRoom ends the room through a job, unless Twilio already reported it
+// ended (the usual way a visit completes): that job would do nothing. A
+// room without a SID yet still gets the job, as its creation may be in
+// flight. An engine without Twilio (some tests) makes and ends no rooms.
 func endRoom(e *Engine, v *visit.Visit, _ time.Time) {
-	if e.twilio != nil {
+	if e.twilio != nil && !v.IsDone(doneRoomEndedByTwilio) && !v.IsDone(doneRoomEndRequested) {
 		v.Enqueue(roomEndJob(v))
 	}
 }
@@ -98,19 +101,8 @@ func (e *Engine) ignoreGone(typ, visitID string, err error) error {
 	return err
 }
 
-// handleStateChanged records a committed transition in the timeline, once
-// per transition number.
-func (e *Engine) handleStateChanged(ctx context.Context, t *asynq.Task) error {
-	p, err := decodePayload(t)
-	if err != nil {
-		return err
-	}
-	_, _, err = e.update(ctx, p.VisitID, "", p.At, func(v *visit.Visit) error {
-		if v.MarkDone("state-changed:"+strconv.Itoa(p.Transition), e.clock.Now()) {
-			v.Log(visit.Entry{At: p.At, Source: visit.SourceWorker, Type: "state-changed",
-				Summary: p.From + " → " + p.To})
-		}
-		return nil
-	})
-	return e.ignoreGone(t.Type(), p.VisitID, err)
-}
+// handleStateChanged acknowledges a visit:state-changed task enqueued by an
+// earlier version, which recorded each transition through a job of its own.
+// The timeline now derives those rows when it is read, so the task has
+// nothing left to do; it is kept so such tasks drain instead of failing.
+func (e *Engine) handleStateChanged(context.Context, *asynq.Task) error { return nil }

@@ -68,6 +68,7 @@ type options struct {
 	express     string
 	cpuprofile  string
 	logDir      string
+	before      string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -83,6 +84,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.express, "express", "internal/loadgen/expresspeer", "directory of the Node peer ('' skips it)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of visitflow's process during its first realistic run here")
 	fs.StringVar(&o.logDir, "logs", os.TempDir(), "directory for the servers' logs")
+	fs.StringVar(&o.before, "before", "", "a webhookbench binary built from an earlier commit: its visitflow runs too, as visitflow-before, in the same rounds (before/after in one run)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -125,6 +127,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	servers = append(servers, vf)
+	visitflows := []*server{vf}
+	if o.before != "" {
+		old, err := startServerBinary(o.before, "visitflow", "visitflow-before", o.redisURL, namespace+"b", logFile)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, old)
+		visitflows = append(visitflows, old)
+	}
 	var express *server
 	if o.express != "" {
 		if express, err = startExpress(o.express, logFile); err != nil {
@@ -132,7 +143,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		servers = append(servers, express)
 	}
-	b := &bench{o: o, out: out, rdb: rdb, namespace: namespace, inspector: asynq.NewInspectorFromRedisClient(rdb), redisPID: redisPID}
+	b := &bench{o: o, out: out, rdb: rdb, inspector: asynq.NewInspectorFromRedisClient(rdb), redisPID: redisPID}
 
 	// Warm-up: connections open, Node's JIT and Go's heap at their working size.
 	for _, s := range servers {
@@ -155,7 +166,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
-			fmt.Fprintf(out, "round %d  %-9s realistic  %s  %s\n", r+1, s.name, line(rep), b.cpuLine())
+			fmt.Fprintf(out, "round %d  %-16s realistic  %s  %s\n", r+1, s.name, line(rep), b.cpuLine())
 			results[s.name] = append(results[s.name], rep)
 			sustained[s.name] = append(sustained[s.name], float64(rep.Acked)/(rep.Elapsed+b.backlog).Seconds())
 		}
@@ -166,44 +177,56 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		median[name] = reps[len(reps)/2]
 	}
 
-	var large, half loadgen.Report
-	if o.largeVisits > 0 {
-		if large, err = b.measure(ctx, vf, loadgen.LargeVisit(o.guests), o.largeVisits, 0, ""); err != nil {
-			return fmt.Errorf("large visits: %w", err)
+	large, half := map[string]loadgen.Report{}, map[string]loadgen.Report{}
+	for _, vf := range visitflows {
+		if o.largeVisits > 0 {
+			rep, err := b.measure(ctx, vf, loadgen.LargeVisit(o.guests), o.largeVisits, 0, "")
+			if err != nil {
+				return fmt.Errorf("%s large visits: %w", vf.name, err)
+			}
+			large[vf.name] = rep
+			fmt.Fprintf(out, "%s large visits (%d guests, %d callbacks each)  %s  %s\n", vf.name, o.guests, len(loadgen.LargeVisit(o.guests)), line(rep), b.cpuLine())
 		}
-		fmt.Fprintf(out, "visitflow large visits (%d guests, %d callbacks each)  %s  %s\n", o.guests, len(loadgen.LargeVisit(o.guests)), line(large), b.cpuLine())
+		halfRate := median[vf.name].PerSecond() / 2
+		rep, err := b.measure(ctx, vf, loadgen.RealisticVisit, o.visits/2, halfRate, "")
+		if err != nil {
+			return fmt.Errorf("%s half load: %w", vf.name, err)
+		}
+		half[vf.name] = rep
+		fmt.Fprintf(out, "%s at half its max rate (%.0f/s)  %s  %s\n", vf.name, halfRate, line(rep), b.cpuLine())
 	}
-	halfRate := median["visitflow"].PerSecond() / 2
-	if half, err = b.measure(ctx, vf, loadgen.RealisticVisit, o.visits/2, halfRate, ""); err != nil {
-		return fmt.Errorf("half load: %w", err)
-	}
-	fmt.Fprintf(out, "visitflow at half its max rate (%.0f/s)  %s  %s\n", halfRate, line(half), b.cpuLine())
 
 	fmt.Fprintf(out, "\n%d connections, %d realistic visits × %d callbacks per run, median of %d round(s):\n\n",
 		o.conns, o.visits, len(loadgen.RealisticVisit), o.rounds)
 	fmt.Fprintln(out, "| server | callbacks/s | p50 | p99 |")
 	fmt.Fprintln(out, "|---|---|---|---|")
-	for _, name := range []string{"visitflow", "bare", "express"} {
+	for _, name := range []string{"visitflow", "visitflow-before", "bare", "express"} {
 		if rep, ok := median[name]; ok {
 			fmt.Fprintf(out, "| %s | %.0f | %s | %s |\n", name, rep.PerSecond(), ms(rep.P50), ms(rep.P99))
 		}
 	}
-	if o.largeVisits > 0 {
-		fmt.Fprintf(out, "| visitflow, large visits (%d guests) | %.0f | %s | %s |\n", o.guests, large.PerSecond(), ms(large.P50), ms(large.P99))
-	}
-	fmt.Fprintf(out, "| visitflow at half its max rate | %.0f | %s | %s |\n", half.PerSecond(), ms(half.P50), ms(half.P99))
-	v := median["visitflow"].PerSecond()
-	fmt.Fprintf(out, "\nvisitflow ÷ bare %.3f", v/median["bare"].PerSecond())
-	if e, ok := median["express"]; ok {
-		fmt.Fprintf(out, "   visitflow ÷ express %.2f", v/e.PerSecond())
-	}
-	if o.largeVisits > 0 {
-		fmt.Fprintf(out, "   large ÷ realistic %.2f", large.PerSecond()/v)
+	for _, vf := range visitflows {
+		if rep, ok := large[vf.name]; ok {
+			fmt.Fprintf(out, "| %s, large visits (%d guests) | %.0f | %s | %s |\n", vf.name, o.guests, rep.PerSecond(), ms(rep.P50), ms(rep.P99))
+		}
+		rep := half[vf.name]
+		fmt.Fprintf(out, "| %s at half its max rate | %.0f | %s | %s |\n", vf.name, rep.PerSecond(), ms(rep.P50), ms(rep.P99))
 	}
 	fmt.Fprintln(out)
-	if vs := sustained["visitflow"]; len(vs) > 0 {
-		sort.Float64s(vs)
-		fmt.Fprintf(out, "visitflow counted until the jobs its callbacks enqueued were done (median): %.0f callbacks/s\n", vs[len(vs)/2])
+	for _, vf := range visitflows {
+		v := median[vf.name].PerSecond()
+		fmt.Fprintf(out, "%s ÷ bare %.3f", vf.name, v/median["bare"].PerSecond())
+		if e, ok := median["express"]; ok {
+			fmt.Fprintf(out, "   ÷ express %.2f", v/e.PerSecond())
+		}
+		if rep, ok := large[vf.name]; ok {
+			fmt.Fprintf(out, "   large ÷ realistic %.2f", rep.PerSecond()/v)
+		}
+		if vs := sustained[vf.name]; len(vs) > 0 {
+			sort.Float64s(vs)
+			fmt.Fprintf(out, "   counted until its jobs were done (median) %.0f callbacks/s", vs[len(vs)/2])
+		}
+		fmt.Fprintln(out)
 	}
 	if b.commands != "" {
 		fmt.Fprintf(out, "\nRedis commands per callback during visitflow's first realistic run (web and workers): %s\n", b.commands)
@@ -215,7 +238,6 @@ type bench struct {
 	o         options
 	out       io.Writer
 	rdb       *redis.Client
-	namespace string
 	inspector *asynq.Inspector
 	commands  string // Redis commands per callback, first measured visitflow run
 	redisPID  int    // the redis-server this run started (0: given with -redis)
@@ -239,7 +261,7 @@ func (b *bench) measure(ctx context.Context, s *server, plan []loadgen.Step, vis
 		if err := loadgen.Setup(ctx, o); err != nil {
 			return loadgen.Report{}, err
 		}
-		if err := b.drain(ctx); err != nil {
+		if err := b.drain(ctx, s.namespace); err != nil {
 			return loadgen.Report{}, err
 		}
 	}
@@ -272,15 +294,16 @@ func (b *bench) measure(ctx context.Context, s *server, plan []loadgen.Step, vis
 	b.backlog = 0
 	if isVF {
 		t0 := time.Now()
-		err := b.drain(ctx)
+		err := b.drain(ctx, s.namespace)
 		b.backlog = time.Since(t0)
 		return rep, err
 	}
 	return rep, nil
 }
 
-// drain waits until visitflow's queues have nothing pending or running.
-func (b *bench) drain(ctx context.Context) error {
+// drain waits until the queues of a visitflow in namespace have nothing
+// pending or running.
+func (b *bench) drain(ctx context.Context, namespace string) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		busy := 0
@@ -288,7 +311,7 @@ func (b *bench) drain(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, q := range workflows.QueueNames(b.namespace) {
+		for _, q := range workflows.QueueNames(namespace) {
 			if !slices.Contains(existing, q) {
 				continue // no job was ever enqueued on it
 			}

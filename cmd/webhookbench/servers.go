@@ -192,10 +192,11 @@ func serveProfiler() error {
 
 // server is a started server process.
 type server struct {
-	name  string
-	url   string // where requests go (and what signatures are computed over)
-	pprof string // visitflow only: its profiler's base URL
-	cmd   *exec.Cmd
+	name      string
+	namespace string // visitflow: its redis.namespace
+	url       string // where requests go (and what signatures are computed over)
+	pprof     string // visitflow only: its profiler's base URL
+	cmd       *exec.Cmd
 }
 
 // startServer starts cmd and waits for its "listening <addr|port>" line.
@@ -248,10 +249,21 @@ func startGoServer(name, redisURL, namespace string, logFile io.Writer) (*server
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), childEnv+"="+name, childRedis+"="+redisURL, childNS+"="+namespace,
+	return startServerBinary(self, name, name, redisURL, namespace, logFile)
+}
+
+// startServerBinary starts the server kind (bare, visitflow) of the
+// webhookbench binary at path, shown as name: this binary, or one built from
+// another commit for a before/after comparison in one run.
+func startServerBinary(path, kind, name, redisURL, namespace string, logFile io.Writer) (*server, error) {
+	cmd := exec.Command(path)
+	cmd.Env = append(os.Environ(), childEnv+"="+kind, childRedis+"="+redisURL, childNS+"="+namespace,
 		"GOMAXPROCS="+fmt.Sprint(runtime.NumCPU()))
-	return startServer(name, cmd, logFile)
+	s, err := startServer(name, cmd, logFile)
+	if s != nil {
+		s.namespace = namespace
+	}
+	return s, err
 }
 
 func startExpress(dir string, logFile io.Writer) (*server, error) {

@@ -95,8 +95,9 @@ func TestBoardShowsWaitingPatientMaskedInBrowser(t *testing.T) {
 		t.Errorf("visit page does not show state waiting:\n%s", one)
 	}
 	rows := regexp.MustCompile(`(?s)<tr class="timeline-row">(.*?)</tr>`).FindAllStringSubmatch(one, -1)
-	if len(rows) != 2 || !strings.Contains(rows[0][1], "scheduled") || !strings.Contains(rows[1][1], "participant-connected") {
-		t.Errorf("timeline rows = %q; want the creation then the patient joining", rows)
+	if len(rows) != 3 || !strings.Contains(rows[0][1], "scheduled") || !strings.Contains(rows[1][1], "participant-connected") ||
+		!strings.Contains(rows[2][1], "scheduled → waiting") {
+		t.Errorf("timeline rows = %q; want the creation, the patient joining, then the change to waiting", rows)
 	}
 	if !strings.Contains(one, "+1•••••••0001") || strings.Contains(one, "+15551230001") {
 		t.Errorf("visit page does not mask the provider's phone")

@@ -40,6 +40,42 @@ func (s *Store) AckOutbox(ctx context.Context, id string, jobIDs ...string) erro
 	return nil
 }
 
+// AckOutboxAndClear removes entries Asynq has accepted and, when that
+// leaves the outbox empty, drops the visit from the pending set, as
+// ClearPendingIfEmpty does: remove the mark, then check, and re-mark when an
+// entry raced in. On one Redis this is one round trip (a pipeline keeps its
+// order); on Cluster the mark and the outbox are on different nodes, so the
+// check waits for the removal.
+func (s *Store) AckOutboxAndClear(ctx context.Context, id string, jobIDs ...string) error {
+	var left *redis.IntCmd
+	remove := func(p redis.Pipeliner) {
+		p.SRem(ctx, s.keys.outboxPending(), id)
+	}
+	check := func(p redis.Pipeliner) {
+		if len(jobIDs) > 0 {
+			p.HDel(ctx, s.keys.outbox(id), jobIDs...)
+		}
+		left = p.HLen(ctx, s.keys.outbox(id))
+	}
+	var err error
+	if s.cluster {
+		if _, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { remove(p); return nil }); err == nil {
+			_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { check(p); return nil })
+		}
+	} else {
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { remove(p); check(p); return nil })
+	}
+	if err != nil {
+		return fmt.Errorf("store: ack outbox %s: %w", id, err)
+	}
+	if left.Val() > 0 {
+		if err := s.rdb.SAdd(ctx, s.keys.outboxPending(), id).Err(); err != nil {
+			return fmt.Errorf("store: ack outbox %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
 // PendingOutboxes returns up to n visit ids whose outbox may hold entries.
 func (s *Store) PendingOutboxes(ctx context.Context, n int64) ([]string, error) {
 	ids, err := s.rdb.SRandMemberN(ctx, s.keys.outboxPending(), n).Result()

@@ -3,13 +3,13 @@
 // vocabulary (visit.visit.ErrNotFound, visit.ListQuery, visit.Change).
 //
 // Keys of one visit share the hash tag {id}, so one visit's update is a
-// single WATCH/MULTI transaction even on Redis Cluster. Every key the store
+// single atomic step (a Lua script, commit.go) even on Redis Cluster. Every key the store
 // writes (keys.go builds them; Asynq's own asynq:{queue}:… keys are Asynq's)
 // is listed here as it is with an empty redis.namespace; a namespace ns
 // prefixes each with "ns:" (ns:vf:visit:{id}, …), and the Asynq queues are
 // named ns:critical, … (workflows.QueueName):
 //
-//	vf:visit:{id}              JSON of visit.Visit (facts, legs, invites, done marks)
+//	vf:visit:{id}              "<revision>\n" + JSON of visit.Visit (facts, legs, invites, done marks; encoding.go)
 //	vf:visit:{id}:timeline     list of visit.Entry JSON, in arrival order
 //	vf:visit:{id}:outbox       hash job ID → visit.Job JSON not yet handed to Asynq
 //	vf:visit:{id}:seen         set of I-Twilio-Idempotency-Tokens already applied (expires after 48 h)
@@ -82,15 +82,19 @@ type Store struct {
 	rdb   redis.UniversalClient
 	clock clock.Clock
 	keys  keyspace
+	// cluster: the store talks to a Redis Cluster, where a pipeline's keys
+	// of different slots go to different nodes in no fixed order.
+	cluster bool
 	// stripes serialise updates of one visit inside this process so
-	// concurrent callbacks queue up instead of failing each other's WATCH;
-	// across processes WATCH still guarantees atomicity.
+	// concurrent callbacks queue up instead of failing each other's
+	// revision check; across processes the check still guarantees atomicity.
 	stripes [256]sync.Mutex
 }
 
 // New returns a Store on rdb. Options: WithClock.
 func New(rdb redis.UniversalClient, opts ...Option) *Store {
-	s := &Store{rdb: rdb, clock: clock.Real{}, keys: newKeyspace("")}
+	_, cluster := rdb.(*redis.ClusterClient)
+	s := &Store{rdb: rdb, clock: clock.Real{}, keys: newKeyspace(""), cluster: cluster}
 	for _, o := range opts {
 		o(s)
 	}
@@ -132,107 +136,138 @@ func (s *Store) Get(ctx context.Context, id string) (*visit.Visit, error) {
 
 // Update applies fn to the visit atomically: it reads the visit, runs fn,
 // and writes the visit with the timeline entries and jobs fn recorded, all
-// in one transaction that retries when another writer got there first.
-// token, when not empty, is an idempotency token (I-Twilio-Idempotency-Token):
-// a token already applied returns visit.ErrDuplicate without running fn. When fn
+// in one step (commitChange) that refuses the write when another writer
+// committed since the read; fn then runs again on a fresh read. token, when
+// not empty, is an idempotency token (I-Twilio-Idempotency-Token): a token
+// already applied returns visit.ErrDuplicate without running fn. When fn
 // changes nothing the write is skipped and Change.Unchanged is true. An
-// error from fn aborts the update and is returned as is. fn runs again, on
-// a fresh read, each time another writer commits first, so it must not keep
+// error from fn aborts the update and is returned as is. fn must not keep
 // anything from an earlier run.
 func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (visit.Change, error) {
 	defer s.lock(id)()
-	var ch visit.Change
-	txf := func(tx *redis.Tx) error {
-		ch = visit.Change{}
-		// The visit and the idempotency check in one round trip.
-		var get *redis.StringCmd
-		var seen *redis.BoolCmd
-		_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
-			get = p.Get(ctx, s.keys.visit(id))
-			if token != "" {
-				seen = p.SIsMember(ctx, s.keys.seen(id), token)
-			}
-			return nil
-		})
-		if errors.Is(get.Err(), redis.Nil) {
-			return visit.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if seen != nil && seen.Val() {
-			return visit.ErrDuplicate
-		}
-		raw, _ := get.Bytes()
-		v, rev, err := decodeRevision(raw)
-		if err != nil {
-			return err
-		}
-		if err := fn(v); err != nil {
-			return fnError{err}
-		}
-		pending := v.TakePending()
-		data, err := encodeVisit(v, rev)
-		if err != nil {
-			return err
-		}
-		ch.Visit, ch.Jobs = v, pending.Jobs
-		ch.Unchanged = bytes.Equal(data, raw) && len(pending.Timeline) == 0 && len(pending.Jobs) == 0
-		if ch.Unchanged && token == "" {
-			return nil
-		}
-		var encoded encodedPending
-		if !ch.Unchanged {
-			v.UpdatedAt = s.clock.Now().UTC()
-			if data, err = encodeVisit(v, rev+1); err != nil {
-				return err
-			}
-			if encoded, err = encodePending(pending); err != nil {
-				return err
-			}
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			if !ch.Unchanged {
-				p.Set(ctx, s.keys.visit(id), data, 0)
-				encoded.write(ctx, p, s.keys, id)
-			}
-			if token != "" {
-				p.SAdd(ctx, s.keys.seen(id), token)
-				p.Expire(ctx, s.keys.seen(id), seenTTL)
-			}
-			return nil
-		})
-		return err
-	}
+	eval := false // EVAL instead of EVALSHA once Redis said NOSCRIPT
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		err := s.rdb.Watch(ctx, txf, s.keys.visit(id), s.keys.seen(id))
-		if errors.Is(err, redis.TxFailedErr) {
-			// Another process committed first: back off briefly and re-read.
-			time.Sleep(time.Duration(rand.IntN(1+attempt)) * time.Millisecond)
-			continue
-		}
+		ch, outcome, err := s.tryUpdate(ctx, id, token, fn, eval)
 		var fe fnError
+		var me markError
 		switch {
 		case errors.As(err, &fe):
 			return visit.Change{}, fe.err
+		case errors.As(err, &me):
+			// Committed, but the sweeper's pending mark is missing: the
+			// caller learns of it; the full sweep still finds the entries.
+			return ch, fmt.Errorf("store: update %s: mark outbox: %w", id, me.err)
 		case errors.Is(err, visit.ErrNotFound), errors.Is(err, visit.ErrDuplicate):
 			return visit.Change{}, err
+		case redis.HasErrorPrefix(err, "NOSCRIPT") && !eval:
+			eval = true
+			continue
 		case err != nil:
 			return visit.Change{}, fmt.Errorf("store: update %s: %w", id, err)
-		}
-		if len(ch.Jobs) > 0 {
-			// Marked after the commit (inside the transaction it would need a
-			// second pooled connection per update, and on Cluster a
-			// cross-slot key). Should this process die between the two, the
-			// sweeper's scan of outbox keys still finds the entries.
-			if err := s.rdb.SAdd(ctx, s.keys.outboxPending(), id).Err(); err != nil {
-				return ch, fmt.Errorf("store: update %s: mark outbox: %w", id, err)
-			}
+		case outcome == commitDuplicate:
+			return visit.Change{}, visit.ErrDuplicate
+		case outcome == commitStale:
+			// Another process committed first: back off briefly and re-read.
+			time.Sleep(time.Duration(rand.IntN(1+attempt)) * time.Millisecond)
+			continue
 		}
 		return ch, nil
 	}
 	return visit.Change{}, fmt.Errorf("store: update %s: %w", id, ErrConflict)
 }
+
+// tryUpdate is one read, decide and commit of Update; it reports the
+// commit's outcome.
+func (s *Store) tryUpdate(ctx context.Context, id, token string, fn func(v *visit.Visit) error, eval bool) (visit.Change, int64, error) {
+	// The visit and the idempotency check in one round trip.
+	var get *redis.StringCmd
+	var seen *redis.BoolCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, s.keys.visit(id))
+		if token != "" {
+			seen = p.SIsMember(ctx, s.keys.seen(id), token)
+		}
+		return nil
+	})
+	if errors.Is(get.Err(), redis.Nil) {
+		return visit.Change{}, 0, visit.ErrNotFound
+	}
+	if err != nil {
+		return visit.Change{}, 0, err
+	}
+	if seen != nil && seen.Val() {
+		return visit.Change{}, 0, visit.ErrDuplicate
+	}
+	raw, _ := get.Bytes()
+	v, rev, err := decodeRevision(raw)
+	if err != nil {
+		return visit.Change{}, 0, err
+	}
+	if err := fn(v); err != nil {
+		return visit.Change{}, 0, fnError{err}
+	}
+	pending := v.TakePending()
+	ch := visit.Change{Visit: v, Jobs: pending.Jobs}
+	// A change that records an entry or a job changed the visit; only one
+	// that records neither needs encoding to find out.
+	if len(pending.Timeline) == 0 && len(pending.Jobs) == 0 {
+		same, err := encodeVisit(v, rev)
+		if err != nil {
+			return visit.Change{}, 0, err
+		}
+		ch.Unchanged = bytes.Equal(same, raw)
+	}
+	if ch.Unchanged && token == "" {
+		return ch, commitDone, nil
+	}
+	var value []byte
+	var encoded encodedPending
+	if !ch.Unchanged {
+		v.UpdatedAt = s.clock.Now().UTC()
+		if value, err = encodeVisit(v, rev+1); err != nil {
+			return visit.Change{}, 0, err
+		}
+		if encoded, err = encodePending(pending); err != nil {
+			return visit.Change{}, 0, err
+		}
+	}
+	keys := []string{s.keys.visit(id), s.keys.timeline(id), s.keys.outbox(id), s.keys.seen(id)}
+	args := commitArgs(rev, value, token, encoded)
+	if len(ch.Jobs) == 0 {
+		outcome, err := runScript(ctx, s.rdb, commitChange, eval, keys, args...).Int64()
+		return ch, outcome, err
+	}
+	// A change with jobs also marks the visit's outbox pending, for the
+	// sweeper should this process die before handing the jobs to Asynq.
+	// The mark follows the commit (remove-then-check in ClearPendingIfEmpty
+	// relies on it), in the same round trip; on Cluster the two keys are on
+	// different nodes, so it waits for the commit instead. A commit that
+	// turns out stale leaves a mark on an empty outbox, which the sweeper
+	// clears.
+	pipe := s.rdb.Pipeline()
+	commit := runScript(ctx, pipe, commitChange, eval, keys, args...)
+	if !s.cluster {
+		pipe.SAdd(ctx, s.keys.outboxPending(), id)
+	}
+	_, err = pipe.Exec(ctx)
+	outcome, cerr := commit.Int64()
+	switch {
+	case cerr != nil:
+		return ch, 0, cerr
+	case err != nil && outcome == commitDone:
+		return ch, outcome, markError{err}
+	case s.cluster && outcome == commitDone:
+		if err := s.rdb.SAdd(ctx, s.keys.outboxPending(), id).Err(); err != nil {
+			return ch, outcome, markError{err}
+		}
+	}
+	return ch, outcome, nil
+}
+
+// markError is a failure to mark the outbox pending after a commit.
+type markError struct{ err error }
+
+func (e markError) Error() string { return e.err.Error() }
 
 // fnError carries an error of the caller's fn through go-redis untouched.
 type fnError struct{ err error }

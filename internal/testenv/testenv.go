@@ -299,12 +299,18 @@ func (e *Env) RunTask(typ string, p workflows.Payload) {
 		asynq.Retention(time.Hour), asynq.MaxRetry(0)); err != nil {
 		e.T.Fatal(err)
 	}
-	var info *asynq.TaskInfo
-	var err error
-	e.Eventually("task "+typ+" processed", func() bool {
-		info, err = e.Inspector.GetTaskInfo(queue, id)
+	e.WaitTaskDone(queue, id)
+}
+
+// WaitTaskDone waits until the task id of queue (a full queue name, see
+// QueueName) has completed; it fails the test when the task was archived.
+// Tasks are enqueued with a retention, so a completed task stays visible.
+func (e *Env) WaitTaskDone(queue, id string) {
+	e.T.Helper()
+	e.Eventually("task "+id+" completed", func() bool {
+		info, err := e.Inspector.GetTaskInfo(queue, id)
 		if err == nil && info.State == asynq.TaskStateArchived {
-			e.T.Fatalf("task %s failed: %s", typ, info.LastErr)
+			e.T.Fatalf("task %s failed: %s", id, info.LastErr)
 		}
 		return err == nil && info.State == asynq.TaskStateCompleted
 	})

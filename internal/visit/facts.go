@@ -296,12 +296,31 @@ func (v *Visit) ParticipantList() []ParticipantView {
 	return out
 }
 
-// WithStates fills each entry's State as of its time and orders the
-// timeline by time, keeping arrival order among equal times.
+// TypeStateChanged is the timeline row that says the state changed. It is
+// derived when the timeline is read, never stored: the state is a function
+// of the facts, so the rows are the same whatever order the facts arrived in.
+const TypeStateChanged = "state-changed"
+
+// WithStates fills each entry's State as of its time, orders the timeline by
+// time (keeping arrival order among equal times), and adds a state-changed
+// row after each entry at which the state changed, with that entry's time
+// and source. State-changed rows stored by earlier versions are replaced by
+// the derived ones.
 func (v *Visit) WithStates(entries []Entry) []Entry {
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].At.Before(entries[j].At) })
-	for i := range entries {
-		entries[i].State = v.StateAt(entries[i].At)
+	out := make([]Entry, 0, len(entries)+len(entries)/2)
+	prev := Scheduled
+	for _, e := range entries {
+		if e.Type == TypeStateChanged {
+			continue
+		}
+		e.State = v.StateAt(e.At)
+		out = append(out, e)
+		if e.State != prev {
+			out = append(out, Entry{At: e.At, Source: e.Source, Type: TypeStateChanged,
+				Summary: string(prev) + " → " + string(e.State), State: e.State})
+			prev = e.State
+		}
 	}
-	return entries
+	return out
 }

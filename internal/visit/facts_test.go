@@ -2,6 +2,7 @@ package visit
 
 import (
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 )
@@ -184,4 +185,39 @@ func names(fs []fact) []string {
 		out[i] = f.name
 	}
 	return out
+}
+
+// TestStateChangedRowsAreDerivedInTimeOrder: whatever order a visit's
+// callbacks arrived in, the timeline read back says the same state changes,
+// in time order, each right after the entry that caused it; a state-changed
+// row stored by an earlier version is replaced, not shown twice.
+func TestStateChangedRowsAreDerivedInTimeOrder(t *testing.T) {
+	v := newVisit()
+	v.ParticipantConnected("PA1", "pat-1", at(1))
+	v.ParticipantConnected("PA2", "dr-lee", at(3))
+	v.ParticipantDisconnected("PA2", "dr-lee", at(5), 0)
+	v.RoomEnded(at(9))
+	entry := func(min int, typ string) Entry { return Entry{At: at(min), Source: SourceVideo, Type: typ} }
+	arrived := []Entry{ // as delivered: out of order, with an old stored row
+		entry(5, "participant-disconnected"), entry(9, "room-ended"), entry(3, "participant-connected"),
+		{At: at(1), Source: SourceWorker, Type: TypeStateChanged, Summary: "scheduled → waiting"},
+		entry(1, "participant-connected"),
+	}
+	var got []string
+	for _, e := range v.WithStates(arrived) {
+		got = append(got, e.At.Format("15:04")+" "+e.Type+" "+e.Summary+" ["+string(e.State)+"]")
+	}
+	want := []string{
+		"15:01 participant-connected  [waiting]",
+		"15:01 state-changed scheduled → waiting [waiting]",
+		"15:03 participant-connected  [in_progress]",
+		"15:03 state-changed waiting → in_progress [in_progress]",
+		"15:05 participant-disconnected  [waiting]",
+		"15:05 state-changed in_progress → waiting [waiting]",
+		"15:09 room-ended  [completed]",
+		"15:09 state-changed waiting → completed [completed]",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("WithStates(arrived) =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// commitChange writes one visit's change if the visit is still at the
+// revision the change was computed from: Go reads the visit, decides, and
+// this script commits, so an update costs one read and one write round
+// trip and never holds a WATCH. Every key is in the visit's {id} slot.
+//
+//	KEYS[1] vf:visit:{id}           the stored visit ("<rev>\n<json>")
+//	KEYS[2] vf:visit:{id}:timeline  timeline entries (RPUSH)
+//	KEYS[3] vf:visit:{id}:outbox    outbox entries (HSET job ID → job)
+//	KEYS[4] vf:visit:{id}:seen      idempotency tokens already applied
+//	ARGV[1] what the stored visit must start with: revisionHead of the
+//	        revision read
+//	ARGV[2] the new stored visit; "" keeps the visit as it is (a repeated
+//	        fact whose token is still recorded)
+//	ARGV[3] idempotency token; "" for none
+//	ARGV[4] how long tokens are kept, in seconds
+//	ARGV[5] n, the number of timeline entries that follow
+//	ARGV[6 .. 5+n] the timeline entries
+//	ARGV[6+n ..] the outbox entries: job ID, job, job ID, job, …
+//
+// Returns 1 when committed; 0 when the visit moved on (or was deleted)
+// since it was read: re-read and decide again; -1 when another writer
+// applied the token meanwhile: a duplicate, nothing written.
+var commitChange = redis.NewScript(`
+local head = ARGV[1]
+if redis.call("GETRANGE", KEYS[1], 0, #head - 1) ~= head then
+  return 0
+end
+if ARGV[3] ~= "" then
+  if redis.call("SADD", KEYS[4], ARGV[3]) == 0 then
+    return -1
+  end
+  redis.call("EXPIRE", KEYS[4], ARGV[4])
+end
+if ARGV[2] ~= "" then
+  redis.call("SET", KEYS[1], ARGV[2])
+end
+local n = tonumber(ARGV[5])
+if n > 0 then
+  redis.call("RPUSH", KEYS[2], unpack(ARGV, 6, 5 + n))
+end
+if #ARGV > 5 + n then
+  redis.call("HSET", KEYS[3], unpack(ARGV, 6 + n, #ARGV))
+end
+return 1
+`)
+
+// Outcomes of commitChange.
+const (
+	commitDone      = 1
+	commitStale     = 0
+	commitDuplicate = -1
+)
+
+// commitArgs are commitChange's ARGV for a change read at revision rev.
+func commitArgs(rev int64, value []byte, token string, enc encodedPending) []any {
+	args := make([]any, 0, 5+len(enc.timeline)+2*len(enc.jobs))
+	args = append(args, revisionHead(rev), value, token, strconv.Itoa(int(seenTTL.Seconds())), len(enc.timeline))
+	args = append(args, enc.timeline...)
+	for id, job := range enc.jobs {
+		args = append(args, id, job)
+	}
+	return args
+}
+
+// runScript runs script on c (a client or a pipeline) by its SHA, as
+// EVALSHA, or with its source when eval: the caller asks for that after
+// Redis answered NOSCRIPT (a restarted or new server that has not seen the
+// script yet). Unlike Script.Run this works inside a pipeline.
+func runScript(ctx context.Context, c redis.Scripter, script *redis.Script, eval bool, keys []string, args ...any) *redis.Cmd {
+	if eval {
+		return script.Eval(ctx, c, keys, args...)
+	}
+	return script.EvalSha(ctx, c, keys, args...)
+}
