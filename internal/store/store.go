@@ -54,13 +54,14 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/redis/go-redis/v9"
 
