@@ -82,7 +82,14 @@ func verifyTwilio(d Deps) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body := bodyFrom(r.Context())
-			if err := twiliosig.CheckAny(signingTokens(d.Config.Twilio, body), d.Config.HTTP.PublicBaseURL, r, body); err != nil {
+			// Parsed once: the signature covers these values and the
+			// handler reads them.
+			form, formErr := url.ParseQuery(string(body))
+			signed := form
+			if formErr != nil || !isForm(r) {
+				signed = nil // the check decides what an unparsable or non-form body means
+			}
+			if err := twiliosig.CheckAnyForm(signingTokens(d.Config.Twilio, form), d.Config.HTTP.PublicBaseURL, r, body, signed); err != nil {
 				reason := "invalid"
 				if errors.Is(err, twiliosig.ErrMissing) {
 					reason = "missing"
@@ -93,8 +100,7 @@ func verifyTwilio(d Deps) func(http.Handler) http.Handler {
 				http.Error(w, "forbidden", http.StatusForbidden)
 				return
 			}
-			form, err := url.ParseQuery(string(body))
-			if err != nil && isForm(r) {
+			if formErr != nil && isForm(r) {
 				writeError(w, http.StatusBadRequest, "bad_form", "body is not a valid form", "")
 				return
 			}
@@ -108,18 +114,15 @@ func verifyTwilio(d Deps) func(http.Handler) http.Handler {
 // with: the token of the sub-account named by its AccountSid, when one is
 // configured (twilio.subaccount_tokens), then twilio.auth_token and
 // twilio.secondary_auth_token (a rotation in progress). The AccountSid is
-// read from the unverified body only to choose the key; the signature
+// read from the unverified form only to choose the key; the signature
 // still has to match under it.
-func signingTokens(c config.Twilio, body []byte) []string {
-	tokens := make([]string, 0, 3)
+func signingTokens(c config.Twilio, form url.Values) []string {
 	if len(c.SubaccountTokens) > 0 {
-		if form, err := url.ParseQuery(string(body)); err == nil {
-			if tok, ok := c.SubaccountTokens[form.Get("AccountSid")]; ok {
-				tokens = append(tokens, tok)
-			}
+		if tok, ok := c.SubaccountTokens[form.Get("AccountSid")]; ok {
+			return []string{tok, c.AuthToken, c.SecondaryAuthToken}
 		}
 	}
-	return append(tokens, c.AuthToken, c.SecondaryAuthToken)
+	return []string{c.AuthToken, c.SecondaryAuthToken}
 }
 
 func isForm(r *http.Request) bool {

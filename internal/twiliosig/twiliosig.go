@@ -123,6 +123,11 @@ func RequestURL(publicBaseURL string, r *http.Request) string {
 // ErrInvalid when the signature does not match, the form body cannot be
 // parsed, or the body has a content type the signature cannot cover.
 func Check(authToken, publicBaseURL string, r *http.Request, body []byte) error {
+	return check(authToken, publicBaseURL, r, body, nil)
+}
+
+// check is Check with the form body already parsed (form, nil: parse it).
+func check(authToken, publicBaseURL string, r *http.Request, body []byte, form url.Values) error {
 	sig := r.Header.Get(Header)
 	if sig == "" {
 		return ErrMissing
@@ -132,11 +137,13 @@ func Check(authToken, publicBaseURL string, r *http.Request, body []byte) error 
 	var ok bool
 	switch {
 	case mediaType == "application/x-www-form-urlencoded":
-		params, err := url.ParseQuery(string(body))
-		if err != nil {
-			return fmt.Errorf("%w: form body: %v", ErrInvalid, err)
+		if form == nil {
+			var err error
+			if form, err = url.ParseQuery(string(body)); err != nil {
+				return fmt.Errorf("%w: form body: %v", ErrInvalid, err)
+			}
 		}
-		ok = Verify(authToken, u, params, sig)
+		ok = Verify(authToken, u, form, sig)
 	case mediaType == "application/json":
 		ok = VerifyJSON(authToken, u, body, sig)
 	case len(body) == 0:
@@ -158,6 +165,13 @@ func Check(authToken, publicBaseURL string, r *http.Request, body []byte) error 
 // own tokens: nil when the signature is valid under any of authTokens.
 // Empty tokens are skipped; with none left the request is ErrInvalid.
 func CheckAny(authTokens []string, publicBaseURL string, r *http.Request, body []byte) error {
+	return CheckAnyForm(authTokens, publicBaseURL, r, body, nil)
+}
+
+// CheckAnyForm is CheckAny for a caller that has already parsed the form
+// body into form (the webhook edge needs the values anyway), so the body
+// is not parsed once per token. A nil form is parsed from body.
+func CheckAnyForm(authTokens []string, publicBaseURL string, r *http.Request, body []byte, form url.Values) error {
 	if r.Header.Get(Header) == "" {
 		return ErrMissing
 	}
@@ -166,7 +180,7 @@ func CheckAny(authTokens []string, publicBaseURL string, r *http.Request, body [
 		if token == "" {
 			continue
 		}
-		if err = Check(token, publicBaseURL, r, body); err == nil {
+		if err = check(token, publicBaseURL, r, body, form); err == nil {
 			return nil
 		}
 	}
