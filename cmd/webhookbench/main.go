@@ -156,6 +156,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	results := map[string][]loadgen.Report{}
 	sustained := map[string][]float64{} // visitflow: callbacks/s counted until the run's jobs were done
+	// The server's CPU time per callback is what the rate costs: unlike the
+	// rate it does not move with what else the machine runs (much).
+	cpuPer := map[string][]time.Duration{}
 	for r := 0; r < o.rounds; r++ {
 		for _, s := range servers {
 			profile := ""
@@ -169,6 +172,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "round %d  %-16s realistic  %s  %s\n", r+1, s.name, line(rep), b.cpuLine())
 			results[s.name] = append(results[s.name], rep)
 			sustained[s.name] = append(sustained[s.name], float64(rep.Acked)/(rep.Elapsed+b.backlog).Seconds())
+			cpuPer[s.name] = append(cpuPer[s.name], b.serverCPUPerCallback(rep))
 		}
 	}
 	median := map[string]loadgen.Report{}
@@ -198,11 +202,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "\n%d connections, %d realistic visits × %d callbacks per run, median of %d round(s):\n\n",
 		o.conns, o.visits, len(loadgen.RealisticVisit), o.rounds)
-	fmt.Fprintln(out, "| server | callbacks/s | p50 | p99 |")
-	fmt.Fprintln(out, "|---|---|---|---|")
+	fmt.Fprintln(out, "| server | callbacks/s | p50 | p99 | server CPU per callback (median of rounds) |")
+	fmt.Fprintln(out, "|---|---|---|---|---|")
 	for _, name := range []string{"visitflow", "visitflow-before", "bare", "express"} {
 		if rep, ok := median[name]; ok {
-			fmt.Fprintf(out, "| %s | %.0f | %s | %s |\n", name, rep.PerSecond(), ms(rep.P50), ms(rep.P99))
+			per := slices.Clone(cpuPer[name])
+			slices.Sort(per)
+			fmt.Fprintf(out, "| %s | %.0f | %s | %s | %d µs |\n", name, rep.PerSecond(), ms(rep.P50), ms(rep.P99), per[len(per)/2].Microseconds())
 		}
 	}
 	for _, vf := range visitflows {
@@ -382,6 +388,15 @@ func perCallback(before, after map[string]int64, callbacks int) string {
 }
 
 // cpuLine is the last run's CPU use: server, load generator, Redis.
+// serverCPUPerCallback is the server's CPU time in the last measured run
+// divided by the callbacks it answered.
+func (b *bench) serverCPUPerCallback(rep loadgen.Report) time.Duration {
+	if len(b.cpu) == 0 || rep.Acked == 0 {
+		return 0
+	}
+	return time.Duration(b.cpu[0] * float64(rep.Elapsed) / float64(rep.Acked))
+}
+
 func (b *bench) cpuLine() string {
 	names := []string{"server", "loadgen", "redis"}
 	var parts []string
