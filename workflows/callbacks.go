@@ -53,7 +53,10 @@ const (
 // room belongs to no visit we know.
 func (e *Engine) ApplyVideo(ctx context.Context, ev VideoEvent) (Result, error) {
 	lookup := func() (string, error) { return e.store.VisitForRoom(ctx, ev.RoomName) }
-	return e.applyCallback(ctx, ev.VisitHint, lookup, ev.Token, ev.Timestamp, func(v *visit.Visit, at time.Time) error {
+	// A participant's event reads and writes that participant alone of the
+	// guests; a room's event (room-ended asks whether anyone joined) the
+	// whole visit.
+	return e.applyCallback(ctx, ev.VisitHint, lookup, ev.Token, ev.ParticipantSID, ev.Timestamp, func(v *visit.Visit, at time.Time) error {
 		return e.foldVideo(v, ev, at, visit.SourceVideo)
 	})
 }
@@ -141,7 +144,7 @@ type VoiceEvent struct {
 // ApplyVoice folds a call status callback into its visit.
 func (e *Engine) ApplyVoice(ctx context.Context, ev VoiceEvent) (Result, error) {
 	lookup := func() (string, error) { return e.store.VisitForCall(ctx, ev.CallSID) }
-	return e.applyCallback(ctx, ev.VisitHint, lookup, ev.Token, ev.Timestamp, func(v *visit.Visit, at time.Time) error {
+	return e.applyCallback(ctx, ev.VisitHint, lookup, ev.Token, "", ev.Timestamp, func(v *visit.Visit, at time.Time) error {
 		e.foldVoice(v, ev, at, visit.SourceVoice)
 		return nil
 	})
@@ -162,8 +165,10 @@ func (e *Engine) foldVoice(v *visit.Visit, ev VoiceEvent, at time.Time, source s
 // applyCallback folds one Twilio callback into its visit: the visit named by
 // the ?visit= hint or found by lookup, changed by fold at the callback's
 // timestamp (now when it has none) in one atomic step deduplicated by the
-// idempotency token. A visit that does not exist is ErrUnmatched.
-func (e *Engine) applyCallback(ctx context.Context, hint string, lookup func() (string, error), token string,
+// idempotency token; participant names the one participant the callback
+// is about ("" for the whole visit, see updateFor). A visit that does not
+// exist is ErrUnmatched.
+func (e *Engine) applyCallback(ctx context.Context, hint string, lookup func() (string, error), token, participant string,
 	timestamp time.Time, fold func(v *visit.Visit, at time.Time) error) (Result, error) {
 	id, err := e.visitFor(ctx, hint, lookup)
 	if err != nil {
@@ -174,7 +179,7 @@ func (e *Engine) applyCallback(ctx context.Context, hint string, lookup func() (
 		at = e.clock.Now()
 	}
 	heard := e.clock.Now()
-	res, _, err := e.update(ctx, id, token, at, func(v *visit.Visit) error {
+	res, _, err := e.updateFor(ctx, id, token, participant, at, func(v *visit.Visit) error {
 		if err := fold(v, at); err != nil {
 			return err
 		}

@@ -38,6 +38,10 @@ type Store interface {
 	// when another writer got there first), so it must set every result it
 	// reports from scratch on each run.
 	Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (visit.Change, error)
+	// UpdateParticipant is Update for a change about participant sid
+	// alone: fn sees the visit without its other guests (they never count
+	// for the state), so its cost does not grow with them. sid "" is Update.
+	UpdateParticipant(ctx context.Context, id, token, sid string, fn func(v *visit.Visit) error) (visit.Change, error)
 	Timeline(ctx context.Context, id string) ([]visit.Entry, error)
 	// GetWithTimeline reads the visit and its timeline as of one moment.
 	GetWithTimeline(ctx context.Context, id string) (*visit.Visit, []visit.Entry, error)
@@ -158,8 +162,16 @@ type Result struct {
 // Store.Update's fn, fn may run more than once: a value it hands out of the
 // closure must be reset at its start.
 func (e *Engine) update(ctx context.Context, id, token string, at time.Time, fn func(v *visit.Visit) error) (Result, *visit.Visit, error) {
+	return e.updateFor(ctx, id, token, "", at, fn)
+}
+
+// updateFor is update for a change about participant sid alone (a Video
+// participant callback; "" for the whole visit): fn sees the visit's
+// guests other than sid only as far as the state needs them, which is not
+// at all (Store.UpdateParticipant). The visit it returns lacks them too.
+func (e *Engine) updateFor(ctx context.Context, id, token, sid string, at time.Time, fn func(v *visit.Visit) error) (Result, *visit.Visit, error) {
 	res := Result{VisitID: id}
-	ch, err := e.store.Update(ctx, id, token, func(v *visit.Visit) error {
+	change := func(v *visit.Visit) error {
 		res.Before = v.State()
 		if err := fn(v); err != nil {
 			return err
@@ -169,7 +181,14 @@ func (e *Engine) update(ctx context.Context, id, token string, at time.Time, fn 
 			e.transition(v, res.After, at)
 		}
 		return nil
-	})
+	}
+	var ch visit.Change
+	var err error
+	if sid == "" {
+		ch, err = e.store.Update(ctx, id, token, change)
+	} else {
+		ch, err = e.store.UpdateParticipant(ctx, id, token, sid, change)
+	}
 	if errors.Is(err, visit.ErrDuplicate) {
 		return Result{VisitID: id, Duplicate: true}, nil, nil
 	}

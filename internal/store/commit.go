@@ -16,19 +16,25 @@ import (
 //	KEYS[2] vf:visit:{id}:timeline  timeline entries (RPUSH)
 //	KEYS[3] vf:visit:{id}:outbox    outbox entries (HSET job ID → job)
 //	KEYS[4] vf:visit:{id}:seen      idempotency tokens already applied
+//	KEYS[5] vf:visit:{id}:guests    the visit's guests (HSET SID → participant)
 //	ARGV[1] what the stored visit must start with: revisionHead of the
 //	        revision read
 //	ARGV[2] the new stored visit; "" keeps the visit as it is (a repeated
 //	        fact whose token is still recorded)
 //	ARGV[3] idempotency token; "" for none
 //	ARGV[4] how long tokens are kept, in seconds
-//	ARGV[5] n, the number of timeline entries that follow
-//	ARGV[6 .. 5+n] the timeline entries
-//	ARGV[6+n ..] the outbox entries: job ID, job, job ID, job, …
+//	ARGV[5] n, the number of timeline entries
+//	ARGV[6] g, the number of guests written
+//	ARGV[7 .. 6+n] the timeline entries
+//	ARGV[7+n .. 6+n+2g] the guests: SID, participant, SID, participant, …
+//	ARGV[7+n+2g ..] the outbox entries: job ID, job, job ID, job, …
 //
 // Returns 1 when committed; 0 when the visit moved on (or was deleted)
 // since it was read: re-read and decide again; -1 when another writer
-// applied the token meanwhile: a duplicate, nothing written.
+// applied the token meanwhile: a duplicate, nothing written. Every write
+// of a change rewrites the visit (its updated_at moves), so a guest
+// written here can never overwrite a newer one: the newer writer moved the
+// revision.
 var commitChange = redis.NewScript(`
 local head = ARGV[1]
 if redis.call("GETRANGE", KEYS[1], 0, #head - 1) ~= head then
@@ -44,11 +50,15 @@ if ARGV[2] ~= "" then
   redis.call("SET", KEYS[1], ARGV[2])
 end
 local n = tonumber(ARGV[5])
+local g = tonumber(ARGV[6])
 if n > 0 then
-  redis.call("RPUSH", KEYS[2], unpack(ARGV, 6, 5 + n))
+  redis.call("RPUSH", KEYS[2], unpack(ARGV, 7, 6 + n))
 end
-if #ARGV > 5 + n then
-  redis.call("HSET", KEYS[3], unpack(ARGV, 6 + n, #ARGV))
+if g > 0 then
+  redis.call("HSET", KEYS[5], unpack(ARGV, 7 + n, 6 + n + 2 * g))
+end
+if #ARGV > 6 + n + 2 * g then
+  redis.call("HSET", KEYS[3], unpack(ARGV, 7 + n + 2 * g, #ARGV))
 end
 return 1
 `)
@@ -61,10 +71,13 @@ const (
 )
 
 // commitArgs are commitChange's ARGV for a change read at revision rev.
-func commitArgs(rev int64, value []byte, token string, enc encodedPending) []any {
-	args := make([]any, 0, 5+len(enc.timeline)+2*len(enc.jobs))
-	args = append(args, revisionHead(rev), value, token, strconv.Itoa(int(seenTTL.Seconds())), len(enc.timeline))
+func commitArgs(rev int64, value []byte, token string, enc encodedPending, guests map[string][]byte) []any {
+	args := make([]any, 0, 6+len(enc.timeline)+2*len(guests)+2*len(enc.jobs))
+	args = append(args, revisionHead(rev), value, token, strconv.Itoa(int(seenTTL.Seconds())), len(enc.timeline), len(guests))
 	args = append(args, enc.timeline...)
+	for sid, p := range guests {
+		args = append(args, sid, p)
+	}
 	for id, job := range enc.jobs {
 		args = append(args, id, job)
 	}

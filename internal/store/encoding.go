@@ -76,3 +76,70 @@ func decodeRevision(raw []byte) (*visit.Visit, int64, error) {
 	}
 	return &v, rev, nil
 }
+
+// A visit's guests (participants whose role is guest: they never count for
+// the state) are kept apart from the record, one field each in the hash
+// vf:visit:{id}:guests (ParticipantSid → JSON of visit.Participant). A
+// guest's callback then reads and writes the record and that one guest,
+// so a visit with a hundred guests costs each callback what a visit with
+// none does. Reads of the whole visit merge them back. A record written
+// before the split holds its guests inline; they move to the hash on its
+// next write.
+
+// encodeSplit encodes v at rev without its guests, and each guest apart.
+func encodeSplit(v *visit.Visit, rev int64) ([]byte, map[string][]byte, error) {
+	all := v.Facts.Participants
+	var core map[string]*visit.Participant
+	var guests map[string][]byte
+	for sid, p := range all {
+		if v.RoleOf(p.Identity) != visit.RoleGuest {
+			continue
+		}
+		if guests == nil {
+			guests = map[string][]byte{}
+			core = make(map[string]*visit.Participant, len(all))
+			for sid, p := range all {
+				if v.RoleOf(p.Identity) != visit.RoleGuest {
+					core[sid] = p
+				}
+			}
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode participant %s: %w", sid, err)
+		}
+		guests[sid] = b
+	}
+	if guests == nil {
+		data, err := encodeVisit(v, rev)
+		return data, nil, err
+	}
+	v.Facts.Participants = core
+	defer func() { v.Facts.Participants = all }()
+	data, err := encodeVisit(v, rev)
+	return data, guests, err
+}
+
+// decodeWithGuests reads a stored visit and merges its guests (SID → JSON).
+func decodeWithGuests(raw []byte, guests map[string]string) (*visit.Visit, error) {
+	v, err := decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	return v, mergeGuests(v, guests)
+}
+
+// mergeGuests adds the guests read from the hash (SID → JSON) to v.
+func mergeGuests(v *visit.Visit, guests map[string]string) error {
+	for sid, raw := range guests {
+		var p visit.Participant
+		if err := json.Unmarshal([]byte(raw), &p); err != nil {
+			return fmt.Errorf("store: decode participant %s of %s: %w", sid, v.ID, err)
+		}
+		if v.Facts.Participants == nil {
+			v.Facts.Participants = map[string]*visit.Participant{}
+		}
+		v.Facts.Participants[sid] = &p
+	}
+	return nil
+}

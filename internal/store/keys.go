@@ -21,6 +21,7 @@ func (k keyspace) visit(id string) string          { return k.prefix + "visit:{"
 func (k keyspace) timeline(id string) string       { return k.visit(id) + ":timeline" }
 func (k keyspace) outbox(id string) string         { return k.visit(id) + ":outbox" }
 func (k keyspace) seen(id string) string           { return k.visit(id) + ":seen" }
+func (k keyspace) guests(id string) string         { return k.visit(id) + ":guests" }
 func (k keyspace) roomIndex(name string) string    { return k.prefix + "idx:room:" + name }
 func (k keyspace) callIndex(sid string) string     { return k.prefix + "idx:call:" + sid }
 func (k keyspace) pinIndex(pin string) string      { return k.prefix + "idx:pin:" + pin }

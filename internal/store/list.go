@@ -19,19 +19,21 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*visit.Visit, erro
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
+	guests := make([]*redis.MapStringStringCmd, len(ids))
 	for i, id := range ids {
 		cmds[i] = pipe.Get(ctx, s.keys.visit(id))
+		guests[i] = pipe.HGetAll(ctx, s.keys.guests(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("store: get many: %w", err)
 	}
 	out := make([]*visit.Visit, 0, len(ids))
-	for _, c := range cmds {
+	for i, c := range cmds {
 		raw, err := c.Bytes()
 		if err != nil {
 			continue
 		}
-		v, err := decode(raw)
+		v, err := decodeWithGuests(raw, guests[i].Val())
 		if err != nil {
 			return nil, err
 		}

@@ -25,7 +25,7 @@ func (s *Store) ScheduledBefore(ctx context.Context, t time.Time, offset, n int6
 	return ids, nil
 }
 
-// Delete removes a visit with its timeline, outbox, seen tokens and index
+// Delete removes a visit with its timeline, outbox, seen tokens, guests and index
 // entries, but only while keep(v) is false for the stored visit (checked in
 // the same transaction, so a visit that changed meanwhile is kept). It
 // reports whether it deleted; a missing visit is not an error.
@@ -48,7 +48,7 @@ func (s *Store) Delete(ctx context.Context, id string, keep func(v *visit.Visit)
 			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, s.keys.visit(id), s.keys.timeline(id), s.keys.outbox(id), s.keys.seen(id))
+			p.Del(ctx, s.keys.visit(id), s.keys.timeline(id), s.keys.outbox(id), s.keys.seen(id), s.keys.guests(id))
 			return nil
 		})
 		if err != nil {

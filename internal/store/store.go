@@ -13,6 +13,7 @@
 //	vf:visit:{id}:timeline     list of visit.Entry JSON, in arrival order
 //	vf:visit:{id}:outbox       hash job ID → visit.Job JSON not yet handed to Asynq
 //	vf:visit:{id}:seen         set of I-Twilio-Idempotency-Tokens already applied (expires after 48 h)
+//	vf:visit:{id}:guests       hash ParticipantSid → JSON of a guest's visit.Participant (encoding.go)
 //
 // Indexes live outside the hash tag and are written before the visit, so a
 // crash leaves at most an index entry pointing at nothing (ignored on read):
@@ -125,14 +126,21 @@ func (s *Store) lock(id string) func() {
 
 // Get returns the visit with id, or visit.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*visit.Visit, error) {
-	raw, err := s.rdb.Get(ctx, s.keys.visit(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
+	var get *redis.StringCmd
+	var guests *redis.MapStringStringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, s.keys.visit(id))
+		guests = p.HGetAll(ctx, s.keys.guests(id))
+		return nil
+	})
+	if errors.Is(get.Err(), redis.Nil) {
 		return nil, visit.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: get %s: %w", id, err)
 	}
-	return decode(raw)
+	raw, _ := get.Bytes()
+	return decodeWithGuests(raw, guests.Val())
 }
 
 // Update applies fn to the visit atomically: it reads the visit, runs fn,
@@ -145,10 +153,30 @@ func (s *Store) Get(ctx context.Context, id string) (*visit.Visit, error) {
 // error from fn aborts the update and is returned as is. fn must not keep
 // anything from an earlier run.
 func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (visit.Change, error) {
+	return s.update(ctx, id, token, everyone, fn)
+}
+
+// UpdateParticipant is Update for a change about one participant (a Video
+// participant callback): fn sees the visit with its provider, patient and
+// phone legs but, of its guests, only participant sid (when it is one), and
+// the other guests are neither read nor written. Guests never count for
+// the state (contract §5), so fn decides exactly as with the whole visit;
+// what it costs no longer grows with the guests a visit had.
+func (s *Store) UpdateParticipant(ctx context.Context, id, token, sid string, fn func(v *visit.Visit) error) (visit.Change, error) {
+	if sid == "" {
+		return s.update(ctx, id, token, everyone, fn)
+	}
+	return s.update(ctx, id, token, sid, fn)
+}
+
+// everyone is update's scope for a change that reads all of the visit's guests.
+const everyone = ""
+
+func (s *Store) update(ctx context.Context, id, token, guest string, fn func(v *visit.Visit) error) (visit.Change, error) {
 	defer s.lock(id)()
 	eval := false // EVAL instead of EVALSHA once Redis said NOSCRIPT
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		ch, outcome, err := s.tryUpdate(ctx, id, token, fn, eval)
+		ch, outcome, err := s.tryUpdate(ctx, id, token, guest, fn, eval)
 		var fe fnError
 		var me markError
 		switch {
@@ -177,16 +205,24 @@ func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.V
 	return visit.Change{}, fmt.Errorf("store: update %s: %w", id, ErrConflict)
 }
 
-// tryUpdate is one read, decide and commit of Update; it reports the
-// commit's outcome.
-func (s *Store) tryUpdate(ctx context.Context, id, token string, fn func(v *visit.Visit) error, eval bool) (visit.Change, int64, error) {
-	// The visit and the idempotency check in one round trip.
+// tryUpdate is one read, decide and commit of Update, with the visit's
+// guests (guest == everyone) or only that one; it reports the commit's
+// outcome.
+func (s *Store) tryUpdate(ctx context.Context, id, token, guest string, fn func(v *visit.Visit) error, eval bool) (visit.Change, int64, error) {
+	// The visit, its guests and the idempotency check in one round trip.
 	var get *redis.StringCmd
 	var seen *redis.BoolCmd
+	var all *redis.MapStringStringCmd
+	var one *redis.SliceCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, s.keys.visit(id))
 		if token != "" {
 			seen = p.SIsMember(ctx, s.keys.seen(id), token)
+		}
+		if guest == everyone {
+			all = p.HGetAll(ctx, s.keys.guests(id))
+		} else {
+			one = p.HMGet(ctx, s.keys.guests(id), guest)
 		}
 		return nil
 	})
@@ -204,36 +240,53 @@ func (s *Store) tryUpdate(ctx context.Context, id, token string, fn func(v *visi
 	if err != nil {
 		return visit.Change{}, 0, err
 	}
+	var loaded map[string]string
+	switch {
+	case all != nil:
+		loaded = all.Val()
+	case len(one.Val()) == 1:
+		if p, ok := one.Val()[0].(string); ok {
+			loaded = map[string]string{guest: p}
+		}
+	}
+	if err := mergeGuests(v, loaded); err != nil {
+		return visit.Change{}, 0, err
+	}
 	if err := fn(v); err != nil {
 		return visit.Change{}, 0, fnError{err}
 	}
 	pending := v.TakePending()
 	ch := visit.Change{Visit: v, Jobs: pending.Jobs}
-	// A change that records an entry or a job changed the visit; only one
-	// that records neither needs encoding to find out.
-	if len(pending.Timeline) == 0 && len(pending.Jobs) == 0 {
-		same, err := encodeVisit(v, rev)
-		if err != nil {
-			return visit.Change{}, 0, err
-		}
-		ch.Unchanged = bytes.Equal(same, raw)
+	core, guests, err := encodeSplit(v, rev)
+	if err != nil {
+		return visit.Change{}, 0, err
 	}
+	for sid, p := range guests {
+		if loaded[sid] == string(p) {
+			delete(guests, sid) // as read: nothing to write
+		}
+	}
+	ch.Unchanged = len(pending.Timeline) == 0 && len(pending.Jobs) == 0 && len(guests) == 0 && bytes.Equal(core, raw)
 	if ch.Unchanged && token == "" {
 		return ch, commitDone, nil
 	}
 	var value []byte
 	var encoded encodedPending
 	if !ch.Unchanged {
+		// Every change rewrites the record (updated_at moves), so its
+		// revision moves too: a writer that read before cannot commit.
 		v.UpdatedAt = s.clock.Now().UTC()
-		if value, err = encodeVisit(v, rev+1); err != nil {
+		if value, _, err = encodeSplit(v, rev+1); err != nil {
 			return visit.Change{}, 0, err
 		}
 		if encoded, err = encodePending(pending); err != nil {
 			return visit.Change{}, 0, err
 		}
+	} else {
+		guests = nil
 	}
-	keys := []string{s.keys.visit(id), s.keys.timeline(id), s.keys.outbox(id), s.keys.seen(id)}
-	args := commitArgs(rev, value, token, encoded)
+	keys := []string{s.keys.visit(id), s.keys.timeline(id), s.keys.outbox(id), s.keys.seen(id), s.keys.guests(id)}
+	args := commitArgs(rev, value, token, encoded, guests)
 	if len(ch.Jobs) == 0 {
 		outcome, err := runScript(ctx, s.rdb, commitChange, eval, keys, args...).Int64()
 		return ch, outcome, err
@@ -320,9 +373,11 @@ func (enc encodedPending) write(ctx context.Context, p redis.Pipeliner, keys key
 func (s *Store) GetWithTimeline(ctx context.Context, id string) (*visit.Visit, []visit.Entry, error) {
 	var get *redis.StringCmd
 	var lrange *redis.StringSliceCmd
+	var guests *redis.MapStringStringCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, s.keys.visit(id))
 		lrange = p.LRange(ctx, s.keys.timeline(id), 0, -1)
+		guests = p.HGetAll(ctx, s.keys.guests(id))
 		return nil
 	})
 	if errors.Is(get.Err(), redis.Nil) {
@@ -332,7 +387,7 @@ func (s *Store) GetWithTimeline(ctx context.Context, id string) (*visit.Visit, [
 		return nil, nil, fmt.Errorf("store: get %s: %w", id, err)
 	}
 	raw, _ := get.Bytes()
-	v, err := decode(raw)
+	v, err := decodeWithGuests(raw, guests.Val())
 	if err != nil {
 		return nil, nil, err
 	}
