@@ -86,38 +86,43 @@ func decodeRevision(raw []byte) (*visit.Visit, int64, error) {
 // before the split holds its guests inline; they move to the hash on its
 // next write.
 
-// encodeSplit encodes v at rev without its guests, and each guest apart.
-func encodeSplit(v *visit.Visit, rev int64) ([]byte, map[string][]byte, error) {
+// encodeRecord encodes v at rev without its guests: the stored record.
+func encodeRecord(v *visit.Visit, rev int64) ([]byte, error) {
 	all := v.Facts.Participants
-	var core map[string]*visit.Participant
-	var guests map[string][]byte
-	for sid, p := range all {
-		if v.RoleOf(p.Identity) != visit.RoleGuest {
-			continue
-		}
-		if guests == nil {
-			guests = map[string][]byte{}
+	core := all
+	for _, p := range all {
+		if v.RoleOf(p.Identity) == visit.RoleGuest {
 			core = make(map[string]*visit.Participant, len(all))
 			for sid, p := range all {
 				if v.RoleOf(p.Identity) != visit.RoleGuest {
 					core[sid] = p
 				}
 			}
+			break
 		}
-		b, err := json.Marshal(p)
-		if err != nil {
-			return nil, nil, fmt.Errorf("encode participant %s: %w", sid, err)
-		}
-		guests[sid] = b
-	}
-	if guests == nil {
-		data, err := encodeVisit(v, rev)
-		return data, nil, err
 	}
 	v.Facts.Participants = core
 	defer func() { v.Facts.Participants = all }()
-	data, err := encodeVisit(v, rev)
-	return data, guests, err
+	return encodeVisit(v, rev)
+}
+
+// encodeGuests encodes each of v's guests (SID → JSON).
+func encodeGuests(v *visit.Visit) (map[string][]byte, error) {
+	var guests map[string][]byte
+	for sid, p := range v.Facts.Participants {
+		if v.RoleOf(p.Identity) != visit.RoleGuest {
+			continue
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("encode participant %s: %w", sid, err)
+		}
+		if guests == nil {
+			guests = map[string][]byte{}
+		}
+		guests[sid] = b
+	}
+	return guests, nil
 }
 
 // decodeWithGuests reads a stored visit and merges its guests (SID → JSON).

@@ -257,7 +257,7 @@ func (s *Store) tryUpdate(ctx context.Context, id, token, guest string, fn func(
 	}
 	pending := v.TakePending()
 	ch := visit.Change{Visit: v, Jobs: pending.Jobs}
-	core, guests, err := encodeSplit(v, rev)
+	guests, err := encodeGuests(v)
 	if err != nil {
 		return visit.Change{}, 0, err
 	}
@@ -266,7 +266,16 @@ func (s *Store) tryUpdate(ctx context.Context, id, token, guest string, fn func(
 			delete(guests, sid) // as read: nothing to write
 		}
 	}
-	ch.Unchanged = len(pending.Timeline) == 0 && len(pending.Jobs) == 0 && len(guests) == 0 && bytes.Equal(core, raw)
+	// A change that records an entry or a job, or changes a guest, changed
+	// the visit; only one that does none of these needs the record encoded
+	// to find out.
+	if len(pending.Timeline) == 0 && len(pending.Jobs) == 0 && len(guests) == 0 {
+		same, err := encodeRecord(v, rev)
+		if err != nil {
+			return visit.Change{}, 0, err
+		}
+		ch.Unchanged = bytes.Equal(same, raw)
+	}
 	if ch.Unchanged && token == "" {
 		return ch, commitDone, nil
 	}
@@ -276,14 +285,12 @@ func (s *Store) tryUpdate(ctx context.Context, id, token, guest string, fn func(
 		// Every change rewrites the record (updated_at moves), so its
 		// revision moves too: a writer that read before cannot commit.
 		v.UpdatedAt = s.clock.Now().UTC()
-		if value, _, err = encodeSplit(v, rev+1); err != nil {
+		if value, err = encodeRecord(v, rev+1); err != nil {
 			return visit.Change{}, 0, err
 		}
 		if encoded, err = encodePending(pending); err != nil {
 			return visit.Change{}, 0, err
 		}
-	} else {
-		guests = nil
 	}
 	keys := []string{s.keys.visit(id), s.keys.timeline(id), s.keys.outbox(id), s.keys.seen(id), s.keys.guests(id)}
 	args := commitArgs(rev, value, token, encoded, guests)
