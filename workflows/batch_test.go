@@ -33,8 +33,19 @@ func TestBatchCreateArrayAndJSONLines(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(string(body), `"created":2`) {
 		t.Fatalf("JSON lines batch = %d %s", code, body)
 	}
-	if n := len(env.ScheduledIDs(workflows.QueueDefault)); n != 4*4 {
-		t.Fatalf("scheduled tasks = %d; want 4 per visit", n)
+	// Each created visit's schedule: one timer task holding its room, three
+	// reminders and the no-show check (timers.go).
+	if n := len(env.ScheduledIDs(workflows.QueueDefault)); n != 4 {
+		t.Fatalf("scheduled tasks = %d; want 1 per visit", n)
+	}
+	for _, id := range []string{"B-1", "B-2", "B-4", "B-5"} {
+		v, err := env.Store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(workflows.UpcomingTimers(v)); n != 5 {
+			t.Errorf("%s has %d upcoming timers; want 5 (room, 3 reminders, no-show check)", id, n)
+		}
 	}
 	var lines strings.Builder
 	for i := 0; i <= workflows.BatchLimit; i++ {

@@ -1,0 +1,195 @@
+package workflows
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/visitflow/visitflow/internal/visit"
+)
+
+// A visit's schedule has up to five deadlines: its room (room_lead ahead),
+// its reminders and its no-show check. Each used to be a scheduled Asynq
+// task of its own, about 540 bytes of Redis apiece (docs/benchmarks.md).
+// Now the deadlines are kept on the visit (Extra[chainKey]) and one
+// scheduled task per visit, visit:timers, waits for the earliest. When it
+// runs it enqueues, in one atomic update of the visit and through the
+// outbox, the jobs whose deadline came (room:create, reminder:send,
+// visit:no-show-check, with their usual task IDs, so they stay exactly
+// once) and schedules the chain's next step at the next deadline.
+//
+// Each step has a task ID of its own (<visit>:visit:timers:t<step>:s<schedule>)
+// and the visit records which step is current: a step delivered twice, or
+// run early from the dashboard, finds the chain moved on or nothing due,
+// and an early run still hands the chain to a new step (its own ID would
+// be taken by the run itself).
+
+// chainKey is the Extra entry holding the current schedule's chain:
+// "<step> <name>@<unix> …", deadlines in time order, seconds rounded up so
+// that no deadline fires before its time (Asynq schedules in seconds).
+const chainKey = "chain"
+
+// Timer names in the chain besides reminder names ("r24h0m0s").
+const (
+	timerRoom   = "room"
+	timerNoShow = "no-show"
+)
+
+// Timer is one deadline of a visit's current schedule that has not fired.
+type Timer struct {
+	Name string    // "room", "no-show", or a reminder's name ("r24h0m0s")
+	Type string    // the task type it enqueues (room:create, reminder:send, visit:no-show-check)
+	At   time.Time // when
+}
+
+type chain struct {
+	step   int
+	timers []Timer
+}
+
+func parseChain(s string) (chain, bool) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return chain{}, false
+	}
+	step, err := strconv.Atoi(f[0])
+	if err != nil {
+		return chain{}, false
+	}
+	c := chain{step: step}
+	for _, t := range f[1:] {
+		name, at, ok := strings.Cut(t, "@")
+		sec, err := strconv.ParseInt(at, 10, 64)
+		if !ok || err != nil {
+			return chain{}, false
+		}
+		c.timers = append(c.timers, Timer{Name: name, Type: timerType(name), At: time.Unix(sec, 0).UTC()})
+	}
+	return c, true
+}
+
+func (c chain) String() string {
+	b := strconv.AppendInt(nil, int64(c.step), 10)
+	for _, t := range c.timers {
+		b = append(b, ' ')
+		b = append(b, t.Name...)
+		b = append(b, '@')
+		b = strconv.AppendInt(b, t.At.Unix(), 10)
+	}
+	return string(b)
+}
+
+func timerType(name string) string {
+	switch name {
+	case timerRoom:
+		return TypeRoomCreate
+	case timerNoShow:
+		return TypeNoShowCheck
+	}
+	return TypeReminderSend
+}
+
+// ceilSecond is t rounded up to a whole second.
+func ceilSecond(t time.Time) time.Time {
+	if s := t.Truncate(time.Second); !s.Equal(t) {
+		return s.Add(time.Second)
+	}
+	return t
+}
+
+// addTimer adds a deadline to the chain being planned for v's schedule
+// (inside create or reschedule, before startChain).
+func addTimer(v *visit.Visit, name string, at time.Time) {
+	c, _ := parseChain(v.Extra[chainKey])
+	c.timers = append(c.timers, Timer{Name: name, Type: timerType(name), At: ceilSecond(at).UTC()})
+	sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].At.Before(c.timers[j].At) })
+	if v.Extra == nil {
+		v.Extra = map[string]string{}
+	}
+	v.Extra[chainKey] = c.String()
+}
+
+// startChain schedules the first step of the planned chain.
+func startChain(v *visit.Visit) {
+	c, ok := parseChain(v.Extra[chainKey])
+	if !ok || len(c.timers) == 0 {
+		delete(v.Extra, chainKey)
+		return
+	}
+	v.Enqueue(timersJob(v, c.step, c.timers[0].At))
+}
+
+// dropChain records the deletion of the chain's pending step and forgets
+// its deadlines (reschedule, cancel).
+func dropChain(v *visit.Visit) {
+	if c, ok := parseChain(v.Extra[chainKey]); ok {
+		v.Enqueue(deletion(TypeVisitTimers, timersJob(v, c.step, time.Time{}).ID))
+	}
+	delete(v.Extra, chainKey)
+}
+
+// UpcomingTimers lists the deadlines of v's current schedule that have not
+// fired yet, in time order (the visit board shows them; the Asynq
+// dashboard holds only the chain's next step).
+func UpcomingTimers(v *visit.Visit) []Timer {
+	c, _ := parseChain(v.Extra[chainKey])
+	return c.timers
+}
+
+// TimersTaskID is the task ID of the chain's pending step ("" when none).
+func TimersTaskID(v *visit.Visit) string {
+	c, ok := parseChain(v.Extra[chainKey])
+	if !ok || len(c.timers) == 0 {
+		return ""
+	}
+	return timersJob(v, c.step, time.Time{}).ID
+}
+
+// timerJob is the job a due timer enqueues, to run now.
+func timerJob(v *visit.Visit, t Timer) visit.Job {
+	switch t.Name {
+	case timerRoom:
+		return roomCreateJob(v, time.Time{})
+	case timerNoShow:
+		return noShowCheckJob(v, time.Time{})
+	}
+	return reminderJob(v, Reminder{Name: t.Name})
+}
+
+// handleTimers runs one step of a visit's timer chain.
+func (e *Engine) handleTimers(ctx context.Context, t *asynq.Task) error {
+	p, err := decodePayload(t)
+	if err != nil {
+		return err
+	}
+	now := e.clock.Now()
+	_, _, err = e.update(ctx, p.VisitID, "", now, func(v *visit.Visit) error {
+		c, ok := parseChain(v.Extra[chainKey])
+		if !ok || !currentSchedule(v, p.Schedule) || c.step != p.Step {
+			return nil // stale: a reschedule, a cancel or a later step owns the deadlines
+		}
+		if v.Finished() {
+			delete(v.Extra, chainKey) // every job left would do nothing
+			return nil
+		}
+		due := 0
+		for due < len(c.timers) && !c.timers[due].At.After(now) {
+			v.Enqueue(timerJob(v, c.timers[due]))
+			due++
+		}
+		c.step++
+		c.timers = c.timers[due:]
+		if len(c.timers) == 0 {
+			delete(v.Extra, chainKey)
+			return nil
+		}
+		v.Extra[chainKey] = c.String()
+		v.Enqueue(timersJob(v, c.step, c.timers[0].At))
+		return nil
+	})
+	return e.ignoreGone(t.Type(), p.VisitID, err)
+}
