@@ -132,6 +132,7 @@ func itemOf(i int, v *visit.Visit, created bool, err error) BatchItem {
 type pending struct {
 	i    int
 	v    *visit.Visit
+	sum  requestSum
 	pin  string
 	jobs []visit.Job
 }
@@ -177,13 +178,13 @@ func (e *Engine) createChunk(ctx context.Context, bs batchStore, ins []CreateInp
 			later = append(later, i) // by createEach, after the chunk
 			continue
 		}
-		v, err := e.newVisit(ctx, in)
+		v, sum, err := e.newVisit(ctx, in)
 		if err != nil {
 			settle(i, nil, false, err)
 			continue
 		}
 		seen[v.ID] = true
-		ps = append(ps, pending{i: i, v: v})
+		ps = append(ps, pending{i: i, v: v, sum: sum})
 	}
 	if len(ps) == 0 {
 		return
@@ -202,7 +203,7 @@ func (e *Engine) createChunk(ctx context.Context, bs batchStore, ins []CreateInp
 	fresh := ps[:0]
 	for k, p := range ps {
 		if existing[k] != nil {
-			v, created, err := e.sameOrConflict(existing[k], p.v.RequestHash)
+			v, created, err := e.sameOrConflict(existing[k], p.sum)
 			settle(p.i, v, created, err)
 			continue
 		}
@@ -232,7 +233,7 @@ func (e *Engine) createChunk(ctx context.Context, bs batchStore, ins []CreateInp
 			settle(p.i, nil, false, errs[k])
 		case !created[k]: // another create of that id got there first
 			e.releasePIN(p.pin, p.v.ID)
-			v, c, err := e.sameOrConflict(stored[k], p.v.RequestHash)
+			v, c, err := e.sameOrConflict(stored[k], p.sum)
 			settle(p.i, v, c, err)
 		default:
 			settle(p.i, stored[k], true, nil)

@@ -2,6 +2,9 @@ package workflows_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -141,5 +144,30 @@ func TestBatchChunkPanicIsThatItemsError(t *testing.T) {
 		if ids := scheduledOf(e, id); len(ids) != 1 {
 			t.Errorf("%s scheduled tasks = %v; want its timer chain", id, ids)
 		}
+	}
+}
+
+// A visit stored while the request fingerprint was the whole SHA-256 in
+// hex answers a replay of its create as before: 200 with the visit, in a
+// batch and alone, and a different body is still a conflict.
+func TestCreateReplayOfAVisitStoredWithTheLongFingerprint(t *testing.T) {
+	e := testenv.New(t)
+	in := workflows.CreateInput{ID: "V-long", ScheduledAt: time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339), Timezone: "UTC",
+		Provider: workflows.PersonInput{Identity: "dr"}, Patient: workflows.PersonInput{Identity: "pat"}}
+	b, _ := json.Marshal(in)
+	sum := sha256.Sum256(b)
+	old := &visit.Visit{ID: "V-long", ScheduledAt: time.Now().Add(48 * time.Hour), Timezone: "UTC", Room: visit.Room{Name: visit.RoomName("V-long")},
+		Provider: visit.Person{Identity: "dr"}, Patient: visit.Person{Identity: "pat"}, RequestHash: hex.EncodeToString(sum[:])}
+	if _, created, err := e.Store.Create(context.Background(), old); err != nil || !created {
+		t.Fatalf("storing the old visit: %v, %v", created, err)
+	}
+	if _, created, err := e.Engine.CreateVisit(context.Background(), in); err != nil || created {
+		t.Errorf("CreateVisit(replay) = created %v, %v; want the existing visit", created, err)
+	}
+	other := in
+	other.Patient.Identity = "someone-else"
+	items := e.Engine.CreateVisits(context.Background(), []workflows.CreateInput{in, other})
+	if items[0].Status != 200 || items[1].Status != 409 {
+		t.Errorf("batch replay statuses = %d, %d; want 200 (same body), 409 (another body)", items[0].Status, items[1].Status)
 	}
 }

@@ -29,8 +29,13 @@ import (
 // be taken by the run itself).
 
 // chainKey is the Extra entry holding the current schedule's chain:
-// "<step> <name>@<unix> …", deadlines in time order, seconds rounded up so
-// that no deadline fires before its time (Asynq schedules in seconds).
+// "<step> <timer> …", deadlines in time order. A timer is its name and its
+// time in seconds from scheduled_at (rounded up to a second, as every
+// deadline is, so that none fires before its time: Asynq schedules in
+// seconds): "room@-1800", "no-show@900". A reminder due exactly its offset
+// before the visit is its name alone ("r24h0m0s"), which says when. The
+// visit record is read and written on every change, so the chain is kept
+// short: "0 r24h0m0s r1h0m0s room@-1800 r10m0s no-show@900".
 const chainKey = "chain"
 
 // Timer names in the chain besides reminder names ("r24h0m0s").
@@ -51,8 +56,22 @@ type chain struct {
 	timers []Timer
 }
 
-func parseChain(s string) (chain, bool) {
-	f := strings.Fields(s)
+// chainBase is the moment a chain's times count from: scheduled_at,
+// rounded up to a second.
+func chainBase(v *visit.Visit) time.Time { return ceilSecond(v.ScheduledAt).UTC() }
+
+// reminderOffset is how long before the visit the reminder named name
+// ("r24h0m0s") is due unless moved.
+func reminderOffset(name string) (time.Duration, bool) {
+	if len(name) < 2 || name[0] != 'r' {
+		return 0, false
+	}
+	d, err := time.ParseDuration(name[1:])
+	return d, err == nil
+}
+
+func parseChain(v *visit.Visit) (chain, bool) {
+	f := strings.Fields(v.Extra[chainKey])
 	if len(f) == 0 {
 		return chain{}, false
 	}
@@ -60,25 +79,38 @@ func parseChain(s string) (chain, bool) {
 	if err != nil {
 		return chain{}, false
 	}
+	base := chainBase(v)
 	c := chain{step: step}
 	for _, t := range f[1:] {
-		name, at, ok := strings.Cut(t, "@")
-		sec, err := strconv.ParseInt(at, 10, 64)
-		if !ok || err != nil {
+		name, rel, explicit := strings.Cut(t, "@")
+		var at time.Time
+		if explicit {
+			sec, err := strconv.ParseInt(rel, 10, 64)
+			if err != nil {
+				return chain{}, false
+			}
+			at = base.Add(time.Duration(sec) * time.Second)
+		} else if off, ok := reminderOffset(name); ok {
+			at = base.Add(-off)
+		} else {
 			return chain{}, false
 		}
-		c.timers = append(c.timers, Timer{Name: name, Type: timerType(name), At: time.Unix(sec, 0).UTC()})
+		c.timers = append(c.timers, Timer{Name: name, Type: timerType(name), At: at})
 	}
 	return c, true
 }
 
-func (c chain) String() string {
+func (c chain) encode(v *visit.Visit) string {
+	base := chainBase(v)
 	b := strconv.AppendInt(nil, int64(c.step), 10)
 	for _, t := range c.timers {
 		b = append(b, ' ')
 		b = append(b, t.Name...)
+		if off, ok := reminderOffset(t.Name); t.Type == TypeReminderSend && ok && t.At.Equal(base.Add(-off)) {
+			continue
+		}
 		b = append(b, '@')
-		b = strconv.AppendInt(b, t.At.Unix(), 10)
+		b = strconv.AppendInt(b, int64(t.At.Sub(base)/time.Second), 10)
 	}
 	return string(b)
 }
@@ -104,18 +136,18 @@ func ceilSecond(t time.Time) time.Time {
 // addTimer adds a deadline to the chain being planned for v's schedule
 // (inside create or reschedule, before startChain).
 func addTimer(v *visit.Visit, name string, at time.Time) {
-	c, _ := parseChain(v.Extra[chainKey])
+	c, _ := parseChain(v)
 	c.timers = append(c.timers, Timer{Name: name, Type: timerType(name), At: ceilSecond(at).UTC()})
 	sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].At.Before(c.timers[j].At) })
 	if v.Extra == nil {
 		v.Extra = map[string]string{}
 	}
-	v.Extra[chainKey] = c.String()
+	v.Extra[chainKey] = c.encode(v)
 }
 
 // startChain schedules the first step of the planned chain.
 func startChain(v *visit.Visit) {
-	c, ok := parseChain(v.Extra[chainKey])
+	c, ok := parseChain(v)
 	if !ok || len(c.timers) == 0 {
 		delete(v.Extra, chainKey)
 		return
@@ -126,7 +158,7 @@ func startChain(v *visit.Visit) {
 // dropChain records the deletion of the chain's pending step and forgets
 // its deadlines (reschedule, cancel).
 func dropChain(v *visit.Visit) {
-	if c, ok := parseChain(v.Extra[chainKey]); ok {
+	if c, ok := parseChain(v); ok {
 		v.Enqueue(deletion(TypeVisitTimers, timersJob(v, c.step, time.Time{}).ID))
 	}
 	delete(v.Extra, chainKey)
@@ -136,13 +168,13 @@ func dropChain(v *visit.Visit) {
 // fired yet, in time order (the visit board shows them; the Asynq
 // dashboard holds only the chain's next step).
 func UpcomingTimers(v *visit.Visit) []Timer {
-	c, _ := parseChain(v.Extra[chainKey])
+	c, _ := parseChain(v)
 	return c.timers
 }
 
 // TimersTaskID is the task ID of the chain's pending step ("" when none).
 func TimersTaskID(v *visit.Visit) string {
-	c, ok := parseChain(v.Extra[chainKey])
+	c, ok := parseChain(v)
 	if !ok || len(c.timers) == 0 {
 		return ""
 	}
@@ -168,7 +200,7 @@ func (e *Engine) handleTimers(ctx context.Context, t *asynq.Task) error {
 	}
 	now := e.clock.Now()
 	_, _, err = e.update(ctx, p.VisitID, "", now, func(v *visit.Visit) error {
-		c, ok := parseChain(v.Extra[chainKey])
+		c, ok := parseChain(v)
 		if !ok || !currentSchedule(v, p.Schedule) || c.step != p.Step {
 			return nil // stale: a reschedule, a cancel or a later step owns the deadlines
 		}
@@ -187,7 +219,7 @@ func (e *Engine) handleTimers(ctx context.Context, t *asynq.Task) error {
 			delete(v.Extra, chainKey)
 			return nil
 		}
-		v.Extra[chainKey] = c.String()
+		v.Extra[chainKey] = c.encode(v)
 		v.Enqueue(timersJob(v, c.step, c.timers[0].At))
 		return nil
 	})

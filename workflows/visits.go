@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -101,12 +102,12 @@ func (p PersonInput) person() visit.Person {
 // the same body returns the existing visit (created=false); a different body
 // is ErrConflict.
 func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit, bool, error) {
-	v, err := e.newVisit(ctx, in)
+	v, sum, err := e.newVisit(ctx, in)
 	if err != nil {
 		return nil, false, err
 	}
 	if existing, err := e.store.Get(ctx, v.ID); err == nil {
-		return e.sameOrConflict(existing, v.RequestHash)
+		return e.sameOrConflict(existing, sum)
 	} else if !errors.Is(err, visit.ErrNotFound) {
 		return nil, false, err
 	}
@@ -128,7 +129,7 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 		return nil, false, err
 	}
 	if !created {
-		return e.sameOrConflict(stored, v.RequestHash)
+		return e.sameOrConflict(stored, sum)
 	}
 	kept = true
 	e.flush(ctx, v.ID, jobs)
@@ -137,19 +138,20 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 }
 
 // newVisit checks a create's input and returns the visit it describes,
-// not yet stored, with no PIN and nothing scheduled.
-func (e *Engine) newVisit(ctx context.Context, in CreateInput) (*visit.Visit, error) {
+// not yet stored, with no PIN and nothing scheduled, and the request's
+// fingerprint.
+func (e *Engine) newVisit(ctx context.Context, in CreateInput) (*visit.Visit, requestSum, error) {
 	at, _, err := in.normalize()
 	if err != nil {
-		return nil, err
+		return nil, requestSum{}, err
 	}
 	if err := e.checkHorizon(at); err != nil {
-		return nil, err
+		return nil, requestSum{}, err
 	}
 	if in.Provider.Identity == in.Patient.Identity {
-		return nil, badField("patient.identity", "must differ from provider.identity")
+		return nil, requestSum{}, badField("patient.identity", "must differ from provider.identity")
 	}
-	hash := requestHash(in)
+	sum := requestHash(in)
 	if in.ID == "" {
 		in.ID = newVisitID()
 	}
@@ -164,8 +166,8 @@ func (e *Engine) newVisit(ctx context.Context, in CreateInput) (*visit.Visit, er
 		Room:        visit.Room{Name: visit.RoomName(in.ID)},
 		CreatedAt:   now,
 		UpdatedAt:   now,
-		RequestHash: hash,
-	}, nil
+		RequestHash: sum.short(),
+	}, sum, nil
 }
 
 // scheduleNew gives a new visit its PIN, its first timeline entry and its
@@ -179,17 +181,34 @@ func (e *Engine) scheduleNew(v *visit.Visit, pin string) []visit.Job {
 	return v.PendingJobs()
 }
 
-func (e *Engine) sameOrConflict(existing *visit.Visit, hash string) (*visit.Visit, bool, error) {
-	if existing.RequestHash != hash {
+func (e *Engine) sameOrConflict(existing *visit.Visit, sum requestSum) (*visit.Visit, bool, error) {
+	if !sum.matches(existing.RequestHash) {
 		return nil, false, ErrConflict
 	}
 	return existing, false, nil
 }
 
-func requestHash(in CreateInput) string {
+// requestSum is the SHA-256 of a create's normalized input.
+type requestSum [sha256.Size]byte
+
+func requestHash(in CreateInput) requestSum {
 	b, _ := json.Marshal(in)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return sha256.Sum256(b)
+}
+
+// short is the fingerprint a visit stores: the sum's first 128 bits in
+// base64url, 22 characters (every visit record is read and written on
+// each change; the 64 hex characters it stored before were a tenth of a
+// new visit's JSON).
+func (s requestSum) short() string { return base64.RawURLEncoding.EncodeToString(s[:16]) }
+
+// matches reports whether stored, a visit's RequestHash, fingerprints the
+// request of sum: short, or the whole sum in hex on visits stored before.
+func (s requestSum) matches(stored string) bool {
+	if len(stored) == 2*sha256.Size {
+		return stored == hex.EncodeToString(s[:])
+	}
+	return stored == s.short()
 }
 
 func newVisitID() string {
