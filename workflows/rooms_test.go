@@ -106,8 +106,9 @@ func TestRoomCreateIsScheduledRoomLeadBeforeTheVisit(t *testing.T) {
 		t.Fatalf("V-soon: room:create = %v, %v; want pending now", info, err)
 	}
 	// Later: the visit's timer chain holds it for scheduled_at - room_lead
-	// (timers.go); a worker whose clock reads one second earlier enqueues
-	// nothing for the room, one reading that moment does.
+	// (timers.go) and hands it to Asynq TimerLead ahead, scheduled at that
+	// moment; a worker whose clock reads one second earlier than the hand
+	// over enqueues nothing for the room.
 	v := createIn(t, f, "V-later", 2*time.Hour)
 	opens := v.ScheduledAt.Add(-f.Config.Visits.RoomLead)
 	var room []workflows.Timer
@@ -140,14 +141,14 @@ func TestRoomCreateIsScheduledRoomLeadBeforeTheVisit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runChain(opens.Add(-time.Second))
+	runChain(opens.Add(-workflows.TimerLead - time.Second))
 	if err := roomTask(); err == nil {
-		t.Fatalf("room:create enqueued a second before scheduled_at - room_lead")
+		t.Fatalf("room:create enqueued before its hand over")
 	}
-	runChain(opens)
+	runChain(opens.Add(-workflows.TimerLead))
 	if info, err := f.Inspector.GetTaskInfo(f.QueueName(workflows.QueueCritical), "V-later:"+workflows.TypeRoomCreate+":s0"); err != nil ||
-		info.State != asynq.TaskStatePending {
-		t.Fatalf("room:create at scheduled_at - room_lead = %v, %v; want pending", info, err)
+		info.State != asynq.TaskStateScheduled || !info.NextProcessAt.Equal(opens) {
+		t.Fatalf("room:create = %v, %v; want scheduled at scheduled_at - room_lead, %v", info, err, opens)
 	}
 }
 

@@ -16,11 +16,12 @@ import (
 // its reminders and its no-show check. Each used to be a scheduled Asynq
 // task of its own, about 540 bytes of Redis apiece (docs/benchmarks.md).
 // Now the deadlines are kept on the visit (Extra[chainKey]) and one
-// scheduled task per visit, visit:timers, waits for the earliest. When it
-// runs it enqueues, in one atomic update of the visit and through the
-// outbox, the jobs whose deadline came (room:create, reminder:send,
-// visit:no-show-check, with their usual task IDs, so they stay exactly
-// once) and schedules the chain's next step at the next deadline.
+// scheduled task per visit, visit:timers, waits for the earliest (less
+// TimerLead). When it runs it enqueues, in one atomic update of the visit
+// and through the outbox, the jobs whose deadline is at most TimerLead
+// away (room:create, reminder:send, visit:no-show-check, with their usual
+// task IDs, so they stay exactly once), scheduled at their deadline, and
+// schedules the chain's next step at the next one.
 //
 // Each step has a task ID of its own (<visit>:visit:timers:t<step>:s<schedule>)
 // and the visit records which step is current: a step delivered twice, or
@@ -30,13 +31,19 @@ import (
 
 // chainKey is the Extra entry holding the current schedule's chain:
 // "<step> <timer> …", deadlines in time order. A timer is its name and its
-// time in seconds from scheduled_at (rounded up to a second, as every
-// deadline is, so that none fires before its time: Asynq schedules in
-// seconds): "room@-1800", "no-show@900". A reminder due exactly its offset
+// time in whole seconds from scheduled_at (rounded up to a second):
+// "room@-1800", "no-show@900". A reminder due exactly its offset
 // before the visit is its name alone ("r24h0m0s"), which says when. The
 // visit record is read and written on every change, so the chain is kept
 // short: "0 r24h0m0s r1h0m0s room@-1800 r10m0s no-show@900".
 const chainKey = "chain"
+
+// TimerLead is how long before a deadline the chain hands its job to
+// Asynq, scheduled at the deadline: the job then waits in Asynq's scheduled
+// set as a lone task did, and is as punctual (docs/benchmarks.md: firing
+// the chain at the deadline added a second hop, Asynq's forwarder and an
+// idle worker's poll, to every reminder's lateness).
+const TimerLead = 10 * time.Second
 
 // Timer names in the chain besides reminder names ("r24h0m0s").
 const (
@@ -137,7 +144,15 @@ func ceilSecond(t time.Time) time.Time {
 // (inside create or reschedule, before startChain).
 func addTimer(v *visit.Visit, name string, at time.Time) {
 	c, _ := parseChain(v)
-	c.timers = append(c.timers, Timer{Name: name, Type: timerType(name), At: ceilSecond(at).UTC()})
+	// Asynq schedules in whole seconds, rounding down. A reminder or a room
+	// a fraction of a second early is harmless (lone tasks ran so); the
+	// no-show check must not run before its deadline.
+	if name == timerNoShow {
+		at = ceilSecond(at)
+	} else {
+		at = at.Truncate(time.Second)
+	}
+	c.timers = append(c.timers, Timer{Name: name, Type: timerType(name), At: at.UTC()})
 	sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].At.Before(c.timers[j].At) })
 	if v.Extra == nil {
 		v.Extra = map[string]string{}
@@ -152,7 +167,7 @@ func startChain(v *visit.Visit) {
 		delete(v.Extra, chainKey)
 		return
 	}
-	v.Enqueue(timersJob(v, c.step, c.timers[0].At))
+	v.Enqueue(timersJob(v, c.step, c.timers[0].At.Add(-TimerLead)))
 }
 
 // dropChain records the deletion of the chain's pending step and forgets
@@ -181,15 +196,20 @@ func TimersTaskID(v *visit.Visit) string {
 	return timersJob(v, c.step, time.Time{}).ID
 }
 
-// timerJob is the job a due timer enqueues, to run now.
-func timerJob(v *visit.Visit, t Timer) visit.Job {
+// timerJob is the job a timer hands to Asynq: at its deadline, or now
+// when that has come.
+func timerJob(v *visit.Visit, t Timer, now time.Time) visit.Job {
+	at := t.At
+	if !at.After(now) {
+		at = time.Time{}
+	}
 	switch t.Name {
 	case timerRoom:
-		return roomCreateJob(v, time.Time{})
+		return roomCreateJob(v, at)
 	case timerNoShow:
-		return noShowCheckJob(v, time.Time{})
+		return noShowCheckJob(v, at)
 	}
-	return reminderJob(v, Reminder{Name: t.Name})
+	return reminderJob(v, Reminder{Name: t.Name, At: at})
 }
 
 // handleTimers runs one step of a visit's timer chain.
@@ -209,8 +229,8 @@ func (e *Engine) handleTimers(ctx context.Context, t *asynq.Task) error {
 			return nil
 		}
 		due := 0
-		for due < len(c.timers) && !c.timers[due].At.After(now) {
-			v.Enqueue(timerJob(v, c.timers[due]))
+		for due < len(c.timers) && !c.timers[due].At.After(now.Add(TimerLead)) {
+			v.Enqueue(timerJob(v, c.timers[due], now))
 			due++
 		}
 		c.step++
@@ -220,7 +240,7 @@ func (e *Engine) handleTimers(ctx context.Context, t *asynq.Task) error {
 			return nil
 		}
 		v.Extra[chainKey] = c.encode(v)
-		v.Enqueue(timersJob(v, c.step, c.timers[0].At))
+		v.Enqueue(timersJob(v, c.step, c.timers[0].At.Add(-TimerLead)))
 		return nil
 	})
 	return e.ignoreGone(t.Type(), p.VisitID, err)

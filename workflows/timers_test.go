@@ -26,8 +26,9 @@ func scheduledOf(env *testenv.Env, id string) []string {
 }
 
 // A scheduled visit holds one task in Asynq whatever its number of
-// deadlines (Redis memory per visit, docs/benchmarks.md), scheduled at its
-// first deadline; the deadlines themselves are on the visit, in order.
+// deadlines (Redis memory per visit, docs/benchmarks.md), scheduled
+// TimerLead before its first deadline; the deadlines themselves are on the
+// visit, in order.
 func TestScheduledVisitHoldsOneTimerTask(t *testing.T) {
 	env := newSMSEnv(t)
 	at := time.Now().Add(72 * time.Hour).Truncate(time.Second)
@@ -37,8 +38,8 @@ func TestScheduledVisitHoldsOneTimerTask(t *testing.T) {
 		t.Fatalf("scheduled tasks of the visit = %v; want %v", ids, want)
 	}
 	info, err := env.Inspector.GetTaskInfo(env.QueueName(workflows.QueueDefault), ids[0])
-	if err != nil || !info.NextProcessAt.Equal(at.Add(-24*time.Hour)) {
-		t.Fatalf("the timer task runs at %v (%v); want the 24h reminder's time %v", info.NextProcessAt, err, at.Add(-24*time.Hour))
+	if want := at.Add(-24 * time.Hour).Add(-workflows.TimerLead); err != nil || !info.NextProcessAt.Equal(want) {
+		t.Fatalf("the timer task runs at %v (%v); want TimerLead before the 24h reminder, %v", info.NextProcessAt, err, want)
 	}
 	var got []string
 	for _, tm := range workflows.UpcomingTimers(v) {
@@ -52,14 +53,15 @@ func TestScheduledVisitHoldsOneTimerTask(t *testing.T) {
 }
 
 // The chain fires each deadline in turn through real workers: two
-// reminders two seconds apart both arrive, once each.
+// reminders further apart than TimerLead, each handed over by its own
+// step, both arrive, once each.
 func TestTimerChainSendsEachReminderInTurn(t *testing.T) {
 	env := newSMSEnv(t, func(c *config.Config) {
-		c.Visits.ReminderOffsets = []time.Duration{time.Hour + 2*time.Second, time.Hour}
+		c.Visits.ReminderOffsets = []time.Duration{time.Hour + workflows.TimerLead + 2*time.Second, time.Hour}
 		c.Visits.QuietHours = config.QuietHours{}
 	})
 	env.StartWorkers(env.Engine)
-	at := time.Now().Add(time.Hour + 3*time.Second).Truncate(time.Second)
+	at := time.Now().Add(time.Hour + workflows.TimerLead + 3*time.Second).Truncate(time.Second)
 	env.CreateEngineVisit(visitInput("V-turn", at, "UTC"))
 	env.Eventually("both reminders", func() bool { return len(env.SMSTo(patientPhone)) == 2 })
 	env.Eventually("the chain waits for the room", func() bool {
@@ -86,8 +88,8 @@ func TestTimerTaskRunEarlyKeepsTheChain(t *testing.T) {
 		return slices.Equal(scheduledOf(env, "V-early"), []string{"V-early:visit:timers:t1:s0"})
 	})
 	info, err := env.Inspector.GetTaskInfo(env.QueueName(workflows.QueueDefault), "V-early:visit:timers:t1:s0")
-	if err != nil || !info.NextProcessAt.Equal(at.Add(-24*time.Hour)) {
-		t.Fatalf("next step at %v (%v); want still the 24h reminder's time %v", info.NextProcessAt, err, at.Add(-24*time.Hour))
+	if want := at.Add(-24 * time.Hour).Add(-workflows.TimerLead); err != nil || !info.NextProcessAt.Equal(want) {
+		t.Fatalf("next step at %v (%v); want still TimerLead before the 24h reminder, %v", info.NextProcessAt, err, want)
 	}
 	if n := len(env.SMS()); n != 0 {
 		t.Fatalf("SMS after an early run = %d; want 0", n)
@@ -145,5 +147,24 @@ func TestTimerStepRunTwiceFiresOnce(t *testing.T) {
 	}
 	if got := testenv.Entries(env.Timeline("V-twice"), "scheduled"); len(got) != 1 {
 		t.Fatalf("timeline scheduled entries = %v", got)
+	}
+}
+
+// Asynq schedules in whole seconds, rounding down: a no-show check due at
+// a fraction of a second would run before its deadline and find it not
+// passed. The chain rounds that deadline up.
+func TestNoShowTimerIsNeverBeforeItsDeadline(t *testing.T) {
+	env := newSMSEnv(t)
+	at := time.Now().Add(72 * time.Hour).Truncate(time.Second).Add(500 * time.Millisecond)
+	v, _, err := env.Engine.CreateVisit(t.Context(), workflows.CreateInput{ID: "V-frac", ScheduledAt: at.UTC().Format(time.RFC3339Nano),
+		Provider: workflows.PersonInput{Identity: "dr"}, Patient: workflows.PersonInput{Identity: "pat"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := at.Add(env.Config.Visits.NoShowAfter)
+	for _, tm := range workflows.UpcomingTimers(v) {
+		if tm.Type == workflows.TypeNoShowCheck && (tm.At.Before(deadline) || tm.At.Sub(deadline) >= time.Second) {
+			t.Errorf("no-show timer at %v; want the first whole second at or after the deadline %v", tm.At, deadline)
+		}
 	}
 }
