@@ -111,15 +111,20 @@ func (c chain) encode(v *visit.Visit) string {
 	base := chainBase(v)
 	b := strconv.AppendInt(nil, int64(c.step), 10)
 	for _, t := range c.timers {
-		b = append(b, ' ')
-		b = append(b, t.Name...)
-		if off, ok := reminderOffset(t.Name); t.Type == TypeReminderSend && ok && t.At.Equal(base.Add(-off)) {
-			continue
-		}
-		b = append(b, '@')
-		b = strconv.AppendInt(b, int64(t.At.Sub(base)/time.Second), 10)
+		b = appendTimer(b, base, t)
 	}
 	return string(b)
+}
+
+// appendTimer appends " <timer>" to a chain's text.
+func appendTimer(b []byte, base time.Time, t Timer) []byte {
+	b = append(b, ' ')
+	b = append(b, t.Name...)
+	if off, ok := reminderOffset(t.Name); t.Type == TypeReminderSend && ok && t.At.Equal(base.Add(-off)) {
+		return b
+	}
+	b = append(b, '@')
+	return strconv.AppendInt(b, int64(t.At.Sub(base)/time.Second), 10)
 }
 
 func timerType(name string) string {
@@ -141,9 +146,9 @@ func ceilSecond(t time.Time) time.Time {
 }
 
 // addTimer adds a deadline to the chain being planned for v's schedule
-// (inside create or reschedule, before startChain).
+// (inside create or reschedule, before startChain, which puts the
+// deadlines in order).
 func addTimer(v *visit.Visit, name string, at time.Time) {
-	c, _ := parseChain(v)
 	// Asynq schedules in whole seconds, rounding down. A reminder or a room
 	// a fraction of a second early is harmless (lone tasks ran so); the
 	// no-show check must not run before its deadline.
@@ -152,21 +157,26 @@ func addTimer(v *visit.Visit, name string, at time.Time) {
 	} else {
 		at = at.Truncate(time.Second)
 	}
-	c.timers = append(c.timers, Timer{Name: name, Type: timerType(name), At: at.UTC()})
-	sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].At.Before(c.timers[j].At) })
 	if v.Extra == nil {
 		v.Extra = map[string]string{}
 	}
-	v.Extra[chainKey] = c.encode(v)
+	planned := v.Extra[chainKey]
+	if planned == "" {
+		planned = "0"
+	}
+	v.Extra[chainKey] = string(appendTimer([]byte(planned), chainBase(v), Timer{Name: name, Type: timerType(name), At: at.UTC()}))
 }
 
-// startChain schedules the first step of the planned chain.
+// startChain orders the planned chain's deadlines and schedules its first
+// step.
 func startChain(v *visit.Visit) {
 	c, ok := parseChain(v)
 	if !ok || len(c.timers) == 0 {
 		delete(v.Extra, chainKey)
 		return
 	}
+	sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].At.Before(c.timers[j].At) })
+	v.Extra[chainKey] = c.encode(v)
 	v.Enqueue(timersJob(v, c.step, c.timers[0].At.Add(-TimerLead)))
 }
 
