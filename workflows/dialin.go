@@ -255,14 +255,11 @@ func pinHold(v *visit.Visit, now time.Time) time.Duration {
 // visit whose window overlaps v's holds, and reserves it for v. The store
 // reserves with one SET NX, so two visits never win the same PIN.
 func (e *Engine) reservePIN(ctx context.Context, v *visit.Visit) (string, error) {
-	digits := e.cfg.Visits.DialInPINDigits
-	space := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(digits)), nil)
-	for i := 0; i < 50; i++ {
-		n, err := rand.Int(rand.Reader, space)
+	for i := 0; i < pinTries; i++ {
+		pin, err := e.newPIN()
 		if err != nil {
 			return "", err
 		}
-		pin := fmt.Sprintf("%0*d", digits, n)
 		ok, err := e.store.ReservePIN(ctx, pin, v.ID, pinHold(v, e.clock.Now()))
 		if err != nil {
 			return "", err
@@ -272,6 +269,20 @@ func (e *Engine) reservePIN(ctx context.Context, v *visit.Visit) (string, error)
 		}
 	}
 	return "", errors.New("workflows: no free dial-in PIN")
+}
+
+// pinTries is how many random PINs a create tries before giving up.
+const pinTries = 50
+
+// newPIN draws a random dial-in PIN of visits.dial_in_pin_digits digits.
+func (e *Engine) newPIN() (string, error) {
+	digits := e.cfg.Visits.DialInPINDigits
+	space := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(digits)), nil)
+	n, err := rand.Int(rand.Reader, space)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%0*d", digits, n), nil
 }
 
 // rememberPatientPhone marks v's patient phone (as its keyed hash) as a

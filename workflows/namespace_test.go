@@ -49,19 +49,20 @@ func TestNamespacesShareOneRedis(t *testing.T) {
 	if code := a.API(http.MethodGet, "/v1/visits", nil, &list); code != http.StatusOK || len(list.Visits) != 1 {
 		t.Errorf("deployment a lists %d visits (status %d); want its 1", len(list.Visits), code)
 	}
-	// The same task IDs (V-1:reminder:send:…) in each namespace's queue:
-	// without namespaces the second would be refused as already sent.
+	// The same task ID (V-1's timer chain, which holds its reminders) in
+	// each namespace's queue: without namespaces the second would be
+	// refused as already scheduled.
 	reminders := func(e *testenv.Env) int {
 		n := 0
 		for _, id := range e.ScheduledIDs(workflows.QueueDefault) {
-			if slices.Contains([]string{"V-1:reminder:send:r1h0m0s:s0", "V-1:reminder:send:r10m0s:s0"}, id) {
+			if slices.Contains([]string{"V-1:visit:timers:t0:s0"}, id) {
 				n++
 			}
 		}
 		return n
 	}
-	if ra, rb := reminders(a), reminders(b); ra != 2 || rb != 2 {
-		t.Errorf("scheduled reminders: a %d, b %d; want 2 each", ra, rb)
+	if ra, rb := reminders(a), reminders(b); ra != 1 || rb != 1 {
+		t.Errorf("scheduled timer chains: a %d, b %d; want 1 each", ra, rb)
 	}
 
 	// Both patients join; only a has workers, so only a's job telling the

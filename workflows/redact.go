@@ -11,7 +11,8 @@ import (
 // a payload some future task gets wrong.
 // Every field of Payload is listed (a test holds it to that).
 var payloadKeys = map[string]bool{"visit_id": true, "schedule": true, "reminder": true, "transition": true,
-	"from": true, "to": true, "at": true, "request": true, "attempt": true}
+	"from": true, "to": true, "at": true, "request": true, "attempt": true,
+	"step": true}
 
 // RedactPayload formats a task payload for the Asynq dashboard showing only
 // known id fields; anything else is reported as redacted, never shown.

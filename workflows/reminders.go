@@ -18,22 +18,19 @@ import (
 // small Redis script per queue per second per worker process.
 const DelayedTaskCheckInterval = time.Second
 
-// timersKey is the Extra entry listing the task IDs of the current
-// schedule's pending timers, so a reschedule or cancel can delete them even
-// when the configured offsets changed since.
+// timersKey is the Extra entry of visits scheduled before the timer chain
+// (timers.go): the task IDs of their schedule's pending timers, one task
+// each, so a reschedule or cancel can still delete them.
 const timersKey = "timers"
 
-// scheduleTimers records the reminder and no-show jobs of the visit's current
-// schedule (runs inside create and reschedule).
+// scheduleTimers plans the reminders and the no-show check of the visit's
+// current schedule and starts its timer chain (runs inside create and
+// reschedule, after scheduleRoom added the room's deadline). A deadline
+// already come is enqueued now rather than through the chain.
 func (e *Engine) scheduleTimers(v *visit.Visit, now time.Time) {
 	loc, err := loadZone(v.Timezone)
 	if err != nil {
 		loc = time.UTC
-	}
-	var ids []string
-	add := func(j visit.Job) {
-		v.Enqueue(j)
-		ids = append(ids, j.ID)
 	}
 	plan := PlanReminders(v.ScheduledAt, now, e.cfg.Visits.ReminderOffsets, e.cfg.Visits.QuietHours, loc)
 	for _, r := range plan {
@@ -42,26 +39,33 @@ func (e *Engine) scheduleTimers(v *visit.Visit, now time.Time) {
 				Summary: "reminder " + r.Name + ": " + r.Skipped})
 			continue
 		}
-		add(reminderJob(v, r))
+		if r.At.After(now) {
+			addTimer(v, r.Name, r.At)
+		} else {
+			v.Enqueue(reminderJob(v, r))
+		}
 		if r.Moved {
 			v.Log(visit.Entry{At: now, Source: visit.SourceScheduler, Type: "reminder-moved",
 				Summary: "reminder " + r.Name + " moved before quiet hours to " + r.At.In(loc).Format(time.RFC3339)})
 		}
 	}
-	add(noShowCheckJob(v, v.ScheduledAt.Add(e.cfg.Visits.NoShowAfter)))
-	if v.Extra == nil {
-		v.Extra = map[string]string{}
+	if at := v.ScheduledAt.Add(e.cfg.Visits.NoShowAfter); at.After(now) {
+		addTimer(v, timerNoShow, at)
+	} else {
+		v.Enqueue(noShowCheckJob(v, time.Time{}))
 	}
-	v.Extra[timersKey] = strings.Join(ids, " ")
+	startChain(v)
 }
 
 // dropScheduleTimers records outbox deletions of the current schedule's
-// reminders and no-show check.
+// pending timers: the chain's step, or on a visit scheduled before the
+// chain its reminder and no-show tasks.
 func dropScheduleTimers(v *visit.Visit) {
 	for _, id := range strings.Fields(v.Extra[timersKey]) {
 		v.Enqueue(deletion(TypeReminderSend, id)) // reminders and the no-show check share the default queue
 	}
 	delete(v.Extra, timersKey)
+	dropChain(v)
 }
 
 // Reminder is one planned reminder.

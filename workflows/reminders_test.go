@@ -1,15 +1,18 @@
 package workflows_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/testenv"
 	"github.com/visitflow/visitflow/workflows"
@@ -134,40 +137,48 @@ func TestRescheduleReplacesEveryPendingTimer(t *testing.T) {
 	env := newSMSEnv(t)
 	at := time.Now().Add(72 * time.Hour).Truncate(time.Second)
 	env.CreateEngineVisit(visitInput("V-rs", at, "UTC"))
-	before := env.ScheduledIDs(workflows.QueueDefault)
-	if len(before) != 4 { // 3 reminders + the no-show check
-		t.Fatalf("scheduled after create = %v; want 3 reminders and a no-show check", before)
+	// One timer task holds the schedule's room, reminders and no-show check (timers.go).
+	if before := scheduledOf(env, "V-rs"); !slices.Equal(before, []string{"V-rs:visit:timers:t0:s0"}) {
+		t.Fatalf("scheduled after create = %v; want the schedule's timer chain", before)
 	}
 	newAt := at.Add(24 * time.Hour)
 	code, body := env.APIRaw(http.MethodPatch, "/v1/visits/V-rs", `{"scheduled_at":"`+newAt.Format(time.RFC3339)+`"}`)
 	if code != http.StatusOK {
 		t.Fatalf("PATCH = %d %s", code, body)
 	}
-	after := env.ScheduledIDs(workflows.QueueDefault)
-	if len(after) != 4 {
-		t.Fatalf("scheduled after reschedule = %v; want 4 new timers", after)
+	after := scheduledOf(env, "V-rs")
+	if !slices.Equal(after, []string{"V-rs:visit:timers:t0:s1"}) {
+		t.Fatalf("scheduled after reschedule = %v; want only schedule s1's timer chain", after)
 	}
-	for _, id := range after {
-		if !strings.HasSuffix(id, ":s1") {
-			t.Errorf("task %s survived the reschedule; want only schedule s1 tasks", id)
-		}
+	v, err := env.Store.Get(context.Background(), "V-rs")
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A stale task that escaped deletion (already running) sends nothing.
+	var upcoming []string
+	for _, tm := range workflows.UpcomingTimers(v) {
+		upcoming = append(upcoming, tm.Name+" "+newAt.Sub(tm.At).String())
+	}
+	if want := []string{"r24h0m0s 24h0m0s", "r1h0m0s 1h0m0s", "room 30m0s", "r10m0s 10m0s", "no-show -15m0s"}; !slices.Equal(upcoming, want) {
+		t.Fatalf("upcoming timers after reschedule = %v; want %v (from the new time)", upcoming, want)
+	}
+	// A stale task that escaped deletion (already running) sends nothing:
+	// a reminder of the old schedule, or the old schedule's chain.
 	if err := testenv.Process(env.Engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-rs", Reminder: "r24h0m0s", Schedule: 0}); err != nil {
 		t.Fatal(err)
 	}
+	if err := testenv.Process(newEngine(env, env.Twilio, clock.NewFake(newAt)), workflows.TypeVisitTimers, workflows.Payload{VisitID: "V-rs", Schedule: 0}); err != nil {
+		t.Fatal(err)
+	}
+	env.StartWorkers(env.Engine)
 	if n := len(env.SMS()); n != 0 {
 		t.Fatalf("stale reminder sent %d SMS; want 0", n)
 	}
-	// Every new timer fires: run them now through real workers.
-	env.StartWorkers(env.Engine)
-	for _, id := range after {
-		if !strings.Contains(id, workflows.TypeReminderSend) {
-			continue // the no-show check is due after the visit, not now
-		}
-		if err := env.Inspector.RunTask(env.QueueName(workflows.QueueDefault), id); err != nil {
-			t.Fatal(err)
-		}
+	// Every new timer fires: the new chain's step, run by a worker whose
+	// clock reads five minutes before the new time, enqueues the three
+	// reminders (and the room), which real workers send.
+	if err := testenv.Process(newEngine(env, env.Twilio, clock.NewFake(newAt.Add(-5*time.Minute))), workflows.TypeVisitTimers,
+		workflows.Payload{VisitID: "V-rs", Schedule: 1}); err != nil {
+		t.Fatal(err)
 	}
 	env.Eventually("three new reminders", func() bool { return len(env.SMSTo(patientPhone)) == 3 })
 	for _, m := range env.SMSTo(patientPhone) {
@@ -201,13 +212,13 @@ func TestCancelRemovesTimersAndSendsCancellationWhenConfigured(t *testing.T) {
 			env := newSMSEnv(t, func(c *config.Config) { c.Visits.CancelSMS = cancelSMS })
 			env.StartWorkers(env.Engine)
 			env.CreateEngineVisit(visitInput("V-c", time.Now().Add(48*time.Hour), "UTC"))
-			if n := len(env.ScheduledIDs(workflows.QueueDefault)); n != 4 {
-				t.Fatalf("scheduled = %d; want 4", n)
+			if ids := scheduledOf(env, "V-c"); !slices.Equal(ids, []string{"V-c:visit:timers:t0:s0"}) {
+				t.Fatalf("scheduled = %v; want the timer chain (reminders and no-show check)", ids)
 			}
 			if code, body := env.APIRaw(http.MethodPost, "/v1/visits/V-c/cancel", ""); code != http.StatusOK {
 				t.Fatalf("cancel = %d %s", code, body)
 			}
-			if ids := env.ScheduledIDs(workflows.QueueDefault); len(ids) != 0 {
+			if ids := scheduledOf(env, "V-c"); len(ids) != 0 {
 				t.Fatalf("scheduled after cancel = %v; want none", ids)
 			}
 			want := 0
@@ -231,6 +242,15 @@ func TestCancelRemovesTimersAndSendsCancellationWhenConfigured(t *testing.T) {
 			if err := testenv.Process(env.Engine, workflows.TypeReminderSend, workflows.Payload{VisitID: "V-c", Reminder: "r1h0m0s", Schedule: 0}); err != nil {
 				t.Fatal(err)
 			}
+			// So does the chain's step, run anyway, however late its clock.
+			if err := testenv.Process(newEngine(env, env.Twilio, clock.NewFake(time.Now().Add(47*time.Hour))), workflows.TypeVisitTimers,
+				workflows.Payload{VisitID: "V-c"}); err != nil {
+				t.Fatal(err)
+			}
+			env.Eventually("the queues settle", func() bool {
+				info, err := env.Inspector.GetQueueInfo(env.QueueName(workflows.QueueDefault))
+				return err == nil && info.Pending == 0 && info.Active == 0
+			})
 			if n := len(env.SMS()); n != want {
 				t.Fatalf("SMS after stale reminder = %d; want %d", n, want)
 			}

@@ -29,9 +29,11 @@ const doneRoomEndRequested = "room:ended"
 // joined: its callbacks no longer concern the visit.
 const doneRoomClosedUnused = "video:room-closed-unused:"
 
-// scheduleRoom records room:create at scheduled_at - room_lead (now when
-// that is past). The schedule number is the purpose, so a reschedule's job
-// never collides with the old one, which is deleted (and would do nothing).
+// scheduleRoom plans room:create at scheduled_at - room_lead in the
+// schedule's timer chain (timers.go), or records it now when that is past.
+// The schedule number is the job's purpose, so a reschedule's job never
+// collides with the old one, which is deleted in case the chain had
+// already enqueued it (and would do nothing).
 func (e *Engine) scheduleRoom(v *visit.Visit, now time.Time) {
 	if v.Schedule > 0 {
 		v.Enqueue(roomCreateDeletion(v, v.Schedule-1))
@@ -39,11 +41,11 @@ func (e *Engine) scheduleRoom(v *visit.Visit, now time.Time) {
 	if v.Room.SID != "" {
 		return
 	}
-	at := v.ScheduledAt.Add(-e.cfg.Visits.RoomLead)
-	if !at.After(now) {
-		at = time.Time{}
+	if at := v.ScheduledAt.Add(-e.cfg.Visits.RoomLead); at.After(now) {
+		addTimer(v, timerRoom, at)
+		return
 	}
-	v.Enqueue(roomCreateJob(v, at))
+	v.Enqueue(roomCreateJob(v, time.Time{}))
 }
 
 // ensureRoom makes sure visit id has its Group Room and returns the visit

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/visitflow/visitflow/internal/clock"
 	"github.com/visitflow/visitflow/internal/testenv"
 	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
@@ -98,27 +100,56 @@ func TestEnsureRoomConcurrentAndRepeatedMakesOneRoom(t *testing.T) {
 
 func TestRoomCreateIsScheduledRoomLeadBeforeTheVisit(t *testing.T) {
 	f, _ := newRoomEnv(t)
-	tests := []struct {
-		id        string
-		in        time.Duration
-		wantState asynq.TaskState
-	}{
-		{"V-later", 2 * time.Hour, asynq.TaskStateScheduled}, // at scheduled_at - 30m
-		{"V-soon", 10 * time.Minute, asynq.TaskStatePending}, // lead already past: now
+	// Lead already past: room:create is pending at once.
+	createIn(t, f, "V-soon", 10*time.Minute)
+	info, err := f.Inspector.GetTaskInfo(f.QueueName(workflows.QueueCritical), "V-soon:"+workflows.TypeRoomCreate+":s0")
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Fatalf("V-soon: room:create = %v, %v; want pending now", info, err)
 	}
-	for _, tt := range tests {
-		v := createIn(t, f, tt.id, tt.in)
-		info, err := f.Inspector.GetTaskInfo(f.QueueName(workflows.QueueCritical), tt.id+":"+workflows.TypeRoomCreate+":s0")
+	// Later: the visit's timer chain holds it for scheduled_at - room_lead
+	// (timers.go) and hands it to Asynq TimerLead ahead, scheduled at that
+	// moment; a worker whose clock reads one second earlier than the hand
+	// over enqueues nothing for the room.
+	v := createIn(t, f, "V-later", 2*time.Hour)
+	opens := v.ScheduledAt.Add(-f.Config.Visits.RoomLead)
+	var room []workflows.Timer
+	for _, tm := range workflows.UpcomingTimers(v) {
+		if tm.Type == workflows.TypeRoomCreate {
+			room = append(room, tm)
+		}
+	}
+	if len(room) != 1 || !room[0].At.Equal(opens) {
+		t.Fatalf("V-later's room timer = %+v; want one at %v (scheduled_at - room_lead)", room, opens)
+	}
+	roomTask := func() error {
+		_, err := f.Inspector.GetTaskInfo(f.QueueName(workflows.QueueCritical), "V-later:"+workflows.TypeRoomCreate+":s0")
+		return err
+	}
+	runChain := func(now time.Time) {
+		t.Helper()
+		stored, err := f.Store.Get(context.Background(), "V-later")
 		if err != nil {
-			t.Fatalf("%s: room:create task: %v", tt.id, err)
+			t.Fatal(err)
 		}
-		if info.State != tt.wantState {
-			t.Fatalf("%s: room:create state = %v; want %v", tt.id, info.State, tt.wantState)
+		step := strings.TrimPrefix(workflows.TimersTaskID(stored), "V-later:visit:timers:t")
+		n, _, _ := strings.Cut(step, ":")
+		s, err := strconv.Atoi(n)
+		if err != nil {
+			t.Fatalf("timer task %q: %v", workflows.TimersTaskID(stored), err)
 		}
-		if want := v.ScheduledAt.Add(-f.Config.Visits.RoomLead); tt.wantState == asynq.TaskStateScheduled &&
-			!info.NextProcessAt.Equal(want) {
-			t.Fatalf("%s: room:create at %v; want %v (scheduled_at - room_lead)", tt.id, info.NextProcessAt, want)
+		at := f.NewEngine(func(d *workflows.Deps) { d.Clock = clock.NewFake(now) })
+		if err := testenv.Process(at, workflows.TypeVisitTimers, workflows.Payload{VisitID: "V-later", Step: s}); err != nil {
+			t.Fatal(err)
 		}
+	}
+	runChain(opens.Add(-workflows.TimerLead - time.Second))
+	if err := roomTask(); err == nil {
+		t.Fatalf("room:create enqueued before its hand over")
+	}
+	runChain(opens.Add(-workflows.TimerLead))
+	if info, err := f.Inspector.GetTaskInfo(f.QueueName(workflows.QueueCritical), "V-later:"+workflows.TypeRoomCreate+":s0"); err != nil ||
+		info.State != asynq.TaskStateScheduled || !info.NextProcessAt.Equal(opens) {
+		t.Fatalf("room:create = %v, %v; want scheduled at scheduled_at - room_lead, %v", info, err, opens)
 	}
 }
 

@@ -132,6 +132,17 @@ const (
 	TypeReconcile = "maintenance:reconcile"
 )
 
+// The timer chain (timers.go): a visit's schedule keeps one scheduled task,
+// not one per deadline.
+const (
+	// TypeVisitTimers enqueues the visit's schedule jobs that are due
+	// (room:create, reminder:send, visit:no-show-check, each with its own
+	// task ID) and schedules the next step of the chain at the next
+	// deadline. Payload: schedule, step. Re-checks: still that schedule and
+	// that step (a duplicate, stale or early run enqueues nothing twice).
+	TypeVisitTimers = "visit:timers"
+)
+
 // taskQueues is the queue of every task type.
 var taskQueues = map[string]string{
 	TypeStateChanged:         QueueDefault,
@@ -151,6 +162,8 @@ var taskQueues = map[string]string{
 	TypeOutboxSweep:          QueueLow,
 	TypeRetentionPurge:       QueueLow,
 	TypeReconcile:            QueueLow,
+
+	TypeVisitTimers: QueueDefault,
 }
 
 // handlers is the handler of every task type in taskQueues.
@@ -173,6 +186,8 @@ func (e *Engine) handlers() map[string]func(context.Context, *asynq.Task) error 
 		TypeOutboxSweep:          e.handleOutboxSweep,
 		TypeRetentionPurge:       e.handleRetentionPurge,
 		TypeReconcile:            e.handleReconcile,
+
+		TypeVisitTimers: e.handleTimers,
 	}
 }
 
@@ -199,6 +214,9 @@ type Payload struct {
 	// (both count from 1).
 	Request int `json:"request,omitempty"`
 	Attempt int `json:"attempt,omitempty"`
+
+	// Step numbers the runs of a visit's timer chain within one schedule.
+	Step int `json:"step,omitempty"`
 }
 
 // newJob builds an outbox entry for typ whose task ID is derived from the
@@ -306,6 +324,12 @@ func hangupJob(v *visit.Visit) visit.Job {
 func interpreterFailedSMSJob(v *visit.Visit) visit.Job {
 	r := v.Interpreter.Request
 	return newJob(TypeInterpreterFailedSMS, Payload{VisitID: v.ID, Request: r}, requestPurpose(r), time.Time{})
+}
+
+// timersJob is step of the timer chain of v's current schedule, run at at.
+func timersJob(v *visit.Visit, step int, at time.Time) visit.Job {
+	return newJob(TypeVisitTimers, Payload{VisitID: v.ID, Schedule: v.Schedule, Step: step},
+		fmt.Sprintf("t%d:%s", step, schedulePurpose(v.Schedule)), at)
 }
 
 // decodePayload reads a task payload; a payload that cannot be read will

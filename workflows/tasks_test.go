@@ -82,6 +82,7 @@ func TestJobConstructorsKeepTaskIDs(t *testing.T) {
 		{reminderJob(v, Reminder{Name: "r24h0m0s", At: at}), "V-1:reminder:send:r24h0m0s:s2", QueueDefault,
 			Payload{VisitID: "V-1", Schedule: 2, Reminder: "r24h0m0s"}},
 		{noShowCheckJob(v, at), "V-1:visit:no-show-check:s2", QueueDefault, Payload{VisitID: "V-1", Schedule: 2}},
+		{timersJob(v, 3, at), "V-1:visit:timers:t3:s2", QueueDefault, Payload{VisitID: "V-1", Schedule: 2, Step: 3}},
 		{providerLateJob(v, at), "V-1:visit:provider-late-check:t3", QueueDefault, Payload{VisitID: "V-1", Transition: 3}},
 		{followupJob(v, at), "V-1:followup:send:followup", QueueDefault, Payload{VisitID: "V-1"}},
 		{cancelSMSJob(v), "V-1:visit:cancel-sms:cancelled", QueueDefault, Payload{VisitID: "V-1"}},

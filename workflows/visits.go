@@ -3,10 +3,12 @@ package workflows
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/visitflow/visitflow/internal/audit"
@@ -63,8 +65,20 @@ func loadZone(name string) (*time.Location, error) {
 	if name == "Local" {
 		return nil, errors.New("local is not a zone")
 	}
-	return time.LoadLocation(name)
+	if loc, ok := zones.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	// time.LoadLocation reads and parses the zone file each time: a tenth
+	// of a batch create's CPU before this cache (docs/benchmarks.md).
+	loc, err := time.LoadLocation(name)
+	if err == nil {
+		zones.Store(name, loc)
+	}
+	return loc, err
 }
+
+// zones caches the zones loadZone loaded, by name.
+var zones sync.Map
 
 func (p *PersonInput) check(field string) error {
 	p.Identity = strings.TrimSpace(p.Identity)
@@ -88,35 +102,12 @@ func (p PersonInput) person() visit.Person {
 // the same body returns the existing visit (created=false); a different body
 // is ErrConflict.
 func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit, bool, error) {
-	at, _, err := in.normalize()
+	v, sum, err := e.newVisit(ctx, in)
 	if err != nil {
 		return nil, false, err
 	}
-	if err := e.checkHorizon(at); err != nil {
-		return nil, false, err
-	}
-	if in.Provider.Identity == in.Patient.Identity {
-		return nil, false, badField("patient.identity", "must differ from provider.identity")
-	}
-	hash := requestHash(in)
-	if in.ID == "" {
-		in.ID = newVisitID()
-	}
-	audit.Touch(ctx, in.ID) // the id is not in the route (batch: one of many)
-	now := e.clock.Now()
-	v := &visit.Visit{
-		ID:          in.ID,
-		ScheduledAt: at,
-		Timezone:    in.Timezone,
-		Provider:    in.Provider.person(),
-		Patient:     in.Patient.person(),
-		Room:        visit.Room{Name: visit.RoomName(in.ID)},
-		CreatedAt:   now,
-		UpdatedAt:   now,
-		RequestHash: hash,
-	}
 	if existing, err := e.store.Get(ctx, v.ID); err == nil {
-		return e.sameOrConflict(existing, hash)
+		return e.sameOrConflict(existing, sum)
 	} else if !errors.Is(err, visit.ErrNotFound) {
 		return nil, false, err
 	}
@@ -132,17 +123,13 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 			e.releasePIN(pin, v.ID)
 		}
 	}()
-	v.DialIn = visit.DialIn{Number: e.cfg.Twilio.FromNumber, PIN: pin}
-	v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "scheduled",
-		Summary: "visit scheduled for " + at.Format(time.RFC3339)})
-	e.schedule(v, now)
-	jobs := v.PendingJobs()
+	jobs := e.scheduleNew(v, pin)
 	stored, created, err := e.store.Create(ctx, v)
 	if err != nil {
 		return nil, false, err
 	}
 	if !created {
-		return e.sameOrConflict(stored, hash)
+		return e.sameOrConflict(stored, sum)
 	}
 	kept = true
 	e.flush(ctx, v.ID, jobs)
@@ -150,17 +137,78 @@ func (e *Engine) CreateVisit(ctx context.Context, in CreateInput) (*visit.Visit,
 	return stored, true, nil
 }
 
-func (e *Engine) sameOrConflict(existing *visit.Visit, hash string) (*visit.Visit, bool, error) {
-	if existing.RequestHash != hash {
+// newVisit checks a create's input and returns the visit it describes,
+// not yet stored, with no PIN and nothing scheduled, and the request's
+// fingerprint.
+func (e *Engine) newVisit(ctx context.Context, in CreateInput) (*visit.Visit, requestSum, error) {
+	at, _, err := in.normalize()
+	if err != nil {
+		return nil, requestSum{}, err
+	}
+	if err := e.checkHorizon(at); err != nil {
+		return nil, requestSum{}, err
+	}
+	if in.Provider.Identity == in.Patient.Identity {
+		return nil, requestSum{}, badField("patient.identity", "must differ from provider.identity")
+	}
+	sum := requestHash(in)
+	if in.ID == "" {
+		in.ID = newVisitID()
+	}
+	audit.Touch(ctx, in.ID) // the id is not in the route (batch: one of many)
+	now := e.clock.Now()
+	return &visit.Visit{
+		ID:          in.ID,
+		ScheduledAt: at,
+		Timezone:    in.Timezone,
+		Provider:    in.Provider.person(),
+		Patient:     in.Patient.person(),
+		Room:        visit.Room{Name: visit.RoomName(in.ID)},
+		CreatedAt:   now,
+		UpdatedAt:   now,
+		RequestHash: sum.short(),
+	}, sum, nil
+}
+
+// scheduleNew gives a new visit its PIN, its first timeline entry and its
+// schedule's jobs, and returns the jobs (the outbox entries its create
+// commits).
+func (e *Engine) scheduleNew(v *visit.Visit, pin string) []visit.Job {
+	v.DialIn = visit.DialIn{Number: e.cfg.Twilio.FromNumber, PIN: pin}
+	v.Log(visit.Entry{At: v.CreatedAt, Source: visit.SourceAPI, Type: "scheduled",
+		Summary: "visit scheduled for " + v.ScheduledAt.Format(time.RFC3339)})
+	e.schedule(v, v.CreatedAt)
+	return v.PendingJobs()
+}
+
+func (e *Engine) sameOrConflict(existing *visit.Visit, sum requestSum) (*visit.Visit, bool, error) {
+	if !sum.matches(existing.RequestHash) {
 		return nil, false, ErrConflict
 	}
 	return existing, false, nil
 }
 
-func requestHash(in CreateInput) string {
+// requestSum is the SHA-256 of a create's normalized input.
+type requestSum [sha256.Size]byte
+
+func requestHash(in CreateInput) requestSum {
 	b, _ := json.Marshal(in)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return sha256.Sum256(b)
+}
+
+// short is the fingerprint a visit stores: the sum's first 128 bits in
+// base64url, 22 characters (every visit record is read and written on
+// each change; the 64 hex characters it stored before were a tenth of a
+// new visit's JSON).
+func (s requestSum) short() string { return base64.RawURLEncoding.EncodeToString(s[:16]) }
+
+// matches reports whether stored, a visit's RequestHash, fingerprints the
+// request of sum: short, or the whole sum in hex on visits stored before.
+func (s requestSum) matches(stored string) bool {
+	if len(stored) == 2*sha256.Size {
+		return stored == hex.EncodeToString(s[:])
+	}
+	return stored == s.short()
 }
 
 func newVisitID() string {

@@ -2,8 +2,9 @@
 // (html/template, no JavaScript) view for a clinic's support desk of today's
 // visits by state, who is waiting and for how long, interpreter legs and
 // failures (messages and calls that failed or whose outcome is unknown,
-// reconciliations that failed), and per visit its timeline, participants,
-// jobs and audit trail. "Today" is the calendar day in board.timezone; a
+// reconciliations that failed), and per visit its upcoming timers
+// (reminders, room, no-show check), timeline, participants, jobs and audit
+// trail. "Today" is the calendar day in board.timezone; a
 // busy day is split into pages rather than cut off.
 //
 // Phones and names are PHI: the board shows them masked (+1•••••••0002,
@@ -204,6 +205,10 @@ func (b *board) one(w http.ResponseWriter, r *http.Request, id string) {
 	st := v.State()
 	page := visitPage{row: b.row(v, st, now), Prefix: b.o.Prefix, QueuesPath: b.o.QueuesPath,
 		Timezone: v.Timezone, RoomName: v.Room.Name, Schedule: v.ScheduledAt.In(b.o.Location).Format("Mon 2 Jan 2006 15:04 MST")}
+	for _, t := range workflows.UpcomingTimers(v) {
+		page.Timers = append(page.Timers, timerRow{Type: t.Type, Name: t.Name, At: t.At.In(b.o.Location).Format("Mon 2 Jan 15:04")})
+	}
+	page.TimersTask = workflows.TimersTaskID(v)
 	for _, e := range tl {
 		page.Timeline = append(page.Timeline, timelineRow{At: b.clockTime(e.At), Source: e.Source, Type: e.Type,
 			Summary: e.Summary, State: string(e.State), Failed: e.IsFailure()})

@@ -192,3 +192,34 @@ func TestBoardVisitPageShowsItsAuditTrail(t *testing.T) {
 		t.Errorf("audit trail rows = %q; want the board view by admin:%s, then the API read by token:default", rows, adminUser)
 	}
 }
+
+// TestBoardVisitPageShowsUpcomingTimers: the visit's pending deadlines
+// (reminders, no-show check; this engine has no Twilio, so no room) are one
+// Asynq task, not one each, so the visit's page lists them, in order, with
+// the task that holds them.
+func TestBoardVisitPageShowsUpcomingTimers(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	e := boardAt(t, now, time.UTC, 0)
+	createAt(t, e, "V-tim", now.Add(72*time.Hour))
+	timers := section(t, getPage(t, e, "/admin/visits/V-tim"), "timers", "timeline")
+	rows := regexp.MustCompile(`<tr class="timer">(.*?)</tr>`).FindAllStringSubmatch(timers, -1)
+	want := [][]string{
+		{"reminder:send", "r24h0m0s", "Thu 3 Dec 09:00"},
+		{"reminder:send", "r1h0m0s", "Fri 4 Dec 08:00"},
+		{"reminder:send", "r10m0s", "Fri 4 Dec 08:50"},
+		{"visit:no-show-check", "no-show", "Fri 4 Dec 09:15"},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("upcoming timer rows = %q; want %d", rows, len(want))
+	}
+	for i, w := range want {
+		for _, s := range w {
+			if !strings.Contains(rows[i][1], s) {
+				t.Errorf("timer row %d = %q; want %q in it", i, rows[i][1], s)
+			}
+		}
+	}
+	if !strings.Contains(timers, "V-tim:visit:timers:t0:s0") {
+		t.Errorf("upcoming timers do not name the task holding them:\n%s", timers)
+	}
+}

@@ -68,6 +68,8 @@ type jobRow struct {
 type visitPage struct {
 	row
 	Prefix, QueuesPath, Timezone, RoomName, Schedule string
+	Timers                                           []timerRow
+	TimersTask                                       string
 	Timeline                                         []timelineRow
 	Participants                                     []participantRow
 	Interpreter                                      *interpreterRow
@@ -78,6 +80,9 @@ type visitPage struct {
 	Audit                                            []auditRow
 	AuditError                                       string
 }
+
+// timerRow is one pending deadline of the visit's schedule.
+type timerRow struct{ Type, Name, At string }
 
 // auditRow is one audit record: who read or changed the visit, when, how.
 type auditRow struct {
@@ -157,6 +162,12 @@ var visitTemplate = template.Must(template.Must(template.New("layout").Parse(lay
 {{if .Participants}}<table><tr><th>Role</th><th>Connection</th><th>From</th><th>To</th></tr>
 {{range .Participants}}<tr><td>{{.Role}}</td><td>{{.SID}}</td><td>{{.From}}</td><td>{{if .Connected}}connected{{else}}{{.To}}{{end}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">Nobody has joined.</p>{{end}}
+
+{{if .Timers}}<h2 id="timers">Upcoming timers</h2>
+<p class="muted">Deadlines of the current schedule not reached yet; one task, {{.TimersTask}}, waits for the first and enqueues each job when its time comes.</p>
+<table><tr><th>Job</th><th>Timer</th><th>When</th></tr>
+{{range .Timers}}<tr class="timer"><td>{{.Type}}</td><td>{{.Name}}</td><td>{{.At}}</td></tr>
+{{end}}</table>{{end}}
 
 <h2 id="timeline">Timeline</h2>
 <table><tr><th>At</th><th>Source</th><th>Event</th><th>Detail</th><th>State</th></tr>

@@ -34,11 +34,14 @@ func (k keyspace) outboxPending() string           { return k.prefix + "outbox:p
 // outboxPattern matches every visit's outbox key (SCAN MATCH).
 func (k keyspace) outboxPattern() string { return k.prefix + "visit:{*}:outbox" }
 
-// The audit trail: a stream per UTC day, the index of those days, and a
-// stream per visit. The visit's stream shares the visit's hash tag but is
-// not one of the visit's keys: it outlives the visit (audit.retention).
+// The audit trail: a stream per UTC day, the index of those days, and per
+// visit its references into the day streams (a stream of copies on visits
+// whose trail began before, audit.go). A visit's trail shares the visit's
+// hash tag but is not one of the visit's keys: it outlives the visit
+// (audit.retention).
 func (k keyspace) auditDay(day string) string { return k.prefix + "audit:" + day }
 func (k keyspace) auditDays() string          { return k.prefix + "audit:days" }
+func (k keyspace) auditRefs(id string) string { return k.prefix + "audit:refs:{" + id + "}" }
 func (k keyspace) auditVisit(id string) string {
 	return k.prefix + "audit:visit:{" + id + "}"
 }

@@ -49,7 +49,9 @@
 //
 //	vf:audit:<YYYY-MM-DD>      stream of audit.Record JSON (field r) answered that UTC day
 //	vf:audit:days              zset of the days above by their start (Unix s), for the trim
-//	vf:audit:visit:{id}        stream of the records naming visit id (expires after retention)
+//	vf:audit:refs:{id}         the records naming visit id: lines "<day> <stream id>" into the
+//	                           day streams (expires after retention)
+//	vf:audit:visit:{id}        the same as a stream of copies, on trails begun before the refs
 package store
 
 import (
