@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -62,7 +63,9 @@ func auditAnswers(d Deps, describe auditedRequest, shown func(answer []byte) []s
 				audit.Touch(ctx, shown(held.body.Bytes())...)
 			}
 			rec := audit.Record{Actor: actor, Action: action, Visits: touched.Visits(), Status: status}
-			if err := d.Engine.RecordAudit(ctx, rec); err != nil {
+			// A change's answer has gone out already: a client that hangs up
+			// now must not cancel the record of what it did.
+			if err := d.Engine.RecordAudit(context.WithoutCancel(ctx), rec); err != nil {
 				d.Log.Error("audit record not stored", zap.String("action", action), zap.Strings("visits", rec.Visits),
 					zap.Int("status", status), zap.Error(err))
 				if read {

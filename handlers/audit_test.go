@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -268,5 +269,36 @@ func TestNamedAPITokens(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("GET /v1/visits with bearer %q = %d; want %d", bearer, resp.StatusCode, want)
 		}
+	}
+}
+
+// hangUpWriter is a client that goes away as soon as it has its answer:
+// the request's context is cancelled the moment the handler writes it.
+type hangUpWriter struct {
+	http.ResponseWriter
+	hangUp context.CancelFunc
+}
+
+func (w hangUpWriter) WriteHeader(code int) {
+	w.ResponseWriter.WriteHeader(code)
+	w.hangUp()
+}
+
+// TestChangeIsAuditedWhenTheClientHangsUp: the record of a create is
+// written after the answer; a client that closes the connection right
+// away (an EHR's fire-and-forget batch) must not take the record with it.
+func TestChangeIsAuditedWhenTheClientHangsUp(t *testing.T) {
+	e := testenv.New(t)
+	ctx, hangUp := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/v1/visits", strings.NewReader(visitJSON("V-gone", time.Now().Add(time.Hour))))
+	req.Header.Set("Authorization", "Bearer "+testenv.APIToken)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	e.Server.Config.Handler.ServeHTTP(hangUpWriter{ResponseWriter: rec, hangUp: hangUp}, req)
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("POST /v1/visits = %d %s", rec.Code, rec.Body)
+	}
+	if recs := auditOf(t, e, "V-gone"); len(recs) == 0 {
+		t.Fatal("no audit record of the create: it was dropped with the client's connection")
 	}
 }
