@@ -175,8 +175,8 @@ func (e *Engine) newVisit(ctx context.Context, in CreateInput) (*visit.Visit, re
 // commits).
 func (e *Engine) scheduleNew(v *visit.Visit, pin string) []visit.Job {
 	v.DialIn = visit.DialIn{Number: e.cfg.Twilio.FromNumber, PIN: pin}
-	v.Log(visit.Entry{At: v.CreatedAt, Source: visit.SourceAPI, Type: "scheduled",
-		Summary: "visit scheduled for " + v.ScheduledAt.Format(time.RFC3339)})
+	// The timeline's creation row is derived from the record when read
+	// (visit.CreationEntry): a scheduled visit has no timeline key yet.
 	e.schedule(v, v.CreatedAt)
 	return v.PendingJobs()
 }
@@ -325,7 +325,8 @@ func (e *Engine) UpdateVisit(ctx context.Context, id string, in PatchInput) (*vi
 		old := v.ScheduledAt
 		dropScheduleTimers(v)
 		v.Schedule++
-		v.ScheduledAt, v.Timezone = newAt, newTZ
+		v.Reschedule(newAt)
+		v.Timezone = newTZ
 		v.Log(visit.Entry{At: now, Source: visit.SourceAPI, Type: "rescheduled",
 			Summary: "rescheduled from " + old.Format(time.RFC3339) + " to " + newAt.Format(time.RFC3339)})
 		e.schedule(v, now)

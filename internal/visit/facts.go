@@ -296,24 +296,52 @@ func (v *Visit) ParticipantList() []ParticipantView {
 	return out
 }
 
-// TypeStateChanged is the timeline row that says the state changed. It is
-// derived when the timeline is read, never stored: the state is a function
-// of the facts, so the rows are the same whatever order the facts arrived in.
-const TypeStateChanged = "state-changed"
+// Timeline rows derived when the timeline is read, never stored: the state
+// is a function of the facts, so the state-changed rows are the same
+// whatever order the facts arrived in; the creation row is what the visit
+// record says (and costs a scheduled visit no timeline of its own).
+const (
+	TypeStateChanged = "state-changed"
+	TypeScheduled    = "scheduled"
+)
 
-// WithStates fills each entry's State as of its time, orders the timeline by
-// time (keeping arrival order among equal times), and adds a state-changed
-// row after each entry at which the state changed, with that entry's time
-// and source. State-changed rows stored by earlier versions are replaced by
-// the derived ones.
-func (v *Visit) WithStates(entries []Entry) []Entry {
+// CreationEntry is the timeline's first row: the visit scheduled, when it
+// was created, for the time it was created for.
+func (v *Visit) CreationEntry() Entry {
+	first := v.ScheduledAt
+	if v.FirstScheduledAt != nil {
+		first = *v.FirstScheduledAt
+	}
+	return Entry{At: v.CreatedAt, Source: SourceAPI, Type: TypeScheduled,
+		Summary: "visit scheduled for " + first.UTC().Format(time.RFC3339)}
+}
+
+// Reschedule moves the visit to at, keeping the time it was created for.
+func (v *Visit) Reschedule(at time.Time) {
+	if v.FirstScheduledAt == nil {
+		first := v.ScheduledAt
+		v.FirstScheduledAt = &first
+	}
+	v.ScheduledAt = at
+}
+
+// WithStates puts the creation row first, fills each entry's State as of
+// its time, orders the timeline by time (keeping arrival order among equal
+// times), and adds a state-changed row after each entry at which the state
+// changed, with that entry's time and source. Creation and state-changed
+// rows stored by earlier versions are replaced by the derived ones.
+func (v *Visit) WithStates(stored []Entry) []Entry {
+	entries := make([]Entry, 0, len(stored)+1)
+	entries = append(entries, v.CreationEntry())
+	for _, e := range stored {
+		if e.Type != TypeStateChanged && e.Type != TypeScheduled {
+			entries = append(entries, e)
+		}
+	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].At.Before(entries[j].At) })
 	out := make([]Entry, 0, len(entries)+len(entries)/2)
 	prev := Scheduled
 	for _, e := range entries {
-		if e.Type == TypeStateChanged {
-			continue
-		}
 		e.State = v.StateAt(e.At)
 		out = append(out, e)
 		if e.State != prev {

@@ -188,11 +188,14 @@ func names(fs []fact) []string {
 }
 
 // TestStateChangedRowsAreDerivedInTimeOrder: whatever order a visit's
-// callbacks arrived in, the timeline read back says the same state changes,
-// in time order, each right after the entry that caused it; a state-changed
-// row stored by an earlier version is replaced, not shown twice.
+// callbacks arrived in, the timeline read back starts with the creation row
+// and says the same state changes, in time order, each right after the
+// entry that caused it; creation and state-changed rows stored by an
+// earlier version are replaced, not shown twice.
 func TestStateChangedRowsAreDerivedInTimeOrder(t *testing.T) {
 	v := newVisit()
+	v.CreatedAt, v.ScheduledAt = at(-60), at(0)
+	v.Reschedule(at(2)) // the creation row still says the time it was created for
 	v.ParticipantConnected("PA1", "pat-1", at(1))
 	v.ParticipantConnected("PA2", "dr-lee", at(3))
 	v.ParticipantDisconnected("PA2", "dr-lee", at(5), 0)
@@ -202,12 +205,14 @@ func TestStateChangedRowsAreDerivedInTimeOrder(t *testing.T) {
 		entry(5, "participant-disconnected"), entry(9, "room-ended"), entry(3, "participant-connected"),
 		{At: at(1), Source: SourceWorker, Type: TypeStateChanged, Summary: "scheduled → waiting"},
 		entry(1, "participant-connected"),
+		{At: at(-60), Source: SourceAPI, Type: TypeScheduled, Summary: "visit scheduled for 2026-12-01T15:00:00Z"},
 	}
 	var got []string
 	for _, e := range v.WithStates(arrived) {
 		got = append(got, e.At.Format("15:04")+" "+e.Type+" "+e.Summary+" ["+string(e.State)+"]")
 	}
 	want := []string{
+		"14:00 scheduled visit scheduled for 2026-12-01T15:00:00Z [scheduled]",
 		"15:01 participant-connected  [waiting]",
 		"15:01 state-changed scheduled → waiting [waiting]",
 		"15:03 participant-connected  [in_progress]",

@@ -32,13 +32,17 @@ type Visit struct {
 	// went quiet; it moves in steps of heardStep (see Heard).
 	HeardAt *time.Time `json:"heard_at,omitempty"`
 
+	// FirstScheduledAt is the time the visit was created for, kept once a
+	// reschedule moved ScheduledAt (the timeline's creation row says it).
+	FirstScheduledAt *time.Time `json:"first_scheduled_at,omitempty"`
+
 	// Schedule counts reschedules; jobs that belong to one schedule carry it
 	// in their task ID so a reschedule's new jobs never collide with the old.
-	Schedule int `json:"schedule"`
+	Schedule int `json:"schedule,omitempty"`
 	// Transitions counts state changes; it names each transition's job.
-	Transitions int `json:"transitions"`
+	Transitions int `json:"transitions,omitempty"`
 
-	Facts       Facts             `json:"facts"`
+	Facts       Facts             `json:"facts,omitzero"`
 	Interpreter *InterpreterLeg   `json:"interpreter,omitempty"`
 	Invites     map[string]Invite `json:"invites,omitempty"`
 	// ConfirmedAt is when the patient confirmed the visit (replied C to a
