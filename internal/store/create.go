@@ -32,7 +32,6 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 	// The schedule entry is added only if absent, so a create that finds
 	// the visit existing does not move it in the schedule.
 	pipe := s.rdb.Pipeline()
-	pipe.Set(ctx, s.keys.roomIndex(v.Room.Name), v.ID, 0)
 	added := pipe.ZAddNX(ctx, s.keys.schedule(), redis.Z{Score: float64(v.ScheduledAt.UnixMilli()), Member: v.ID})
 	if len(pending.Jobs) > 0 {
 		pipe.SAdd(ctx, s.keys.outboxPending(), v.ID)
@@ -95,5 +94,4 @@ func (s *Store) dropCreateIndexes(v *visit.Visit) {
 	pipe.ZRem(ctx, s.keys.schedule(), v.ID)
 	pipe.SRem(ctx, s.keys.outboxPending(), v.ID)
 	_, _ = pipe.Exec(ctx)
-	_ = releaseIndex.Run(ctx, s.rdb, []string{s.keys.roomIndex(v.Room.Name)}, v.ID).Err()
 }

@@ -72,7 +72,6 @@ func (s *Store) CreateMany(ctx context.Context, vs []*visit.Visit) (stored []*vi
 	added := make([]*redis.IntCmd, len(vs))
 	for _, p := range ready {
 		v := vs[p.i]
-		pipe.Set(ctx, s.keys.roomIndex(v.Room.Name), v.ID, 0)
 		added[p.i] = pipe.ZAddNX(ctx, s.keys.schedule(), redis.Z{Score: float64(v.ScheduledAt.UnixMilli()), Member: v.ID})
 		if len(p.args) > 2+p.args[1].(int) {
 			pipe.SAdd(ctx, s.keys.outboxPending(), v.ID)

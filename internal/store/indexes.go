@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,9 +25,17 @@ func (s *Store) IndexCall(ctx context.Context, sid, id string) error {
 	return nil
 }
 
-// VisitForRoom returns the visit id for a room UniqueName, or visit.ErrNotFound.
-func (s *Store) VisitForRoom(ctx context.Context, name string) (string, error) {
-	return s.lookup(ctx, s.keys.roomIndex(name))
+// VisitForRoom returns the visit id for a room UniqueName, or
+// visit.ErrNotFound. A visit's room is always named visit.RoomName(id), so
+// the id is read from the name: no index to store per visit, nor to keep
+// in step. The id may name no visit (a room of another system on the same
+// account); the update that follows finds none and the callback is
+// unmatched, as with a stale index entry.
+func (s *Store) VisitForRoom(_ context.Context, name string) (string, error) {
+	if id, ok := strings.CutPrefix(name, visit.RoomName("")); ok && visit.ValidID(id) {
+		return id, nil
+	}
+	return "", visit.ErrNotFound
 }
 
 // VisitForCall returns the visit id for a CallSid, or visit.ErrNotFound.

@@ -61,6 +61,7 @@ func (s *Store) Delete(ctx context.Context, id string, keep func(v *visit.Visit)
 		pipe.ZRem(ctx, s.keys.schedule(), id)
 		pipe.ZRem(ctx, s.keys.reconcile(), id)
 		pipe.SRem(ctx, s.keys.outboxPending(), id)
+		// Written by versions before rooms were looked up by name.
 		if s.rdb.Get(ctx, s.keys.roomIndex(v.Room.Name)).Val() == id {
 			pipe.Del(ctx, s.keys.roomIndex(v.Room.Name))
 		}

@@ -18,7 +18,8 @@
 // Indexes live outside the hash tag and are written before the visit, so a
 // crash leaves at most an index entry pointing at nothing (ignored on read):
 //
-//	vf:idx:room:<name>         visit id for a room UniqueName
+//	vf:idx:room:<name>         visit id for a room UniqueName, written by earlier versions (a room's
+//	                           visit is now read from its name, visit-<id>); purge removes it
 //	vf:idx:call:<sid>          visit id for a CallSid (expires after 30 days)
 //	vf:idx:pin:<pin>           visit id for a dial-in PIN, held until the end of the
 //	                           visit's dial-in window (SET NX: one key, so one slot, so
