@@ -24,7 +24,7 @@ func (s *Store) ReleasePIN(ctx context.Context, pin, id string) error {
 // releaseIndex deletes an index entry only while it still names the visit
 // whose create is being undone; an entry another visit holds stays.
 //
-//	KEYS[1] the index key (vf:idx:pin:<pin>, vf:idx:room:<name>)
+//	KEYS[1] the index key (vf:idx:pin:<pin>)
 //	ARGV[1] the visit id the entry must hold
 //
 // Returns 1 when the entry was deleted, else 0.
