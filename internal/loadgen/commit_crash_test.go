@@ -84,7 +84,9 @@ func TestWebKilledBetweenCommitAndEnqueue(t *testing.T) {
 		c.HTTP.PublicBaseURL = crashPublicURL
 	}))
 	const id = "V-crash"
-	survivor.CreateVisit(testenv.VisitBody(id))
+	body := testenv.VisitBody(id)
+	body["scheduled_at"] = time.Now().Add(3 * time.Hour).UTC().Format(time.RFC3339)
+	survivor.CreateVisit(body)
 
 	doomed := exec.Command(os.Args[0], "-test.run=^TestWebProcess$", "-test.count=1")
 	doomed.Env = append(os.Environ(), webEnv+"="+url, webNamespaceEnv+"="+ns, webPublicEnv+"="+crashPublicURL)

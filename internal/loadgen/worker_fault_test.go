@@ -148,7 +148,10 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		testenv.Configure(func(c *config.Config) { c.Redis.Namespace = ns }))
 	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "w", Visits: 1, Callbacks: 1}
 	ctx := context.Background()
-	w.CreateVisit(testenv.VisitBody(o.VisitID(0)))
+	// Hours ahead, so no job of its schedule falls due while the worker is stuck.
+	body := testenv.VisitBody(o.VisitID(0))
+	body["scheduled_at"] = time.Now().Add(3 * time.Hour).UTC().Format(time.RFC3339)
+	w.CreateVisit(body)
 	// The patient joins: scheduled → waiting, whose job texts the provider.
 	if status := loadgen.Resend(ctx, o, loadgen.Callback{VisitID: o.VisitID(0), Event: "participant-connected",
 		ParticipantSID: "PA00000000000000000000000000000001", Identity: "pat-8812"}); status != http.StatusNoContent {
