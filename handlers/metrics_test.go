@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/visitflow/visitflow/internal/testenv"
 )
@@ -25,7 +26,10 @@ func TestMetricsCountWhatHappenedWithoutPHI(t *testing.T) {
 	// sizes are watched, as cmd/visitflow wires them.
 	e := testenv.New(t, testenv.WithWorkers(), testenv.WithSandbox(nil))
 	e.Metrics.WatchQueues(e.Inspector)
-	e.CreateVisit(testenv.VisitBody("V-m1"))
+	// Hours ahead: no room is created (and calls back) during the test.
+	body := testenv.VisitBody("V-m1")
+	body["scheduled_at"] = time.Now().Add(3 * time.Hour).UTC().Format(time.RFC3339)
+	e.CreateVisit(body)
 	e.Visit("V-m1")
 	e.API(http.MethodGet, "/v1/visits/V-unknown", nil, nil)
 	deliver(e, "V-m1", join("PA1", "pat-8812", 0))
