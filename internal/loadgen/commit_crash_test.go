@@ -1,12 +1,10 @@
 package loadgen_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -88,23 +86,7 @@ func TestWebKilledBetweenCommitAndEnqueue(t *testing.T) {
 	body["scheduled_at"] = time.Now().Add(3 * time.Hour).UTC().Format(time.RFC3339)
 	survivor.CreateVisit(body)
 
-	doomed := exec.Command(os.Args[0], "-test.run=^TestWebProcess$", "-test.count=1")
-	doomed.Env = append(os.Environ(), webEnv+"="+url, webNamespaceEnv+"="+ns, webPublicEnv+"="+crashPublicURL)
-	out, err := doomed.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := doomed.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { doomed.Process.Kill(); doomed.Wait() })
-	lines := make(chan string, 4)
-	go func() {
-		for sc := bufio.NewScanner(out); sc.Scan(); {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	doomed, lines := startTestProcess(t, "TestWebProcess", webEnv+"="+url, webNamespaceEnv+"="+ns, webPublicEnv+"="+crashPublicURL)
 	next := func(prefix string) string {
 		t.Helper()
 		select {

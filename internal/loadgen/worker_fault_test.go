@@ -99,11 +99,20 @@ func TestWorkerProcess(t *testing.T) {
 // channel. env adds workerTwilio and the like.
 func startWorker(t *testing.T, redisURL, namespace string, block bool, env ...string) (*exec.Cmd, <-chan string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcess$", "-test.count=1")
-	cmd.Env = append(append(os.Environ(), workerEnv+"="+redisURL, workerNamespaceEnv+"="+namespace), env...)
+	env = append([]string{workerEnv + "=" + redisURL, workerNamespaceEnv + "=" + namespace}, env...)
 	if block {
-		cmd.Env = append(cmd.Env, workerBlockEnv+"=1")
+		env = append(env, workerBlockEnv+"=1")
 	}
+	return startTestProcess(t, "TestWorkerProcess", env...)
+}
+
+// startTestProcess runs this test binary again as the helper test named
+// test, with env added, and kills it when t ends; its stdout lines arrive
+// on the channel.
+func startTestProcess(t *testing.T, test string, env ...string) (*exec.Cmd, <-chan string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
