@@ -325,21 +325,26 @@ func (v *Visit) Reschedule(at time.Time) {
 	v.ScheduledAt = at
 }
 
-// WithStates puts the creation row first, fills each entry's State as of
-// its time, orders the timeline by time (keeping arrival order among equal
+// WithStates puts the creation row first (state scheduled), fills each
+// entry's State as of its time, orders the timeline by time (keeping arrival order among equal
 // times), and adds a state-changed row after each entry at which the state
 // changed, with that entry's time and source. Creation and state-changed
 // rows stored by earlier versions are replaced by the derived ones.
 func (v *Visit) WithStates(stored []Entry) []Entry {
-	entries := make([]Entry, 0, len(stored)+1)
-	entries = append(entries, v.CreationEntry())
+	entries := make([]Entry, 0, len(stored))
 	for _, e := range stored {
 		if e.Type != TypeStateChanged && e.Type != TypeScheduled {
 			entries = append(entries, e)
 		}
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].At.Before(entries[j].At) })
-	out := make([]Entry, 0, len(entries)+len(entries)/2)
+	out := make([]Entry, 0, 1+len(entries)+len(entries)/2)
+	// The creation row comes first and says scheduled, even when a fact is
+	// stamped earlier than the visit's creation (Twilio's clock against
+	// ours): a visit is created scheduled, and nothing happened before it.
+	creation := v.CreationEntry()
+	creation.State = Scheduled
+	out = append(out, creation)
 	prev := Scheduled
 	for _, e := range entries {
 		e.State = v.StateAt(e.At)

@@ -226,3 +226,19 @@ func TestStateChangedRowsAreDerivedInTimeOrder(t *testing.T) {
 		t.Errorf("WithStates(arrived) =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestCreationRowComesFirstWhateverTheClocks: a callback stamped before the
+// visit was created (Twilio's clock ahead of ours, or behind) still reads
+// after the creation row, which says scheduled.
+func TestCreationRowComesFirstWhateverTheClocks(t *testing.T) {
+	v := newVisit()
+	v.CreatedAt, v.ScheduledAt = at(5), at(30)
+	v.ParticipantConnected("PA1", "pat-1", at(1))
+	tl := v.WithStates([]Entry{{At: at(1), Source: SourceVideo, Type: "participant-connected"}})
+	if tl[0].Type != TypeScheduled || tl[0].State != Scheduled {
+		t.Fatalf("first row = %+v; want the creation row, scheduled", tl[0])
+	}
+	if tl[1].Type != "participant-connected" || tl[1].State != Waiting || tl[2].Summary != "scheduled → waiting" {
+		t.Fatalf("rows = %+v; want the join (waiting), then scheduled → waiting", tl)
+	}
+}
