@@ -184,6 +184,9 @@ func (e *Engine) updateFor(ctx context.Context, id, token, sid string, at time.T
 	}
 	var ch visit.Change
 	var err error
+	// A whole-visit change goes through Store.Update itself (not
+	// UpdateParticipant with ""), so a Store that wraps Update, as the
+	// contention tests do, sees every such change.
 	if sid == "" {
 		ch, err = e.store.Update(ctx, id, token, change)
 	} else {
