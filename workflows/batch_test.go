@@ -69,10 +69,17 @@ type panickyStore struct {
 }
 
 func (s panickyStore) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool, error) {
-	if v.ID == s.id {
-		panic("planted: cannot store " + v.ID)
-	}
+	panicStoring(s.id, v)
 	return s.Store.Create(ctx, v)
+}
+
+// panicStoring panics when one of vs is visit id.
+func panicStoring(id string, vs ...*visit.Visit) {
+	for _, v := range vs {
+		if v.ID == id {
+			panic("planted: cannot store " + v.ID)
+		}
+	}
 }
 
 // A panic creating one batch item runs in a worker goroutine the HTTP
@@ -106,18 +113,12 @@ type panickyBatchStore struct {
 }
 
 func (s panickyBatchStore) CreateMany(ctx context.Context, vs []*visit.Visit) ([]*visit.Visit, []bool, []error) {
-	for _, v := range vs {
-		if v.ID == s.id {
-			panic("planted: cannot store " + v.ID)
-		}
-	}
+	panicStoring(s.id, vs...)
 	return s.Store.CreateMany(ctx, vs)
 }
 
 func (s panickyBatchStore) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool, error) {
-	if v.ID == s.id {
-		panic("planted: cannot store " + v.ID)
-	}
+	panicStoring(s.id, v)
 	return s.Store.Create(ctx, v)
 }
 
