@@ -20,7 +20,7 @@ func (s *Store) Create(ctx context.Context, v *visit.Visit) (*visit.Visit, bool,
 	// Everything is encoded before anything is written: a visit that
 	// cannot be stored leaves no index entry behind.
 	pending := v.TakePending()
-	data, err := encodeVisit(v, 1)
+	data, err := encodeVisit(v, firstRevision())
 	if err != nil {
 		return nil, false, fmt.Errorf("store: create %s: %w", v.ID, err)
 	}

@@ -50,7 +50,7 @@ func (s *Store) CreateMany(ctx context.Context, vs []*visit.Visit) (stored []*vi
 	var ready []prepared
 	for i, v := range vs {
 		pending := v.TakePending()
-		data, err := encodeVisit(v, 1)
+		data, err := encodeVisit(v, firstRevision())
 		if err == nil {
 			var enc encodedPending
 			if enc, err = encodePending(pending); err == nil {

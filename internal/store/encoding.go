@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 
 	json "github.com/goccy/go-json"
@@ -23,6 +24,12 @@ import (
 // (revisionHead), so a change computed from a stale read is refused without
 // the script decoding anything. A value that starts with "{" is a visit
 // written before revisions existed: revision 0, whose head is "{".
+
+// firstRevision is the revision a new visit starts at: random rather than 1,
+// so a visit deleted and created again under the same id never passes
+// through a revision its earlier incarnation had, and a snapshot kept of
+// that one (recent.go) is refused by the commit's check.
+func firstRevision() int64 { return 1 + rand.Int64N(1<<40) }
 
 // encodeVisit is the stored form of v at revision rev.
 func encodeVisit(v *visit.Visit, rev int64) ([]byte, error) {

@@ -80,6 +80,9 @@ var ErrConflict = errors.New("store: too much contention, try again")
 const (
 	seenTTL     = 48 * time.Hour
 	maxAttempts = 200
+	// defaultRecentVisits is about half the snapshots Update keeps
+	// (recentVisits): a few thousand visits at a time, a few MB.
+	defaultRecentVisits = 4096
 )
 
 // Store is the Redis-backed visit repository.
@@ -94,12 +97,16 @@ type Store struct {
 	// concurrent callbacks queue up instead of failing each other's
 	// revision check; across processes the check still guarantees atomicity.
 	stripes [256]sync.Mutex
+	// recent holds the snapshots Update starts from (recent.go); nil
+	// always reads.
+	recent *recentVisits
 }
 
 // New returns a Store on rdb. Options: WithClock.
 func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	_, cluster := rdb.(*redis.ClusterClient)
-	s := &Store{rdb: rdb, clock: clock.Real{}, keys: newKeyspace(""), cluster: cluster}
+	s := &Store{rdb: rdb, clock: clock.Real{}, keys: newKeyspace(""), cluster: cluster,
+		recent: newRecentVisits(defaultRecentVisits)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -178,28 +185,59 @@ const everyone = ""
 func (s *Store) update(ctx context.Context, id, token, guest string, fn func(v *visit.Visit) error) (visit.Change, error) {
 	defer s.lock(id)()
 	eval := false // EVAL instead of EVALSHA once Redis said NOSCRIPT
+	sn, fresh := s.recent.get(id), false
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		ch, outcome, err := s.tryUpdate(ctx, id, token, guest, fn, eval)
+		var loaded map[string]string
+		known := false
+		if sn != nil {
+			loaded, known = sn.guestsFor(guest)
+		}
+		if !known {
+			var err error
+			if sn, err = s.read(ctx, id, token, guest); err != nil {
+				s.recent.put(id, nil)
+				if errors.Is(err, visit.ErrNotFound) || errors.Is(err, visit.ErrDuplicate) {
+					return visit.Change{}, err
+				}
+				return visit.Change{}, fmt.Errorf("store: update %s: %w", id, err)
+			}
+			loaded, _ = sn.guestsFor(guest)
+			fresh = true
+		}
+		ch, res, err := s.tryUpdate(ctx, id, token, guest, sn, fresh, loaded, fn, eval)
 		var fe fnError
 		var me markError
+		if err != nil && !errors.As(err, &me) && !errors.As(err, &fe) {
+			// The commit may or may not have landed: start again from Redis.
+			s.recent.put(id, nil)
+		} else {
+			s.recent.put(id, res.next)
+		}
 		switch {
+		case errors.As(err, &fe) && !fresh:
+			// fn refused the visit as this process kept it, which may be
+			// stale: only the visit as Redis has it may refuse.
+			sn = nil
+			continue
 		case errors.As(err, &fe):
 			return visit.Change{}, fe.err
 		case errors.As(err, &me):
 			// Committed, but the sweeper's pending mark is missing: the
 			// caller learns of it; the full sweep still finds the entries.
 			return ch, fmt.Errorf("store: update %s: mark outbox: %w", id, me.err)
-		case errors.Is(err, visit.ErrNotFound), errors.Is(err, visit.ErrDuplicate):
+		case errors.Is(err, visit.ErrNotFound):
 			return visit.Change{}, err
 		case redis.HasErrorPrefix(err, "NOSCRIPT") && !eval:
 			eval = true
 			continue
 		case err != nil:
 			return visit.Change{}, fmt.Errorf("store: update %s: %w", id, err)
-		case outcome == commitDuplicate:
+		case res.outcome == commitDuplicate:
 			return visit.Change{}, visit.ErrDuplicate
-		case outcome == commitStale:
-			// Another process committed first: back off briefly and re-read.
+		case res.outcome == commitStale:
+			// Another writer committed first; the refusal carried the visit
+			// as it is now. Back off briefly when that keeps happening.
+			sn, fresh = res.next, true
 			time.Sleep(time.Duration(rand.IntN(1+attempt)) * time.Millisecond)
 			continue
 		}
@@ -208,15 +246,14 @@ func (s *Store) update(ctx context.Context, id, token, guest string, fn func(v *
 	return visit.Change{}, fmt.Errorf("store: update %s: %w", id, ErrConflict)
 }
 
-// tryUpdate is one read, decide and commit of Update, with the visit's
-// guests (guest == everyone) or only that one; it reports the commit's
-// outcome.
-func (s *Store) tryUpdate(ctx context.Context, id, token, guest string, fn func(v *visit.Visit) error, eval bool) (visit.Change, int64, error) {
-	// The visit, its guests and the idempotency check in one round trip.
+// read reads the visit with the guests a change of scope guest needs and,
+// in the same round trip, checks the idempotency token.
+func (s *Store) read(ctx context.Context, id, token, guest string) (*snapshot, error) {
 	var get *redis.StringCmd
 	var seen *redis.BoolCmd
 	var all *redis.MapStringStringCmd
 	var one *redis.SliceCmd
+	var count *redis.IntCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, s.keys.visit(id))
 		if token != "" {
@@ -226,43 +263,64 @@ func (s *Store) tryUpdate(ctx context.Context, id, token, guest string, fn func(
 			all = p.HGetAll(ctx, s.keys.guests(id))
 		} else {
 			one = p.HMGet(ctx, s.keys.guests(id), guest)
+			count = p.HLen(ctx, s.keys.guests(id))
 		}
 		return nil
 	})
 	if errors.Is(get.Err(), redis.Nil) {
-		return visit.Change{}, 0, visit.ErrNotFound
+		return nil, visit.ErrNotFound
 	}
 	if err != nil {
-		return visit.Change{}, 0, err
+		return nil, err
 	}
 	if seen != nil && seen.Val() {
-		return visit.Change{}, 0, visit.ErrDuplicate
+		return nil, visit.ErrDuplicate
 	}
 	raw, _ := get.Bytes()
-	v, rev, err := decodeRevision(raw)
+	rev, _, err := splitVisit(raw)
 	if err != nil {
-		return visit.Change{}, 0, err
+		return nil, err
 	}
-	var loaded map[string]string
-	switch {
-	case all != nil:
-		loaded = all.Val()
-	case len(one.Val()) == 1:
-		if p, ok := one.Val()[0].(string); ok {
-			loaded = map[string]string{guest: p}
-		}
+	sn := &snapshot{rev: rev, raw: raw}
+	if all != nil {
+		sn.guests, sn.complete = all.Val(), true
+		return sn, nil
 	}
+	p, _ := one.Val()[0].(string)
+	sn.guests = map[string]string{guest: p}
+	sn.complete = count.Val() == 0 || (count.Val() == 1 && p != "")
+	return sn, nil
+}
+
+// attempt is what one tryUpdate left: the commit's outcome and the visit's
+// snapshot after it (as committed, or, when stale, as Redis now has it;
+// nil when unknown).
+type attempt struct {
+	outcome int64
+	next    *snapshot
+}
+
+// tryUpdate is one decide and commit of Update, from the visit as sn has it
+// with the guests loaded (all of them for guest == everyone, else only
+// that one); fresh: sn was read from Redis for this update, not kept from
+// an earlier one.
+func (s *Store) tryUpdate(ctx context.Context, id, token, guest string, sn *snapshot, fresh bool, loaded map[string]string, fn func(v *visit.Visit) error, eval bool) (visit.Change, attempt, error) {
+	v, err := decode(sn.raw)
+	if err != nil {
+		return visit.Change{}, attempt{}, err
+	}
+	rev := sn.rev
 	if err := mergeGuests(v, loaded); err != nil {
-		return visit.Change{}, 0, err
+		return visit.Change{}, attempt{}, err
 	}
 	if err := fn(v); err != nil {
-		return visit.Change{}, 0, fnError{err}
+		return visit.Change{}, attempt{next: sn}, fnError{err}
 	}
 	pending := v.TakePending()
 	ch := visit.Change{Visit: v, Jobs: pending.Jobs}
 	guests, err := encodeGuests(v)
 	if err != nil {
-		return visit.Change{}, 0, err
+		return visit.Change{}, attempt{}, err
 	}
 	for sid, p := range guests {
 		if loaded[sid] == string(p) {
@@ -275,12 +333,16 @@ func (s *Store) tryUpdate(ctx context.Context, id, token, guest string, fn func(
 	if len(pending.Timeline) == 0 && len(pending.Jobs) == 0 && len(guests) == 0 {
 		same, err := encodeRecord(v, rev)
 		if err != nil {
-			return visit.Change{}, 0, err
+			return visit.Change{}, attempt{}, err
 		}
-		ch.Unchanged = bytes.Equal(same, raw)
+		ch.Unchanged = bytes.Equal(same, sn.raw)
 	}
-	if ch.Unchanged && token == "" {
-		return ch, commitDone, nil
+	// Nothing to write and no token to record: done, when sn is the visit
+	// as Redis has it. A kept snapshot may be stale, and against the
+	// current visit the same fn may well change something, so the script
+	// still checks its revision (writing nothing when it is current).
+	if ch.Unchanged && token == "" && fresh {
+		return ch, attempt{outcome: commitDone, next: sn}, nil
 	}
 	var value []byte
 	var encoded encodedPending
@@ -289,17 +351,24 @@ func (s *Store) tryUpdate(ctx context.Context, id, token, guest string, fn func(
 		// revision moves too: a writer that read before cannot commit.
 		v.UpdatedAt = s.clock.Now().UTC()
 		if value, err = encodeRecord(v, rev+1); err != nil {
-			return visit.Change{}, 0, err
+			return visit.Change{}, attempt{}, err
 		}
 		if encoded, err = encodePending(pending); err != nil {
-			return visit.Change{}, 0, err
+			return visit.Change{}, attempt{}, err
 		}
 	}
 	keys := []string{s.keys.visit(id), s.keys.timeline(id), s.keys.outbox(id), s.keys.seen(id), s.keys.guests(id)}
-	args := commitArgs(rev, value, token, encoded, guests)
+	args := commitArgs(rev, value, token, guest, encoded, guests)
+	var res attempt
 	if len(ch.Jobs) == 0 {
-		outcome, err := runScript(ctx, s.rdb, commitChange, eval, keys, args...).Int64()
-		return ch, outcome, err
+		reply, err := runScript(ctx, s.rdb, commitChange, eval, keys, args...).Result()
+		if err != nil {
+			return ch, attempt{}, err
+		}
+		if res, err = committed(reply, sn, rev+1, value, guests, guest); err != nil {
+			return ch, attempt{}, err
+		}
+		return ch, res, nil
 	}
 	// A change with jobs also marks the visit's outbox pending, for the
 	// sweeper should this process die before handing the jobs to Asynq.
@@ -314,18 +383,79 @@ func (s *Store) tryUpdate(ctx context.Context, id, token, guest string, fn func(
 		pipe.SAdd(ctx, s.keys.outboxPending(), id)
 	}
 	_, err = pipe.Exec(ctx)
-	outcome, cerr := commit.Int64()
+	reply, cerr := commit.Result()
+	if cerr != nil {
+		return ch, attempt{}, cerr
+	}
+	if res, cerr = committed(reply, sn, rev+1, value, guests, guest); cerr != nil {
+		return ch, attempt{}, cerr
+	}
 	switch {
-	case cerr != nil:
-		return ch, 0, cerr
-	case err != nil && outcome == commitDone:
-		return ch, outcome, markError{err}
-	case s.cluster && outcome == commitDone:
+	case err != nil && res.outcome == commitDone:
+		return ch, res, markError{err}
+	case s.cluster && res.outcome == commitDone:
 		if err := s.rdb.SAdd(ctx, s.keys.outboxPending(), id).Err(); err != nil {
-			return ch, outcome, markError{err}
+			return ch, res, markError{err}
 		}
 	}
-	return ch, outcome, nil
+	return ch, res, nil
+}
+
+// committed reads commitChange's reply to a change made from sn that wrote
+// value (the record at rev; nil: not rewritten) and guests.
+func committed(reply any, sn *snapshot, rev int64, value []byte, guests map[string][]byte, scope string) (attempt, error) {
+	switch r := reply.(type) {
+	case int64:
+		if r == commitDuplicate {
+			return attempt{outcome: commitDuplicate, next: sn}, nil
+		}
+		return attempt{outcome: commitDone, next: sn.after(rev, value, guests)}, nil
+	case []any:
+		now, err := staleSnapshot(r, scope)
+		if err != nil {
+			return attempt{}, err
+		}
+		if now == nil {
+			return attempt{}, visit.ErrNotFound
+		}
+		return attempt{outcome: commitStale, next: now}, nil
+	}
+	return attempt{}, fmt.Errorf("commit: unexpected reply %T", reply)
+}
+
+// staleSnapshot reads the visit out of commitChange's refusal {0, stored
+// visit, guest count, guests…}; nil when the visit is gone.
+func staleSnapshot(r []any, scope string) (*snapshot, error) {
+	if len(r) < 3 {
+		return nil, nil
+	}
+	raw, ok := r[1].(string)
+	count, ok2 := r[2].(int64)
+	if !ok || !ok2 {
+		return nil, fmt.Errorf("commit: malformed refusal")
+	}
+	rev, _, err := splitVisit([]byte(raw))
+	if err != nil {
+		return nil, err
+	}
+	sn := &snapshot{rev: rev, raw: []byte(raw), guests: map[string]string{}}
+	rest := r[3:]
+	if scope == everyone {
+		for i := 0; i+1 < len(rest); i += 2 {
+			sid, _ := rest[i].(string)
+			p, _ := rest[i+1].(string)
+			sn.guests[sid] = p
+		}
+		sn.complete = true
+		return sn, nil
+	}
+	p := ""
+	if len(rest) > 0 {
+		p, _ = rest[0].(string)
+	}
+	sn.guests[scope] = p
+	sn.complete = count == 0 || (count == 1 && p != "")
+	return sn, nil
 }
 
 // markError is a failure to mark the outbox pending after a commit.
