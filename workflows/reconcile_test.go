@@ -290,6 +290,18 @@ func TestReconcileEndsAnInterpreterLegWhoseCompletedWasLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	lossy.waitLost(t, 1)
+	// The hang-up also takes the interpreter out of the room. Its Video
+	// callback must be in before the clock moves on: arriving after, it
+	// would make the visit's callbacks look like they are still flowing,
+	// and reconcile would rightly leave the visit for later.
+	e.WaitVisit("V-lost-leg", "the interpreter's Video disconnect", func(v handlers.VisitView) bool {
+		for _, en := range v.Timeline {
+			if en.Source == visit.SourceVideo && en.Type == "participant-disconnected" {
+				return true
+			}
+		}
+		return false
+	})
 	if code := e.API(http.MethodPost, "/v1/visits/V-lost-leg/interpreter", map[string]string{"line": "voyce-es"}, nil); code != http.StatusConflict {
 		t.Fatalf("second request before reconcile = %d; want 409 (the leg still looks live)", code)
 	}

@@ -27,7 +27,7 @@ func newStore(t *testing.T) *store.Store {
 // newStoreOn is newStore with its Redis connection and namespace, for a
 // second store on the same data. Each test has a namespace of its own, which
 // keeps tests apart on a shared Redis Cluster.
-func newStoreOn(t *testing.T) (*store.Store, *redisx.Conn, store.Option) {
+func newStoreOn(t testing.TB) (*store.Store, *redisx.Conn, store.Option) {
 	t.Helper()
 	conn, err := redisx.Connect(context.Background(), redistest.ForTest(t))
 	if err != nil {
