@@ -153,15 +153,16 @@ func (s *Store) Get(ctx context.Context, id string) (*visit.Visit, error) {
 	return decodeWithGuests(raw, guests.Val())
 }
 
-// Update applies fn to the visit atomically: it reads the visit, runs fn,
-// and writes the visit with the timeline entries and jobs fn recorded, all
-// in one step (commitChange) that refuses the write when another writer
-// committed since the read; fn then runs again on a fresh read. token, when
-// not empty, is an idempotency token (I-Twilio-Idempotency-Token): a token
-// already applied returns visit.ErrDuplicate without running fn. When fn
-// changes nothing the write is skipped and Change.Unchanged is true. An
-// error from fn aborts the update and is returned as is. fn must not keep
-// anything from an earlier run.
+// Update applies fn to the visit atomically: it reads the visit (or starts
+// from the copy this process kept of it, recent.go), runs fn, and writes the
+// visit with the timeline entries and jobs fn recorded, all in one step
+// (commitChange) that refuses the write when another writer committed since;
+// fn then runs again on the visit as it now is. token, when not empty, is an
+// idempotency token (I-Twilio-Idempotency-Token): a token already applied
+// returns visit.ErrDuplicate (fn may have run). When fn changes nothing the
+// write is skipped and Change.Unchanged is true. An error from fn aborts the
+// update and is returned as is, once fn returned it for the visit as Redis
+// has it. fn must not keep anything from an earlier run.
 func (s *Store) Update(ctx context.Context, id, token string, fn func(v *visit.Visit) error) (visit.Change, error) {
 	return s.update(ctx, id, token, everyone, fn)
 }
