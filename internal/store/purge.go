@@ -31,6 +31,8 @@ func (s *Store) ScheduledBefore(ctx context.Context, t time.Time, offset, n int6
 // reports whether it deleted; a missing visit is not an error.
 func (s *Store) Delete(ctx context.Context, id string, keep func(v *visit.Visit) bool) (bool, error) {
 	defer s.lock(id)()
+	// A kept copy of a deleted visit would only be refused later; drop it.
+	defer s.recent.put(id, nil)
 	deleted := false
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, s.keys.visit(id)).Bytes()
