@@ -17,6 +17,7 @@ import (
 	"github.com/visitflow/visitflow/internal/audit"
 	"github.com/visitflow/visitflow/internal/config"
 	"github.com/visitflow/visitflow/internal/metrics"
+	"github.com/visitflow/visitflow/internal/panics"
 	"github.com/visitflow/visitflow/internal/twiliosig"
 )
 
@@ -231,7 +232,7 @@ func recoverPanics(log *zap.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("panic serving request", zap.String("path", loggedPath(r.URL.Path)), zap.Any("panic", v), zap.Stack("stack"))
+				log.Error("panic serving request", zap.String("path", loggedPath(r.URL.Path)), zap.String("panic", panics.Describe(v)), zap.Stack("stack"))
 				writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
 			}
 		}()

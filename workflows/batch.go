@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/visitflow/visitflow/internal/panics"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -116,7 +117,7 @@ func (e *Engine) createEach(ctx context.Context, ins []CreateInput, idx []int, o
 func (e *Engine) createItem(ctx context.Context, i int, in CreateInput) (item BatchItem) {
 	defer func() {
 		if p := recover(); p != nil {
-			e.log.Error("panic creating a batch item", zap.Int("index", i), zap.Any("panic", p), zap.Stack("stack"))
+			e.log.Error("panic creating a batch item", zap.Int("index", i), zap.String("panic", panics.Describe(p)), zap.Stack("stack"))
 			item = BatchItem{Index: i, Err: ErrInternal, Status: 500}
 		}
 	}()
@@ -148,7 +149,7 @@ func (e *Engine) createChunk(ctx context.Context, bs batchStore, ins []CreateInp
 	settled := make(map[int]bool, len(idx))
 	defer func() {
 		if p := recover(); p != nil {
-			e.log.Error("panic creating a batch chunk; creating its items one by one", zap.Any("panic", p), zap.Stack("stack"))
+			e.log.Error("panic creating a batch chunk; creating its items one by one", zap.String("panic", panics.Describe(p)), zap.Stack("stack"))
 			for _, p := range ps {
 				if p.pin != "" && !settled[p.i] {
 					if _, err := e.store.Get(ctx, p.v.ID); errors.Is(err, visit.ErrNotFound) {

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
 
+	"github.com/visitflow/visitflow/internal/panics"
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
@@ -195,8 +197,27 @@ func (e *Engine) handlers() map[string]func(context.Context, *asynq.Task) error 
 // through jobError, the one place that decides retry or not.
 func (e *Engine) Register(mux *asynq.ServeMux) {
 	for typ, h := range e.handlers() {
-		mux.HandleFunc(typ, func(ctx context.Context, t *asynq.Task) error { return jobError(h(ctx, t)) })
+		mux.HandleFunc(typ, func(ctx context.Context, t *asynq.Task) (err error) {
+			defer e.recoverJob(ctx, t, &err)
+			return jobError(h(ctx, t))
+		})
 	}
+}
+
+// recoverJob turns a job's panic into its error, which Asynq retries.
+// Asynq's own recovery would store the panic's value as the task's error,
+// shown on its dashboard; the value may hold PHI, so only its kind is said,
+// and the log adds the stack.
+func (e *Engine) recoverJob(ctx context.Context, t *asynq.Task, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	id, _ := asynq.GetTaskID(ctx)
+	what := panics.Describe(p)
+	e.log.Error("panic running a job", zap.String("type", t.Type()), zap.String("task", id),
+		zap.String("panic", what), zap.Stack("stack"))
+	*err = fmt.Errorf("job %s panicked: %s", t.Type(), what)
 }
 
 // Payload is every task's payload: ids and counters only, never PHI

@@ -1,0 +1,59 @@
+package workflows_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/visitflow/visitflow/internal/testenv"
+	"github.com/visitflow/visitflow/internal/visit"
+	"github.com/visitflow/visitflow/workflows"
+)
+
+type phiPanickingStore struct{ workflows.Store }
+
+func (phiPanickingStore) Get(context.Context, string) (*visit.Visit, error) {
+	panic(fmt.Sprintf("cannot read the visit of Sam (%s)", testenv.PatientPhone))
+}
+
+// A job whose handler panics fails with an error Asynq retries, and
+// neither that error (Asynq stores it, its dashboard shows it) nor the log
+// carries the panic's value, which may hold PHI.
+func TestJobPanicIsAnErrorWithoutItsValue(t *testing.T) {
+	e := testenv.New(t)
+	core, logs := observer.New(zapcore.InfoLevel)
+	worker := e.NewEngine(func(d *workflows.Deps) {
+		d.Store, d.Log = phiPanickingStore{d.Store}, zap.New(core)
+	})
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("the job's panic reached Asynq's processor as a panic: %v", p)
+			}
+		}()
+		err = testenv.Process(worker, workflows.TypeFollowupSend, workflows.Payload{VisitID: "V-1"})
+	}()
+	if err == nil {
+		t.Fatal("a panicking job returned nil; want an error so Asynq retries it")
+	}
+	if strings.Contains(err.Error(), testenv.PatientPhone) || strings.Contains(err.Error(), "Sam") {
+		t.Errorf("job error %q carries the panic's PHI", err)
+	}
+	found := false
+	for _, entry := range logs.All() {
+		line := entry.Message + " " + fmt.Sprint(entry.ContextMap())
+		if strings.Contains(line, testenv.PatientPhone) || strings.Contains(line, "Sam") {
+			t.Errorf("log line carries the panic's PHI: %s", line)
+		}
+		found = found || entry.Message == "panic running a job"
+	}
+	if !found {
+		t.Error("the panic was not logged")
+	}
+}
