@@ -40,7 +40,7 @@ func TestUpdateAfterAnotherReplicaWroteKeepsBothChanges(t *testing.T) {
 		s   *store.Store
 		sid string
 	}{{a, "PA1"}, {b, "PA2"}, {a, "PA3"}, {a, "PA4"}, {b, "PA5"}, {a, "PA6"}} {
-		if _, err := step.s.Update(ctx, "V-1", "tok-"+step.sid, connectAt(step.sid)); err != nil {
+		if _, err := step.s.Update(ctx, "V-1", "tok-"+step.sid, connectProvider(step.sid)); err != nil {
 			t.Fatalf("connect %s: %v", step.sid, err)
 		}
 	}
@@ -57,6 +57,17 @@ func TestUpdateAfterAnotherReplicaWroteKeepsBothChanges(t *testing.T) {
 	}
 	if got := countType(timeline, "participant-connected"); got != 6 {
 		t.Errorf("participant-connected rows = %d; want 6", got)
+	}
+}
+
+// connectProvider records the provider ("dr" in newVisit) connecting as
+// sid: a participant kept in the visit's record, not with the guests.
+func connectProvider(sid string) func(v *visit.Visit) error {
+	return func(v *visit.Visit) error {
+		if v.ParticipantConnected(sid, "dr", t0) {
+			v.Log(visit.Entry{At: t0, Source: visit.SourceVideo, Type: "participant-connected", Summary: sid})
+		}
+		return nil
 	}
 }
 
