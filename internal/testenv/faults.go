@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"testing"
+
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/visitflow/visitflow/internal/visit"
 	"github.com/visitflow/visitflow/workflows"
@@ -30,4 +33,23 @@ func (s PHIPanickingStore) GetWithTimeline(ctx context.Context, id string) (*vis
 // PHIPanickingStore's panics.
 func ShowsPanicPHI(s string) bool {
 	return strings.Contains(s, PanicName) || strings.Contains(s, PatientPhone)
+}
+
+// PanicLogged returns the entry logged with message, failing t when there
+// is none or when any entry shows PHIPanickingStore's name or phone.
+func PanicLogged(t testing.TB, logs *observer.ObservedLogs, message string) observer.LoggedEntry {
+	t.Helper()
+	var found *observer.LoggedEntry
+	for _, entry := range logs.All() {
+		if line := entry.Message + " " + fmt.Sprint(entry.ContextMap()); ShowsPanicPHI(line) {
+			t.Errorf("log line carries the panic's PHI: %s", line)
+		}
+		if entry.Message == message && found == nil {
+			found = &entry
+		}
+	}
+	if found == nil {
+		t.Fatalf("no %q in the log", message)
+	}
+	return *found
 }
