@@ -100,9 +100,6 @@ func newRecentVisits(size int) *recentVisits {
 
 // get returns id's snapshot, or nil.
 func (r *recentVisits) get(id string) *snapshot {
-	if r == nil {
-		return nil
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if sn, ok := r.current[id]; ok {
@@ -118,9 +115,6 @@ func (r *recentVisits) get(id string) *snapshot {
 
 // put makes sn id's snapshot; nil forgets id.
 func (r *recentVisits) put(id string, sn *snapshot) {
-	if r == nil {
-		return
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if sn == nil {

@@ -97,8 +97,7 @@ type Store struct {
 	// concurrent callbacks queue up instead of failing each other's
 	// revision check; across processes the check still guarantees atomicity.
 	stripes [256]sync.Mutex
-	// recent holds the snapshots Update starts from (recent.go); nil
-	// always reads.
+	// recent holds the snapshots Update starts from (recent.go).
 	recent *recentVisits
 }
 
