@@ -69,6 +69,7 @@ type options struct {
 	cpuprofile  string
 	logDir      string
 	before      string
+	netHTTP     bool
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -85,6 +86,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of visitflow's process during its first realistic run here")
 	fs.StringVar(&o.logDir, "logs", os.TempDir(), "directory for the servers' logs")
 	fs.StringVar(&o.before, "before", "", "a webhookbench binary built from an earlier commit: its visitflow runs too, as visitflow-before, in the same rounds (before/after in one run)")
+	fs.BoolVar(&o.netHTTP, "net-http", false, "send callbacks through net/http's client, building each request in the timed run (as before 2026-12-01 evening), instead of prepared requests over the generator's own connections")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -261,7 +263,7 @@ type bench struct {
 // the next run starts from an idle server.
 func (b *bench) measure(ctx context.Context, s *server, plan []loadgen.Step, visits int, rate float64, profile string) (loadgen.Report, error) {
 	o := loadgen.Options{BaseURL: s.url, AuthToken: authToken, APIToken: apiToken, RunID: loadgen.NewRunID(),
-		Visits: visits, Senders: b.o.conns, Plan: plan, Rate: rate}
+		Visits: visits, Senders: b.o.conns, Plan: plan, Rate: rate, Wire: !b.o.netHTTP}
 	isVF := s.pprof != ""
 	if isVF {
 		if err := loadgen.Setup(ctx, o); err != nil {

@@ -55,6 +55,12 @@ type Options struct {
 	Rate float64
 	// Client sends the requests; nil uses a client sized for Visits.
 	Client *http.Client
+	// Wire, in Run, prepares every callback's request (form, signature)
+	// before the clock starts and sends them over plain keep-alive
+	// connections of the generator's own, one per sender, instead of
+	// through Client: as wrk does, so the generator takes less of the
+	// machine from the server it measures (wire.go).
+	Wire bool
 	// OnResult, when set, sees every callback's outcome (status 0 = no
 	// answer); it is called from the senders concurrently.
 	OnResult func(Callback, int)
@@ -192,13 +198,26 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		latencies = make([]time.Duration, 0, o.Callbacks)
 		wg        sync.WaitGroup
 	)
+	var prepared [][][]byte
+	if o.Wire {
+		var err error
+		if prepared, err = o.prepare(); err != nil {
+			return Report{}, err
+		}
+	}
 	start := time.Now()
 	for k := 0; k < o.Senders; k++ {
 		wg.Add(1)
 		go func(k int) {
 			defer wg.Done()
+			post := func(_ int, _ int, c Callback) int { return o.post(ctx, c) }
+			if o.Wire {
+				w := newWireConn(o.BaseURL)
+				defer w.close()
+				post = func(n, i int, _ Callback) int { return w.post(ctx, prepared[n][i]) }
+			}
 			for n := k; n < o.Visits; n += o.Senders {
-				o.sendVisit(ctx, n, tokens, func(c Callback, status int, took time.Duration) {
+				o.sendVisit(ctx, n, tokens, post, func(c Callback, status int, took time.Duration) {
 					mu.Lock()
 					rep.Sent++
 					switch status {
@@ -228,8 +247,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	return rep, ctx.Err()
 }
 
-// sendVisit posts visit n's share of the callbacks, in order.
-func (o Options) sendVisit(ctx context.Context, n int, tokens <-chan time.Time, done func(Callback, int, time.Duration)) {
+// callbacks is visit n's share of the callbacks, in order.
+func (o Options) callbacks(n int) []Callback {
 	count := o.Callbacks / o.Visits
 	if n < o.Callbacks%o.Visits {
 		count++
@@ -238,7 +257,20 @@ func (o Options) sendVisit(ctx context.Context, n int, tokens <-chan time.Time, 
 		count = len(o.Plan)
 	}
 	id := o.VisitID(n)
-	for i := 0; i < count; i++ {
+	cs := make([]Callback, count)
+	for i := range cs {
+		cs[i] = callbackFor(id, i)
+		if len(o.Plan) > 0 {
+			cs[i] = callbackOf(id, i, o.Plan[i])
+		}
+	}
+	return cs
+}
+
+// sendVisit posts visit n's callbacks in order, each once the one before
+// was answered; post sends callback i of visit n.
+func (o Options) sendVisit(ctx context.Context, n int, tokens <-chan time.Time, post func(n, i int, c Callback) int, done func(Callback, int, time.Duration)) {
+	for i, c := range o.callbacks(n) {
 		if tokens != nil {
 			select {
 			case <-tokens:
@@ -249,12 +281,8 @@ func (o Options) sendVisit(ctx context.Context, n int, tokens <-chan time.Time, 
 		if ctx.Err() != nil {
 			return
 		}
-		c := callbackFor(id, i)
-		if len(o.Plan) > 0 {
-			c = callbackOf(id, i, o.Plan[i])
-		}
 		t0 := time.Now()
-		status := o.post(ctx, c)
+		status := post(n, i, c)
 		done(c, status, time.Since(t0))
 	}
 }
@@ -297,6 +325,30 @@ func Resend(ctx context.Context, o Options, c Callback) int {
 }
 
 func (o Options) post(ctx context.Context, c Callback) int {
+	r := o.signed(c)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.BaseURL+r.path, strings.NewReader(r.body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(twiliosig.Header, r.signature)
+	req.Header.Set("I-Twilio-Idempotency-Token", r.token)
+	resp, err := o.Client.Do(req)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// signedCallback is what Twilio would post for a Callback: the path with
+// visitflow's ?visit= hint, the form, its signature and the idempotency token.
+type signedCallback struct {
+	path, body, signature, token string
+}
+
+func (o Options) signed(c Callback) signedCallback {
 	i := c.Seq
 	path := "/twilio/video/status?visit=" + url.QueryEscape(c.VisitID)
 	at := base.Add(time.Duration(i) * time.Second)
@@ -322,21 +374,9 @@ func (o Options) post(ctx context.Context, c Callback) int {
 		p.Set("RoomStatus", "completed")
 		p.Set("RoomDuration", fmt.Sprint(i))
 	}
-	body := p.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.BaseURL+path, strings.NewReader(body))
-	if err != nil {
-		return 0
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set(twiliosig.Header, twiliosig.Sign(o.AuthToken, o.PublicBaseURL+path, p))
-	req.Header.Set("I-Twilio-Idempotency-Token", c.VisitID+"-"+fmt.Sprint(i))
-	resp, err := o.Client.Do(req)
-	if err != nil {
-		return 0
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return signedCallback{path: path, body: p.Encode(),
+		signature: twiliosig.Sign(o.AuthToken, o.PublicBaseURL+path, p),
+		token:     c.VisitID + "-" + fmt.Sprint(i)}
 }
 
 func percentile(sorted []time.Duration, p int) time.Duration {

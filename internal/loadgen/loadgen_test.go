@@ -2,9 +2,11 @@ package loadgen_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,31 +104,65 @@ func BenchmarkWebhookPath(b *testing.B) {
 
 // A realistic visit's seven callbacks leave it as a real one ends: three
 // connections (the provider rejoined with a new ParticipantSid), all closed,
-// and the visit completed by room-ended.
+// and the visit completed by room-ended; sent through net/http's client or
+// as prepared requests over the generator's own connections (Wire).
 func TestRealisticVisitEndsCompleted(t *testing.T) {
-	w := testenv.New(t)
-	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "r", Visits: 3, Plan: loadgen.RealisticVisit}
-	ctx := context.Background()
-	if err := loadgen.Setup(ctx, o); err != nil {
-		t.Fatal(err)
+	for _, wire := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wire=%v", wire), func(t *testing.T) {
+			w := testenv.New(t)
+			o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "r", Visits: 3,
+				Senders: 2, Plan: loadgen.RealisticVisit, Wire: wire}
+			ctx := context.Background()
+			if err := loadgen.Setup(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := loadgen.Run(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Sent != 21 || rep.Acked != 21 {
+				t.Fatalf("report = %+v; want 21 callbacks sent and acknowledged", rep)
+			}
+			for n := 0; n < 3; n++ {
+				ps := participants(w, o.VisitID(n))
+				if len(ps) != 3 {
+					t.Fatalf("visit %d has %d participants; want 3 (patient, provider twice)", n, len(ps))
+				}
+				for sid, p := range ps {
+					if p.DisconnectedAt == nil {
+						t.Errorf("visit %d: participant %s is still connected", n, sid)
+					}
+				}
+				if v := w.Visit(o.VisitID(n)); v.State != "completed" {
+					t.Fatalf("visit %d state = %q; want completed", n, v.State)
+				}
+			}
+		})
 	}
-	rep, err := loadgen.Run(ctx, o)
+}
+
+// The wire sender counts what is not a 204 as the net/http one does, and
+// dials again after a server closes the connection.
+func TestWireCountsRefusalsAndRedialsAClosedConnection(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) % 3 {
+		case 1:
+			w.WriteHeader(http.StatusNoContent)
+		case 2:
+			w.Header().Set("Connection", "close")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		default:
+			http.Error(w, "bad signature", http.StatusForbidden)
+		}
+	}))
+	defer srv.Close()
+	o := loadgen.Options{BaseURL: srv.URL, AuthToken: authToken, Visits: 1, Callbacks: 9, Wire: true}
+	rep, err := loadgen.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Sent != 21 || rep.Acked != 21 {
-		t.Fatalf("report = %+v; want 21 callbacks sent and acknowledged", rep)
-	}
-	ps := participants(w, o.VisitID(1))
-	if len(ps) != 3 {
-		t.Fatalf("visit has %d participants; want 3 (patient, provider twice)", len(ps))
-	}
-	for sid, p := range ps {
-		if p.DisconnectedAt == nil {
-			t.Errorf("participant %s is still connected", sid)
-		}
-	}
-	if v := w.Visit(o.VisitID(1)); v.State != "completed" {
-		t.Fatalf("visit state = %q; want completed", v.State)
+	if rep.Sent != 9 || rep.Acked != 3 || rep.Unavailable != 3 || rep.Other != 3 {
+		t.Fatalf("report = %+v; want 9 sent: 3 acknowledged, 3 unavailable, 3 other", rep)
 	}
 }
