@@ -153,6 +153,13 @@ func openRoom(t *testing.T, e *testenv.Env, id string) string {
 	if _, err := workflows.EnsureRoom(e.Engine, context.Background(), id); err != nil {
 		t.Fatalf("ensure room: %v", err)
 	}
+	// The emulator posts room-created in its own time. Landing after the
+	// test moved its clock on, it would date the visit's last callback
+	// after the move, and reconcile would rightly skip the visit as busy.
+	sid := e.Visit(id).Room.SID
+	e.WaitEvent("room-created of "+id, func(ev sandbox.Event) bool {
+		return ev.Kind == sandbox.KindVideoStatus && ev.Name == "room-created" && ev.SID == sid && !ev.Retrying
+	})
 	return v.Room.Name
 }
 
