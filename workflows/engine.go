@@ -122,6 +122,7 @@ type Engine struct {
 	cfg     config.Config
 
 	metrics *metrics.Metrics
+	acks    *outboxAcks
 }
 
 // Deps are the engine's collaborators.
@@ -146,8 +147,16 @@ func New(d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = zap.NewNop()
 	}
-	return &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config, metrics: d.Metrics}
+	return &Engine{store: d.Store, queue: d.Queue, deleter: d.Deleter, twilio: d.Twilio, clock: d.Clock, log: d.Log, cfg: d.Config, metrics: d.Metrics,
+		acks: newOutboxAcks(d.Store, d.Log)}
 }
+
+// AwaitAcks returns once the outbox acknowledgements this engine has handed
+// over are sent (acks.go). Call it on shutdown, once no more callbacks or
+// jobs will come, before Redis closes. An engine that stops without it
+// loses nothing: the sweeper sends again what it did not acknowledge, and
+// Asynq refuses.
+func (e *Engine) AwaitAcks() { e.acks.wait() }
 
 // Result is what applying one event did.
 type Result struct {

@@ -11,26 +11,29 @@ import (
 	"github.com/visitflow/visitflow/internal/visit"
 )
 
-// flush hands a change's outbox entries to Asynq and acknowledges the ones
-// Asynq took. Failures leave entries in the outbox for the sweeper: the
-// change is already committed, so nothing is lost. When every entry went,
-// the visit leaves the pending set in the same round trip as the
-// acknowledgement, so the set stays the short list of outboxes that may
-// still hold something (it once kept every id ever flushed, and after a
-// crash the sweeper drained it 1,000 ids per run).
+// flush hands a change's outbox entries to Asynq, then hands the
+// acknowledgement of the ones Asynq took to e.acks, which sends it behind
+// the answer, many visits per round trip (acks.go). Failures leave entries
+// in the outbox for the sweeper: the change is already committed, so
+// nothing is lost. When every entry went, the visit leaves the pending set
+// with the acknowledgement, so the set stays the short list of outboxes
+// that may still hold something (it once kept every id ever flushed, and
+// after a crash the sweeper drained it 1,000 ids per run).
 func (e *Engine) flush(ctx context.Context, visitID string, jobs []visit.Job) {
 	if len(jobs) == 0 {
 		return
 	}
-	done := e.sendAll(ctx, visitID, jobs)
-	var err error
-	if len(done) == len(jobs) {
-		err = e.store.AckOutboxAndClear(ctx, visitID, done...)
-	} else {
-		err = e.store.AckOutbox(ctx, visitID, done...)
+	for _, j := range jobs {
+		if j.Delete {
+			// An earlier change's entry for the task still queued for
+			// acknowledgement must not outlive its deletion (acks.go).
+			e.acks.wait()
+			break
+		}
 	}
-	if err != nil {
-		e.log.Warn("outbox: ack failed; the sweeper will re-send", zap.String("visit", visitID), zap.Error(err))
+	done := e.sendAll(ctx, visitID, jobs)
+	if len(done) > 0 {
+		e.acks.hand(outboxAck{visitID: visitID, jobIDs: done, all: len(done) == len(jobs)})
 	}
 }
 
@@ -95,6 +98,8 @@ func (e *Engine) send(ctx context.Context, j visit.Job) error {
 // enqueue. It returns how many entries it handed to Asynq. A full sweep also
 // scans the keyspace for outboxes whose pending mark was lost.
 func (e *Engine) SweepOutbox(ctx context.Context, full bool) (int, error) {
+	// What this process flushed and is still acknowledging is not stranded.
+	e.acks.wait()
 	ids, err := e.store.PendingOutboxes(ctx, 1000)
 	if err != nil {
 		return 0, err

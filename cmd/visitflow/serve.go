@@ -143,6 +143,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
+		// Requests and jobs are done: what they flushed is acknowledged
+		// before Redis closes, so the sweeper has nothing to send again.
+		engine.AwaitAcks()
 		_ = queue.Close()
 		log.Info("stopped")
 	}()

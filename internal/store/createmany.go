@@ -198,48 +198,6 @@ func (s *Store) ReservePINs(ctx context.Context, pins, ids []string, holds []tim
 	return ok, nil
 }
 
-// AckOutboxes is AckOutbox(ids[i], jobs[i]...) and, where all[i] (every
-// entry of the visit went), ClearPendingIfEmpty, for many visits in two
-// or three round trips.
-func (s *Store) AckOutboxes(ctx context.Context, ids []string, jobs [][]string, all []bool) error {
-	pipe := s.rdb.Pipeline()
-	for i, id := range ids {
-		if len(jobs[i]) > 0 {
-			pipe.HDel(ctx, s.keys.outbox(id), jobs[i]...)
-		}
-		if all[i] {
-			pipe.SRem(ctx, s.keys.outboxPending(), id)
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("store: ack outboxes: %w", err)
-	}
-	// The remove-then-check order of ClearPendingIfEmpty: an entry that
-	// raced in keeps its mark.
-	pipe = s.rdb.Pipeline()
-	lens := make([]*redis.IntCmd, len(ids))
-	for i, id := range ids {
-		if all[i] {
-			lens[i] = pipe.HLen(ctx, s.keys.outbox(id))
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("store: ack outboxes: %w", err)
-	}
-	var again []any
-	for i, l := range lens {
-		if l != nil && l.Val() > 0 {
-			again = append(again, ids[i])
-		}
-	}
-	if len(again) > 0 {
-		if err := s.rdb.SAdd(ctx, s.keys.outboxPending(), again...).Err(); err != nil {
-			return fmt.Errorf("store: ack outboxes: %w", err)
-		}
-	}
-	return nil
-}
-
 // RememberPatientPhones is RememberPatientPhone for many hashes in one
 // round trip.
 func (s *Store) RememberPatientPhones(ctx context.Context, hashes []string, holds []time.Duration) error {

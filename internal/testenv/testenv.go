@@ -204,6 +204,7 @@ func New(t testing.TB, opts ...Option) *Env {
 		f(&deps)
 	}
 	e.Engine = workflows.New(deps)
+	t.Cleanup(e.Engine.AwaitAcks)
 
 	hd := handlers.Deps{Engine: e.Engine, Config: cfg, Metrics: e.Metrics}
 	for _, f := range o.server {
