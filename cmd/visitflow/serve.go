@@ -23,6 +23,7 @@ import (
 	"github.com/visitflow/visitflow/handlers"
 	"github.com/visitflow/visitflow/internal/board"
 	"github.com/visitflow/visitflow/internal/config"
+	"github.com/visitflow/visitflow/internal/gcpace"
 	"github.com/visitflow/visitflow/internal/metrics"
 	"github.com/visitflow/visitflow/internal/redisx"
 	"github.com/visitflow/visitflow/internal/sandbox"
@@ -100,6 +101,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			session.APIToken, session.AdminUser, session.AdminPassword, sandboxFile)
 	}
 	log.Info("effective config\n" + cfg.String())
+	if gogc, fromEnv := gcpace.Set(); fromEnv {
+		log.Info("garbage collector paced by the environment", zap.Int("gogc", gogc))
+	} else {
+		log.Info("garbage collector paced for a small, busy heap (set GOGC to change it)", zap.Int("gogc", gogc))
+	}
 
 	// --- Redis -----------------------------------------------------------
 	conn, err := redisx.Connect(ctx, cfg.Redis.URL)

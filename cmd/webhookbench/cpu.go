@@ -53,3 +53,19 @@ func (m *cpuMeter) shares(elapsed time.Duration) []float64 {
 	}
 	return out
 }
+
+// peakRSS is the most resident memory process pid has used so far
+// (/proc/<pid>/status VmHWM), or 0 where /proc is not there to say.
+func peakRSS(pid int) int64 {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

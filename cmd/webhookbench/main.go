@@ -204,13 +204,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "\n%d connections, %d realistic visits × %d callbacks per run, median of %d round(s):\n\n",
 		o.conns, o.visits, len(loadgen.RealisticVisit), o.rounds)
-	fmt.Fprintln(out, "| server | callbacks/s | p50 | p99 | server CPU per callback (median of rounds) |")
-	fmt.Fprintln(out, "|---|---|---|---|---|")
+	fmt.Fprintln(out, "| server | callbacks/s | p50 | p99 | server CPU per callback (median of rounds) | peak RSS (whole command) |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|")
+	rss := map[string]int64{}
+	for _, s := range servers {
+		rss[s.name] = peakRSS(s.cmd.Process.Pid)
+	}
 	for _, name := range []string{"visitflow", "visitflow-before", "bare", "express"} {
 		if rep, ok := median[name]; ok {
 			per := slices.Clone(cpuPer[name])
 			slices.Sort(per)
-			fmt.Fprintf(out, "| %s | %.0f | %s | %s | %d µs |\n", name, rep.PerSecond(), ms(rep.P50), ms(rep.P99), per[len(per)/2].Microseconds())
+			fmt.Fprintf(out, "| %s | %.0f | %s | %s | %d µs | %d MB |\n", name, rep.PerSecond(), ms(rep.P50), ms(rep.P99), per[len(per)/2].Microseconds(), rss[name]>>20)
 		}
 	}
 	for _, vf := range visitflows {

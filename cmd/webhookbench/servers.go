@@ -25,6 +25,7 @@ import (
 
 	"github.com/visitflow/visitflow/handlers"
 	"github.com/visitflow/visitflow/internal/config"
+	"github.com/visitflow/visitflow/internal/gcpace"
 	"github.com/visitflow/visitflow/internal/metrics"
 	"github.com/visitflow/visitflow/internal/redisx"
 	"github.com/visitflow/visitflow/internal/sandbox"
@@ -52,6 +53,9 @@ const (
 func serveChild(name string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if name == "visitflow" {
+		gcpace.Set() // as serve does
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

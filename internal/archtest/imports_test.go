@@ -41,9 +41,9 @@ type rule struct {
 }
 
 var rules = []rule{
-	{"leaf packages (internal/visit, internal/audit, twiml, internal/clock, internal/twiliosig, internal/redisurl, internal/panics) import only the standard library",
+	{"leaf packages (internal/visit, internal/audit, twiml, internal/clock, internal/twiliosig, internal/redisurl, internal/panics, internal/gcpace) import only the standard library",
 		func(from, _ string, std bool) bool {
-			for _, leaf := range []string{"internal/visit", "internal/audit", "twiml", "internal/clock", "internal/twiliosig", "internal/redisurl", "internal/panics"} {
+			for _, leaf := range []string{"internal/visit", "internal/audit", "twiml", "internal/clock", "internal/twiliosig", "internal/redisurl", "internal/panics", "internal/gcpace"} {
 				if from == module+"/"+leaf && !std {
 					return true
 				}
