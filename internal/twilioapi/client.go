@@ -88,6 +88,10 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 		return nil, errors.New("twilioapi: credentials must be alphanumeric")
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
+	// net/http keeps 2 idle connections per host by default: with workers
+	// calling Twilio concurrently, every call beyond the second closed its
+	// connection after use and the next one paid a new TCP and TLS handshake.
+	base.MaxIdleConns, base.MaxIdleConnsPerHost = 2*maxIdlePerHost, maxIdlePerHost
 	c.transport = base
 	if cfg.APIURL != "" {
 		u, err := url.Parse(cfg.APIURL)
@@ -98,6 +102,12 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 	}
 	return c, nil
 }
+
+// maxIdlePerHost is how many idle connections to each Twilio host a
+// process keeps for reuse: more than a worker runs jobs at once
+// (worker.concurrency), so concurrent calls find one; unused ones close
+// after the transport's idle timeout (90 s).
+const maxIdlePerHost = 64
 
 // reroute sends every request to base, keeping the original Host header so
 // that one server can tell api.twilio.com from video.twilio.com.

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -488,5 +489,47 @@ func TestRefusedCredentialsAreTransientAndLoggedOnce(t *testing.T) {
 	}
 	if n := logs.Len(); n != 1 || !strings.Contains(logs.All()[0].Message, "credentials") {
 		t.Fatalf("%d error logs %v; want one about the credentials", n, logs.All())
+	}
+}
+
+// Calls made at once, as a worker's concurrent jobs make them, reuse their
+// connections afterwards: net/http's default kept two idle per host, so
+// every later burst dialled (and against Twilio, TLS-handshook) again.
+func TestConcurrentCallsReuseTheirConnections(t *testing.T) {
+	emu := sandbox.New(sandbox.Options{AccountSID: account, AuthToken: token, Log: zaptest.NewLogger(t)})
+	mux := http.NewServeMux()
+	mux.Handle("/sandbox/", http.StripPrefix("/sandbox", emu.Handler()))
+	srv := httptest.NewUnstartedServer(mux)
+	var dialled atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialled.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(func() { emu.Close(); srv.Close() })
+	c := newClient(t, twilioapi.Config{AccountSID: account, AuthToken: token, FromNumber: from, APIURL: srv.URL + "/sandbox"})
+	cx := ctx(t)
+	room, err := c.CreateRoom(cx, twilioapi.CreateRoomParams{UniqueName: "visit-V-conns", UnusedRoomTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const concurrent, bursts = 16, 3
+	for b := 0; b < bursts; b++ {
+		var wg sync.WaitGroup
+		for i := 0; i < concurrent; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := c.FetchRoom(cx, room.SID); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if n := dialled.Load(); n > concurrent+1 {
+		t.Errorf("%d bursts of %d concurrent calls opened %d connections; want at most %d (the first burst's, and the create's)",
+			bursts, concurrent, n, concurrent+1)
 	}
 }
