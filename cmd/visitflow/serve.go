@@ -151,7 +151,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		// Requests and jobs are done: what they flushed is acknowledged
 		// before Redis closes, so the sweeper has nothing to send again.
-		engine.AwaitAcks()
+		// With Redis gone that could take a while; what is still
+		// unacknowledged then is only re-sent by the sweeper, and refused.
+		acked := make(chan struct{})
+		go func() { engine.AwaitAcks(); close(acked) }()
+		select {
+		case <-acked:
+		case <-time.After(cfg.HTTP.ShutdownTimeout):
+			log.Warn("outbox acknowledgements still unsent at shutdown; the sweeper will re-send their entries and Asynq refuse them")
+		}
 		_ = queue.Close()
 		log.Info("stopped")
 	}()
