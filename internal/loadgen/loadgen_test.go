@@ -14,6 +14,21 @@ import (
 	"github.com/visitflow/visitflow/internal/testenv"
 )
 
+// setupAndRun creates o's visits, sends their callbacks and reports,
+// failing t on an error of either.
+func setupAndRun(t *testing.T, o loadgen.Options) loadgen.Report {
+	t.Helper()
+	ctx := context.Background()
+	if err := loadgen.Setup(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := loadgen.Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 func TestLoadRecordsEveryAcknowledgedCallback(t *testing.T) {
 	w := testenv.New(t)
 	o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "t", Visits: 8, Callbacks: 80}
@@ -26,14 +41,7 @@ func TestLoadRecordsEveryAcknowledgedCallback(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	ctx := context.Background()
-	if err := loadgen.Setup(ctx, o); err != nil {
-		t.Fatal(err)
-	}
-	rep, err := loadgen.Run(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := setupAndRun(t, o)
 	if rep.Sent != 80 || rep.Acked != 80 || rep.P50 <= 0 || rep.P99 < rep.P50 {
 		t.Fatalf("report = %+v; want 80 sent and acknowledged with latencies", rep)
 	}
@@ -112,14 +120,7 @@ func TestRealisticVisitEndsCompleted(t *testing.T) {
 			w := testenv.New(t)
 			o := loadgen.Options{BaseURL: w.URL, AuthToken: authToken, APIToken: apiToken, RunID: "r", Visits: 3,
 				Senders: 2, Plan: loadgen.RealisticVisit, Wire: wire}
-			ctx := context.Background()
-			if err := loadgen.Setup(ctx, o); err != nil {
-				t.Fatal(err)
-			}
-			rep, err := loadgen.Run(ctx, o)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rep := setupAndRun(t, o)
 			if rep.Sent != 21 || rep.Acked != 21 {
 				t.Fatalf("report = %+v; want 21 callbacks sent and acknowledged", rep)
 			}
