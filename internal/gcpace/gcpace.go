@@ -15,6 +15,7 @@ package gcpace
 import (
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 )
 
 // Percent is the GOGC visitflow runs at unless the environment sets one.
@@ -22,12 +23,13 @@ const Percent = 400
 
 // Set applies Percent unless the GOGC environment variable is set (an
 // operator's choice wins, GOGC=off included); it returns the GOGC in effect
-// and whether it came from the environment.
+// (-1 for off) and whether it came from the environment.
 func Set() (percent int, fromEnv bool) {
 	if os.Getenv("GOGC") != "" {
-		p := debug.SetGCPercent(100)
-		debug.SetGCPercent(p)
-		return p, true
+		// Read, not set and restored: the runtime parsed GOGC at start.
+		s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(s)
+		return int(s[0].Value.Uint64()), true
 	}
 	debug.SetGCPercent(Percent)
 	return Percent, false

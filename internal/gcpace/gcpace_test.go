@@ -26,4 +26,10 @@ func TestSetPacesTheCollectorUnlessTheEnvironmentDoes(t *testing.T) {
 	if got := debug.SetGCPercent(100); got != 150 {
 		t.Errorf("GOGC in effect = %d; want the environment's 150 kept", got)
 	}
+
+	t.Setenv("GOGC", "off")
+	debug.SetGCPercent(-1)
+	if p, env := Set(); p != -1 || !env {
+		t.Errorf("Set() with GOGC=off = %d, %v; want -1, true", p, env)
+	}
 }
