@@ -51,9 +51,11 @@ const maxAcksPerTrip = 512
 const ackTimeout = 10 * time.Second
 
 // acksStore is what acknowledging many visits in one round trip needs
-// (implemented by *store.Store); a Store without it is acknowledged visit
-// by visit.
+// (implemented by *store.Store; the batch create uses it too); a Store
+// without it is acknowledged visit by visit.
 type acksStore interface {
+	// AckOutboxes is AckOutbox for each visit, and the clearing of
+	// AckOutboxAndClear where all of its entries went.
 	AckOutboxes(ctx context.Context, ids []string, jobs [][]string, all []bool) error
 }
 

@@ -48,9 +48,7 @@ type batchStore interface {
 	ReservePINs(ctx context.Context, pins, ids []string, holds []time.Duration) ([]bool, error)
 	// CreateMany is Create for each visit.
 	CreateMany(ctx context.Context, vs []*visit.Visit) (stored []*visit.Visit, created []bool, errs []error)
-	// AckOutboxes is AckOutbox for each visit, and ClearPendingIfEmpty
-	// where all of its entries went.
-	AckOutboxes(ctx context.Context, ids []string, jobs [][]string, all []bool) error
+	acksStore
 	RememberPatientPhones(ctx context.Context, hashes []string, holds []time.Duration) error
 }
 
